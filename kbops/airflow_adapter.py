@@ -1,0 +1,38 @@
+"""The only kbops module that imports Airflow.
+
+DAG tasks call :func:`run_step` with a kbops step function; it builds the
+Settings from the environment, runs the step, and translates kbops errors:
+a terminal error (bad input or configuration) fails the task without
+retries, a transient one is re-raised so Airflow's retries apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from airflow.exceptions import AirflowFailException
+from airflow.sdk import Asset
+
+from kbops.config import Settings
+from kbops.errors import KbopsError
+
+#: Emitted by kb_ingest when the review queue or auto-approved KB changed; schedules kb_publish.
+KB_CANDIDATES = Asset("kbops://kb/candidates")
+#: Emitted by kb_publish when a new release is active.
+KB_RELEASE = Asset("kbops://kb/release")
+
+
+def run_step(step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one kbops step with env Settings; return a JSON-able result for XCom."""
+    try:
+        settings = Settings.load()
+        result = step(settings, *args, **kwargs)
+    except KbopsError as exc:
+        if exc.transient:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    if hasattr(result, "as_dict"):
+        return result.as_dict()
+    if isinstance(result, list):
+        return [r.as_dict() if hasattr(r, "as_dict") else r for r in result]
+    return result

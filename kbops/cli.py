@@ -1,0 +1,388 @@
+"""The ``kbops`` command line.
+
+Every command takes its configuration from one Settings object (environment
+variables ``KBOPS_*`` and an optional kbops.toml). Errors a user can fix print
+one line, ``error: …``, and exit 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from kbops.config import Settings
+from kbops.errors import KbopsError
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.db import init_db
+
+    revision = init_db(settings)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    print(f"KB database ready at schema revision {revision}; index root {settings.index_dir}")
+    return 0
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.pipeline import ingest
+
+    result = ingest(settings, source=args.source, confirm_deletions=args.confirm_deletions)
+    if args.json:
+        _print_json(result)
+        return 0
+    for s in result["sync"]:
+        print(
+            f"{s['source']:<12} read {s['read']:>5}  new {s['new']:>4}  changed {s['changed']:>4}  "
+            f"unchanged {s['unchanged']:>5}  deleted {s['deleted']:>3}  quarantined {s['quarantined']:>3}  withdrawn {s['withdrawn']:>3}"
+        )
+        for message in s["messages"]:
+            print(f"  ! {message}")
+    e, v, r = result["extract"], result["validate"], result["route"]
+    print(f"extracted {e['proposed']} new candidates ({e['unchanged']} unchanged); validated {v['checked']}: {v['valid']} valid, {v['invalid']} invalid")
+    rules = ", ".join(f"{k}={n}" for k, n in r["by_rule"].items()) or "none"
+    print(f"auto-approved {r['auto_approved']} (rules: {rules}); queued {r['queued']} for review; superseded {r['superseded']}")
+    return 0
+
+
+def cmd_review_list(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.queue import invalid_candidates, list_items
+
+    if args.invalid:
+        rows = invalid_candidates(settings, limit=args.limit)
+        if args.json:
+            _print_json([{"candidate_id": c.id, "entry_key": c.entry_key, "question": c.question, "answer": c.answer, "reasons": c.reasons} for c in rows])
+            return 0
+        for c in rows:
+            print(f"candidate {c.id:<5} {_short(c.question, 40):<40}  {'; '.join(c.reasons)}")
+        print(f"{len(rows)} invalid candidate(s)")
+        return 0
+    items = list_items(settings, state=args.state, limit=args.limit)
+    if args.json:
+        _print_json([_item_dict(i) for i in items])
+        return 0
+    if not items:
+        print(f"no {args.state} review items")
+        return 0
+    print(f"{'ID':>5}  {'ORIGIN':<7} {'LANG':<4} {'SUP':>3}  QUESTION / ANSWER")
+    for i in items:
+        flag = f"  [apply error: {i.apply_error}]" if i.apply_error else ""
+        print(f"{i.id:>5}  {i.origin:<7} {i.lang:<4} {i.support:>3}  {_short(i.question, 50)}{flag}")
+        print(f"{'':>24}→ {_short(i.answer, 70)}")
+    print(f"{len(items)} {args.state} item(s); decide with `kbops review approve|reject|edit ID --by NAME`")
+    return 0
+
+
+def _item_dict(i: Any) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "entry_key": i.entry_key,
+        "origin": i.origin,
+        "kind": i.kind,
+        "lang": i.lang,
+        "question": i.question,
+        "answer": i.answer,
+        "alt_questions": i.alt_questions,
+        "support": i.support,
+        "priority": i.priority,
+        "warnings": i.warnings,
+        "evidence": i.evidence,
+        "state": i.state,
+        "decision": i.decision,
+        "decided_by": i.decided_by,
+        "apply_error": i.apply_error,
+        "created_at": i.created_at,
+    }
+
+
+def cmd_review_show(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.queue import get_item
+
+    item = _item_dict(get_item(settings, args.id))
+    if args.json:
+        _print_json(item)
+        return 0
+    for key in ("id", "entry_key", "origin", "kind", "lang", "state", "support", "question", "answer"):
+        print(f"{key:>12}: {item[key]}")
+    for alt in item["alt_questions"]:
+        print(f"{'also asked':>12}: {alt}")
+    for w in item["warnings"]:
+        print(f"{'warning':>12}: {w}")
+    if item["apply_error"]:
+        print(f"{'apply error':>12}: {item['apply_error']}")
+    for ex in item["evidence"].get("excerpts", [])[:3]:
+        print(f"{'evidence':>12}: session {ex['session']} turn {ex['turn']}: {_short(ex['question'], 40)} → {_short(ex['answer'], 50)}")
+    if item["evidence"].get("records"):
+        print(f"{'depends on':>12}: {', '.join(item['evidence']['records'])}")
+    if item["evidence"].get("document"):
+        print(f"{'document':>12}: {item['evidence']['document']} (v{item['evidence'].get('version')})")
+    return 0
+
+
+def _report_apply(result: Any) -> int:
+    print(f"applied {result.applied} decision(s): {result.approved} approved, {result.rejected} rejected")
+    for item_id, error in result.errors.items():
+        print(f"  ! item {item_id} not applied: {error}")
+    return 0 if not result.errors else 1
+
+
+def cmd_review_approve(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.queue import decide
+
+    return _report_apply(decide(settings, args.ids, "approve", by=args.by, note=args.note))
+
+
+def cmd_review_reject(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.queue import decide
+
+    return _report_apply(decide(settings, args.ids, "reject", by=args.by, note=args.reason))
+
+
+def cmd_review_edit(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.errors import InvalidDecision
+    from kbops.review.queue import decide
+
+    if not args.question and not args.answer:
+        raise InvalidDecision("nothing to edit: pass --question TEXT and/or --answer TEXT")
+    return _report_apply(decide(settings, [args.id], "approve", by=args.by, note=args.note, question=args.question, answer=args.answer))
+
+
+def cmd_review_log(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.db import session_scope
+    from kbops.review.audit import audit_events
+
+    with session_scope(settings) as db:
+        events = audit_events(db, limit=args.limit, item_id=args.item)
+        rows = [
+            {"id": e.id, "at": e.at, "actor": e.actor, "door": e.door, "action": e.action, "review_item_id": e.review_item_id, "entry_id": e.entry_id, "before": e.before, "after": e.after, "note": e.note}
+            for e in events
+        ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        target = f"item {r['review_item_id']}" if r["review_item_id"] else f"entry {r['entry_id']}"
+        print(f"{r['at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<26} {r['door']:<8} {r['action']:<13} {target}  {_short(r['note'] or '', 50)}")
+    return 0
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.pipeline import publish
+
+    result = publish(settings, full=args.full)
+    if args.json:
+        _print_json(result)
+        return 0
+    a, b = result["apply"], result["build"]
+    print(f"applied {a['applied']} review decision(s) ({a['approved']} approved, {a['rejected']} rejected)")
+    for item_id, error in a["errors"].items():
+        print(f"  ! item {item_id} not applied: {error}")
+    for warning in b["warnings"]:
+        print(f"  warning: {warning}")
+    if b["status"] == "unchanged":
+        print(f"KB unchanged since release {b['release_id'] or '(none)'}: nothing to publish")
+    else:
+        print(
+            f"built release {b['release_id']}: {b['entries']} entries, {b['vectors']} vectors "
+            f"(embedding cache {b['cache_hits']} hits, {b['cache_misses']} misses) in {b['seconds']:.1f}s"
+        )
+        print(f"active release is now {result['activate']['release_id']}")
+    return 0
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.serve.retriever import Retriever, log_answer
+
+    retriever = Retriever(settings)
+    if args.question:
+        answer = retriever.search(" ".join(args.question), top_k=args.top_k, lang=args.lang)
+        log_answer(settings, answer)
+        if args.json:
+            _print_json(answer.as_dict())
+            return 0
+        _print_answer(answer)
+        return 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = retriever.search(line.strip(), top_k=args.top_k, lang=args.lang)
+            log_answer(settings, answer)
+            print(json.dumps(answer.as_dict(), ensure_ascii=False, default=str), flush=True)
+        except KbopsError as exc:
+            print(json.dumps({"query": line.strip()[:200], "error": str(exc)}, ensure_ascii=False), flush=True)
+    return 0
+
+
+def _print_answer(answer: Any) -> None:
+    top = answer.top
+    if answer.handoff:
+        best = f" (best score {top.score:.3f}: entry {top.entry_id})" if top else ""
+        print(f"handoff: true — {answer.reason}; a human agent should answer{best}  [release {answer.release_id}]")
+        return
+    print(f"{top.answer}")
+    print(f"  entry {top.entry_id} ({top.entry_key}), score {top.score:.3f}, release {answer.release_id}, handoff: false")
+
+
+def cmd_releases(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.publish import list_releases
+
+    rows = list_releases(settings)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no releases yet; run `kbops publish`")
+    for r in rows:
+        mark = "*" if r["active"] else " "
+        if "error" in r:
+            print(f"{mark} {r['release_id']}  BROKEN: {r['error']}")
+        else:
+            print(f"{mark} {r['release_id']}  {r['created_at'][:19]}  {r['entries']:>6} entries  {r['vectors']:>6} vectors")
+    return 0
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.publish import rollback
+
+    result = rollback(settings, args.release)
+    print(f"active release is now {result['release_id']} (was {result['previous']})")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from kbops.serve.api import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_sources_status(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.sources.status import sources_status
+
+    rows = sources_status(settings)
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        last = r["last_run"]
+        when = f"{last['finished_at']:%Y-%m-%d %H:%M:%S}" if last and last["finished_at"] else "never"
+        print(f"{r['source']:<12} last sync {when}  records {r['records']:>6} (deleted {r['deleted']})  quarantined {r['quarantined']}")
+        for q in r["recent_quarantine"]:
+            print(f"  ! {q['location']}: {q['reason']}")
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbops",
+        description="Keep a customer-service bot's knowledge base true: sync sources, review candidates, publish releases, answer.",
+    )
+    parser.add_argument("--config", help="kbops.toml to read (default: $KBOPS_CONFIG or ./kbops.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[..., int], help_text: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add("init", cmd_init, "create or upgrade the KB database and index root (idempotent)")
+
+    p = add("sync", cmd_sync, "pull sources, detect changes, extract, validate, enqueue (kb_ingest's work)")
+    p.add_argument("--source", help="only this source (a name from the sources config)")
+    p.add_argument("--confirm-deletions", action="store_true", help="apply a snapshot held back by the mass-deletion guard")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    review = sub.add_parser("review", help="the review queue: list, show, approve, reject, edit, log", description="the review queue")
+    rsub = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    p = add("list", cmd_review_list, "the waiting items, highest priority first", rsub)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--invalid", action="store_true", help="show candidates the validation gate refused, with reasons")
+    p.add_argument("--state", default="open", choices=["open", "applied", "superseded"], help="which items (default open)")
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+    p = add("show", cmd_review_show, "one item with its evidence and warnings", rsub)
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("approve", cmd_review_approve, "approve items as they are", rsub)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name (recorded in the audit log)")
+    p.add_argument("--note", help="optional note")
+    p = add("reject", cmd_review_reject, "reject items with a reason", rsub)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--reason", required=True, help="why (shown to other reviewers)")
+    p = add("edit", cmd_review_edit, "edit an item's question and/or answer, then approve it", rsub)
+    p.add_argument("id", type=int)
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--question", help="the corrected question")
+    p.add_argument("--answer", help="the corrected answer")
+    p.add_argument("--note", help="optional note")
+    p = add("log", cmd_review_log, "the audit log of decisions and automatic changes", rsub)
+    p.add_argument("--limit", type=int, default=50, help="at most this many events")
+    p.add_argument("--item", type=int, help="only events for this review item")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("publish", cmd_publish, "apply decisions, build and activate a release (kb_publish's work)")
+    p.add_argument("--full", action="store_true", help="rebuild even if the KB did not change")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("ask", cmd_ask, "what the bot answers; with no QUESTION, one question per line on stdin → JSON lines")
+    p.add_argument("question", nargs="*", help="the customer's question")
+    p.add_argument("--top-k", type=int, default=3, help="how many entries to return (1–50)")
+    p.add_argument("--lang", choices=["zh", "en"], help="only entries in this language")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("releases", cmd_releases, "list index releases (* = active)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("rollback", cmd_rollback, "re-activate RELEASE, or the release before the active one")
+    p.add_argument("release", nargs="?", help="release id (default: the previous release)")
+
+    p = add("serve", cmd_serve, "the bot HTTP API (POST /search, GET /healthz, GET /release)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+    sources = sub.add_parser("sources", help="configured sources", description="configured sources")
+    ssub = sources.add_subparsers(dest="sources_command", required=True, metavar="ACTION")
+    p = add("status", cmd_sources_status, "each source's last run, record counts and quarantined rows", ssub)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(config_file=args.config)
+        if args.func is not cmd_init:
+            from kbops.db import require_db
+
+            require_db(settings)
+        return args.func(settings, args)
+    except KbopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

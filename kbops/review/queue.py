@@ -1,0 +1,299 @@
+"""The review queue: routing valid candidates, recording and applying decisions.
+
+Routing sends each valid candidate either through an auto-approval rule
+(logged with the rule's name) or into ``review_items``. A newer candidate for
+the same entry supersedes an older open item, so reviewers never approve a
+stale proposal.
+
+Decisions arrive through three doors that all write the same columns: the
+CLI (:func:`decide`), the web page, and a plain SQL UPDATE. :func:`apply_decisions`
+checks each one and applies it in its own transaction: an invalid decision is
+not applied; the row stays open with ``apply_error`` saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kbops.config import ApprovalRule, Settings
+from kbops.db import session_scope
+from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
+from kbops.review.audit import record_audit
+from kbops.review.decisions import approve_candidate
+from kbops.schema import Candidate, KbEntry, PipelineRun, ReviewItem, utcnow
+from kbops.validate.gate import check_rows
+
+DECISIONS = ("approve", "reject")
+
+
+@dataclass
+class RouteResult:
+    run_id: int = 0
+    queued: int = 0
+    auto_approved: int = 0
+    superseded: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rule_for(rules: Iterable[ApprovalRule], candidate: Candidate, entry: KbEntry | None) -> ApprovalRule | None:
+    for rule in rules:
+        if not rule.covers(candidate.origin, candidate.kind):
+            continue
+        if rule.unchanged_text:
+            if (
+                entry is not None
+                and entry.status in ("active", "withdrawn")
+                and entry.question == candidate.question
+                and entry.answer == candidate.answer
+                and sorted(entry.alt_questions) == sorted(candidate.alt_questions)
+            ):
+                return rule
+            continue
+        return rule
+    return None
+
+
+def _priority(candidate: Candidate, entry: KbEntry | None) -> float:
+    """Higher first: evidence from many sessions, and replacements of withdrawn entries."""
+    return float(candidate.support) + (5.0 if entry is not None and entry.status == "withdrawn" else 0.0)
+
+
+def route_candidates(settings: Settings) -> RouteResult:
+    """Auto-approve what a rule covers; queue the rest for a reviewer."""
+    started = time.perf_counter()
+    result = RouteResult()
+    with session_scope(settings) as db:
+        run = PipelineRun(step="route")
+        db.add(run)
+        db.flush()
+        result.run_id = run.id
+        for candidate in db.scalars(select(Candidate).where(Candidate.status == "valid").order_by(Candidate.id)):
+            result.superseded += _supersede_open_items(db, candidate)
+            entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == candidate.entry_key))
+            rule = _rule_for(settings.rules, candidate, entry)
+            if rule is not None:
+                approve_candidate(db, candidate, actor=f"rule:{rule.name}", door="rule")
+                candidate.status = "auto_approved"
+                result.auto_approved += 1
+                result.by_rule[rule.name] = result.by_rule.get(rule.name, 0) + 1
+                continue
+            db.add(
+                ReviewItem(
+                    candidate_id=candidate.id,
+                    entry_key=candidate.entry_key,
+                    origin=candidate.origin,
+                    kind=candidate.kind,
+                    lang=candidate.lang,
+                    question=candidate.question,
+                    answer=candidate.answer,
+                    alt_questions=list(candidate.alt_questions),
+                    evidence=candidate.evidence,
+                    warnings=_warnings(entry),
+                    support=candidate.support,
+                    priority=_priority(candidate, entry),
+                )
+            )
+            candidate.status = "queued"
+            result.queued += 1
+        result.seconds = round(time.perf_counter() - started, 3)
+        run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
+    return result
+
+
+def _warnings(entry: KbEntry | None) -> list[str]:
+    if entry is None:
+        return []
+    if entry.status == "withdrawn":
+        return [f"replaces withdrawn entry {entry.id}: {entry.status_reason}"]
+    return [f"replaces active entry {entry.id} (revision {entry.revision})"]
+
+
+def _supersede_open_items(db: Session, candidate: Candidate) -> int:
+    older = list(
+        db.scalars(
+            select(ReviewItem).where(
+                ReviewItem.entry_key == candidate.entry_key,
+                ReviewItem.state == "open",
+                ReviewItem.candidate_id != candidate.id,
+            )
+        )
+    )
+    for item in older:
+        item.state = "superseded"
+        item.apply_error = None
+        db.execute(update(Candidate).where(Candidate.id == item.candidate_id).values(status="superseded"))
+        record_audit(db, actor="kbops", door="pipeline", action="supersede", review_item_id=item.id, note=f"newer candidate {candidate.id}")
+    return len(older)
+
+
+# --- reading the queue -------------------------------------------------------------
+
+
+def list_items(settings: Settings, state: str = "open", limit: int = 200) -> list[ReviewItem]:
+    with session_scope(settings) as db:
+        return list(
+            db.scalars(
+                select(ReviewItem)
+                .where(ReviewItem.state == state)
+                .order_by(ReviewItem.priority.desc(), ReviewItem.created_at, ReviewItem.id)
+                .limit(limit)
+            )
+        )
+
+
+def get_item(settings: Settings, item_id: int) -> ReviewItem:
+    with session_scope(settings) as db:
+        item = db.get(ReviewItem, item_id)
+        if item is None:
+            raise ReviewItemNotFound(f"no review item {item_id}; see `kbops review list`")
+        return item
+
+
+def invalid_candidates(settings: Settings, limit: int = 200) -> list[Candidate]:
+    with session_scope(settings) as db:
+        return list(
+            db.scalars(select(Candidate).where(Candidate.status == "invalid").order_by(Candidate.id.desc()).limit(limit))
+        )
+
+
+# --- deciding ------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyResult:
+    applied: int = 0
+    approved: int = 0
+    rejected: int = 0
+    errors: dict[int, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    settings: Settings,
+    item_ids: list[int],
+    decision: str,
+    *,
+    by: str,
+    note: str | None = None,
+    question: str | None = None,
+    answer: str | None = None,
+    door: str = "cli",
+) -> ApplyResult:
+    """Record a reviewer's decision on open items, then apply it at once.
+
+    Exactly one decision wins per item: the UPDATE only matches an undecided
+    open row at the version we read (optimistic concurrency), so a second
+    reviewer gets :class:`AlreadyDecided` naming who decided first.
+    """
+    if decision not in DECISIONS:
+        raise InvalidDecision(f"decision {decision!r} is not one of {', '.join(DECISIONS)}")
+    if not by or not by.strip():
+        raise InvalidDecision("a decision needs the reviewer's name: pass --by NAME")
+    if decision == "reject" and not (note or "").strip():
+        raise InvalidDecision("a rejection needs a reason: pass --reason TEXT")
+    with session_scope(settings) as db:
+        for item_id in item_ids:
+            item = db.get(ReviewItem, item_id)
+            if item is None:
+                raise ReviewItemNotFound(f"no review item {item_id}; see `kbops review list`")
+            if item.state != "open" or (item.decision is not None and item.apply_error is None):
+                who = item.decided_by or "the pipeline"
+                raise AlreadyDecided(f"review item {item_id} was already decided by {who} ({item.decision or item.state})")
+            claimed = db.execute(
+                update(ReviewItem)
+                .where(ReviewItem.id == item_id, ReviewItem.row_version == item.row_version, ReviewItem.state == "open")
+                .values(
+                    decision=decision,
+                    decided_by=by.strip(),
+                    decided_at=utcnow(),
+                    decided_via=door,
+                    note=note,
+                    edited_question=question,
+                    edited_answer=answer,
+                    apply_error=None,
+                    row_version=item.row_version + 1,
+                )
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if claimed != 1:
+                db.rollback()
+                fresh = db.get(ReviewItem, item_id)
+                raise AlreadyDecided(f"review item {item_id} was already decided by {fresh.decided_by if fresh else 'someone else'}")
+    return apply_decisions(settings, item_ids=item_ids)
+
+
+def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> ApplyResult:
+    """Apply every decided open item (or just ``item_ids``), one transaction each.
+
+    Items decided by a plain SQL UPDATE have no ``decided_via``; they are
+    audited as coming through the 'sql' door.
+    """
+    result = ApplyResult()
+    with session_scope(settings) as db:
+        stmt = select(ReviewItem.id).where(ReviewItem.state == "open", ReviewItem.decision.is_not(None))
+        if item_ids is not None:
+            stmt = stmt.where(ReviewItem.id.in_(item_ids))
+        ids = list(db.scalars(stmt.order_by(ReviewItem.id)))
+    for item_id in ids:
+        with session_scope(settings) as db:
+            item = db.get(ReviewItem, item_id)
+            error = _apply_one(db, item)
+            if error is None:
+                result.applied += 1
+                if item.decision == "approve":
+                    result.approved += 1
+                else:
+                    result.rejected += 1
+        if error is not None:
+            # The failed attempt rolled back nothing else; record why, keep it open.
+            with session_scope(settings) as db:
+                db.execute(update(ReviewItem).where(ReviewItem.id == item_id).values(apply_error=error))
+            result.errors[item_id] = error
+    return result
+
+
+def _apply_one(db: Session, item: ReviewItem) -> str | None:
+    """Apply one decision; return an error message instead of applying a bad one."""
+    decision = (item.decision or "").strip().lower()
+    if decision not in DECISIONS:
+        return f"decision {item.decision!r} is not one of {', '.join(DECISIONS)}; set decision to approve or reject"
+    if not (item.decided_by or "").strip():
+        return "decided_by is empty; set it to the reviewer's name"
+    if decision == "reject" and not (item.note or "").strip():
+        return "a rejection needs a reason in note"
+    candidate = db.get(Candidate, item.candidate_id)
+    question = (item.edited_question or "").strip() or item.question
+    answer = (item.edited_answer or "").strip() or item.answer
+    if decision == "approve" and (question != item.question or answer != item.answer):
+        known = dict(db.execute(select(KbEntry.fingerprint, KbEntry.entry_key).where(KbEntry.status == "active")).all())
+        verdict = check_rows(
+            [{"candidate_id": item.id, "entry_key": item.entry_key, "lang": item.lang, "question": question, "answer": answer}],
+            known,
+        )[0]
+        if not verdict.ok:
+            return "edited text fails validation: " + "; ".join(verdict.reasons)
+    actor = item.decided_by.strip()
+    via = item.decided_via or "sql"
+    if decision == "approve":
+        approve_candidate(db, candidate, actor=actor, door=via, question=question, answer=answer, review_item_id=item.id, note=item.note)
+    else:
+        candidate.status = "rejected"
+        record_audit(db, actor=actor, door=via, action="reject", review_item_id=item.id, before={"question": item.question, "answer": item.answer}, note=item.note)
+    item.state = "applied"
+    item.decision = decision
+    item.apply_error = None
+    item.applied_at = utcnow()
+    if item.decided_at is None:
+        item.decided_at = item.applied_at
+    return None

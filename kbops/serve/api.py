@@ -1,0 +1,71 @@
+"""The bot HTTP API: ``POST /search``, ``GET /healthz``, ``GET /release``.
+
+Reads only the active index release (plus the query log write). When the
+``ACTIVE`` pointer moves, the next request loads the new release while
+in-flight requests finish on the old one: no restart, no failed request.
+With ``KBOPS_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kbops.config import Settings
+from kbops.errors import KbopsError, QueryError, ReleaseError
+from kbops.serve.retriever import MAX_TOP_K, Retriever, log_answer
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(..., description="the customer's question", max_length=100_000)
+    top_k: int = Field(3, description=f"entries to return, 1–{MAX_TOP_K}")
+    lang: str | None = Field(None, description="only entries in this language: zh or en")
+    tags: list[str] | None = Field(None, description="only entries with one of these tags")
+
+
+def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAPI:
+    app = FastAPI(title="kbops bot API", version="1", description="Answers from the active knowledge-base release, with a handoff flag when unsure.")
+    state: dict[str, Any] = {"retriever": retriever}
+
+    def get_retriever() -> Retriever:
+        if state["retriever"] is None:
+            state["retriever"] = Retriever(settings)
+        return state["retriever"]
+
+    def auth(authorization: str | None = Header(None)) -> None:
+        if settings.api_token is None:
+            return
+        expected = f"Bearer {settings.api_token}"
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+
+    @app.exception_handler(KbopsError)
+    async def _kbops_error(_request, exc: KbopsError) -> JSONResponse:
+        status = 503 if isinstance(exc, ReleaseError) else 400 if isinstance(exc, QueryError) else 500
+        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+
+    @app.post("/search", dependencies=[Depends(auth)])
+    def search(req: SearchRequest) -> dict[str, Any]:
+        answer = get_retriever().search(req.query, top_k=req.top_k, lang=req.lang, tags=req.tags)
+        log_answer(settings, answer)
+        return answer.as_dict()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        try:
+            loaded = get_retriever().release()
+        except KbopsError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        return {"status": "ok", "release_id": loaded.release_id}
+
+    @app.get("/release", dependencies=[Depends(auth)])
+    def release() -> dict[str, Any]:
+        loaded = get_retriever().release()
+        m = loaded.manifest
+        return {k: m[k] for k in ("release_id", "created_at", "model", "dim", "entry_count", "vector_count", "index_type", "kb_digest")}
+
+    return app

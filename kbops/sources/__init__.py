@@ -1,0 +1,1 @@
+"""kbops.sources"""

@@ -1,0 +1,84 @@
+"""Text helpers shared by extraction, validation and retrieval.
+
+Chinese and English are both first-class: language detection is by script,
+fingerprints ignore punctuation, width and case, and lexical tokens are words
+for Latin script and character uni+bigrams for CJK (Chinese has no spaces, and
+the default embedding model reads no Chinese at all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_TOKEN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[a-z0-9]+(?:\.[0-9]+)?")
+_PUNCT_SPACE = re.compile(r"[\W_]+", re.UNICODE)
+
+# Chinese sentence-final particles and English filler carry no meaning for matching.
+_ZH_PARTICLES = set("吗呢啊呀吧哦么嘛哈啦")
+EN_STOPWORDS = frozenset(
+    "a an the is are was were be been do does did to of for in on at by with and or "
+    "i me my you your we our it its this that can could would will should please hi hello "
+    "there any how what when where which who".split()
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width → half-width), lower case, collapsed whitespace."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def detect_lang(text: str) -> str:
+    """'zh' when CJK characters make up a fair share of the letters, else 'en'.
+
+    Returns 'und' for text without letters (numbers, emoji, punctuation).
+    """
+    cjk = len(_CJK.findall(text))
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    if cjk == 0 and latin == 0:
+        return "und"
+    return "zh" if cjk * 2 >= latin / 4 else "en"
+
+
+def fingerprint(text: str) -> str:
+    """A hash that is equal for texts differing only in punctuation, case and width."""
+    core = _PUNCT_SPACE.sub("", normalize(text))
+    core = "".join(ch for ch in core if ch not in _ZH_PARTICLES) or core
+    return hashlib.sha256(core.encode("utf-8")).hexdigest()[:32]
+
+
+def content_hash(*parts: object) -> str:
+    """A stable hash of the given parts (used for record and candidate identity)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def tokens(text: str) -> list[str]:
+    """Lexical tokens: English words (stop words dropped) and CJK uni+bigrams."""
+    out: list[str] = []
+    for run in _TOKEN_RUN.findall(normalize(text)):
+        if _CJK.match(run):
+            chars = [ch for ch in run if ch not in _ZH_PARTICLES]
+            out.extend(chars)
+            out.extend(a + b for a, b in zip(chars, chars[1:]))
+        elif run not in EN_STOPWORDS:
+            out.append(_stem(run))
+    return out
+
+
+def _stem(word: str) -> str:
+    """A deliberately light English stemmer: plural and common verb endings."""
+    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)] + keep
+    return word
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
