@@ -1,0 +1,52 @@
+# kbops — `make demo` runs the whole loop on the sample store; `make test` runs the tests.
+# Both set everything up on first use (.venv, the package, Airflow's metadata DB under var/).
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export KBOPS_HOME ?= $(CURDIR)/var
+export AIRFLOW_HOME := $(CURDIR)/var/airflow
+export AIRFLOW_CONFIG := $(CURDIR)/airflow.cfg
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/var/airflow/airflow.db
+export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/var/airflow/logs
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GX_ANALYTICS_ENABLED := false
+export PYTHONWARNINGS := ignore
+
+.PHONY: setup demo test test-fast serve bench clean
+
+setup: $(STAMP) var/airflow/airflow.db
+
+# torch is pinned first so nothing can pull a CUDA build (the CPU wheel is on local disk).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+var/airflow/airflow.db: $(STAMP)
+	@mkdir -p var/airflow/logs
+	$(BIN)/airflow db migrate >/dev/null
+	@test -f $@
+
+demo: setup
+	$(BIN)/python -m kbops.demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+serve: setup
+	$(BIN)/kbops serve --host 127.0.0.1 --port 8080
+
+clean:
+	rm -rf var/ .pytest_cache
