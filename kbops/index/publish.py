@@ -161,7 +161,7 @@ def list_releases(settings: Settings) -> list[dict[str, Any]]:
     out = []
     for rid in reversed(rel.list_release_ids(settings.index_dir)):
         try:
-            m = rel.read_manifest(settings.index_dir, rid)
+            m = rel.read_manifest(settings.index_dir, rid, verify=True)
             out.append({"release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"], "vectors": m["vector_count"], "model": m["model"]})
         except Exception as exc:  # noqa: BLE001 - show broken releases instead of hiding them
             out.append({"release_id": rid, "active": rid == active, "error": str(exc)})

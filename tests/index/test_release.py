@@ -1,0 +1,67 @@
+"""Index releases: complete before activation, verified on load, rollback, no-op publish."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kbops.errors import ReleaseError
+from kbops.index import release as rel
+from kbops.index.publish import activate_release, build_release, list_releases, rollback
+from kbops.review.queue import decide, list_items
+from kbops.pipeline import ingest
+
+
+@pytest.fixture
+def published(settings, embedder):
+    ingest(settings)
+    decide(settings, [i.id for i in list_items(settings)], "approve", by="lin")
+    built = build_release(settings, embedder=embedder)
+    activate_release(settings, built.release_id)
+    return settings, built
+
+
+def test_publish_builds_a_verified_release_and_activates_it(published):
+    s, built = published
+    assert built.status == "built" and built.entries > 100 and built.vectors > built.entries
+    assert rel.active_release_id(s.index_dir) == built.release_id
+    manifest = rel.read_manifest(s.index_dir, built.release_id, verify=True)
+    assert manifest["entry_count"] == built.entries and manifest["dim"] == 384
+    assert not list(rel.releases_dir(s.index_dir).glob(".tmp-*"))
+
+
+def test_publishing_an_unchanged_kb_builds_nothing(published, embedder):
+    s, built = published
+    again = build_release(s, embedder=embedder)
+    assert again.status == "unchanged" and again.release_id == built.release_id
+    assert len(rel.list_release_ids(s.index_dir)) == 1
+
+
+def test_embedding_cache_means_unchanged_text_is_not_embedded_twice(published, embedder):
+    s, _ = published
+    before = embedder.stats.misses
+    full = build_release(s, full=True, embedder=embedder)
+    assert full.status == "built"
+    assert embedder.stats.misses == before
+
+
+def test_corrupt_release_is_refused_and_previous_kept(published, embedder):
+    s, built = published
+    second = build_release(s, full=True, embedder=embedder)
+    path = rel.releases_dir(s.index_dir) / second.release_id / "entries.json"
+    path.write_text(json.dumps([]), encoding="utf-8")
+    with pytest.raises(ReleaseError, match="checksum"):
+        activate_release(s, second.release_id)
+    assert rel.active_release_id(s.index_dir) == built.release_id
+    assert any("error" in r for r in list_releases(s))
+
+
+def test_rollback_moves_the_pointer_back(published, embedder):
+    s, built = published
+    second = build_release(s, full=True, embedder=embedder)
+    activate_release(s, second.release_id)
+    assert rollback(s)["release_id"] == built.release_id
+    assert rel.active_release_id(s.index_dir) == built.release_id
+    with pytest.raises(ReleaseError, match="not found"):
+        rollback(s, "r-does-not-exist")

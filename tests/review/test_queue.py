@@ -1,0 +1,144 @@
+"""The review table and its doors: routing, CLI decisions, the SQL door, audit, concurrency."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text, update
+
+from kbops.db import engine_for, session_scope
+from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
+from kbops.extract import extract_candidates
+from kbops.review.queue import apply_decisions, decide, list_items, route_candidates
+from kbops.schema import AuditEvent, Candidate, KbEntry, ReviewItem
+from kbops.sources.sync import sync_sources
+from kbops.validate import validate_candidates
+
+
+@pytest.fixture
+def db_with_pending_reviews(settings):
+    sync_sources(settings)
+    extract_candidates(settings)
+    validate_candidates(settings)
+    route_candidates(settings)
+    return settings
+
+
+def _entry(settings, key):
+    with session_scope(settings) as db:
+        return db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+
+
+def test_structured_facts_are_auto_approved_and_the_rest_queued(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    price = _entry(s, "product:LM-1001:price:zh")
+    assert price is not None and price.status == "active" and price.approved_by == "rule:structured-facts"
+    assert "299.00" in price.answer
+    items = list_items(s)
+    assert items and {i.origin for i in items} == {"policy", "chat"}
+    assert items == sorted(items, key=lambda i: -i.priority)
+    with session_scope(s) as db:
+        assert db.scalar(select(AuditEvent).where(AuditEvent.actor == "rule:structured-facts")) is not None
+
+
+def test_approve_reject_and_edit_through_the_cli_path(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    a, b, c = list_items(s)[:3]
+    assert decide(s, [a.id], "approve", by="lin").approved == 1
+    assert decide(s, [b.id], "reject", by="lin", note="too specific").rejected == 1
+    assert decide(s, [c.id], "approve", by="lin", answer="改过的答案：请在订单详情页申请。" if c.lang == "zh" else "Edited: apply in the order details page.").approved == 1
+    assert _entry(s, a.entry_key).status == "active"
+    assert _entry(s, b.entry_key) is None
+    assert _entry(s, c.entry_key).answer.startswith(("改过的答案", "Edited"))
+    with session_scope(s) as db:
+        actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.door == "cli").order_by(AuditEvent.id))]
+    assert actions == ["approve", "reject", "edit_approve"]
+
+
+def test_decision_mistakes_are_refused_with_clear_errors(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    item = list_items(s)[0]
+    with pytest.raises(InvalidDecision, match="--by"):
+        decide(s, [item.id], "approve", by=" ")
+    with pytest.raises(InvalidDecision, match="reason"):
+        decide(s, [item.id], "reject", by="lin")
+    with pytest.raises(ReviewItemNotFound, match="99999"):
+        decide(s, [99999], "approve", by="lin")
+    decide(s, [item.id], "approve", by="lin")
+    with pytest.raises(AlreadyDecided, match="lin"):
+        decide(s, [item.id], "approve", by="wang")
+
+
+def test_an_edited_answer_that_fails_validation_is_not_applied(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    item = list_items(s)[0]
+    result = decide(s, [item.id], "approve", by="lin", answer="请拨打13812345678联系我们的客服人员处理。")
+    assert result.approved == 0 and "private_data" in result.errors[item.id]
+    with session_scope(s) as db:
+        row = db.get(ReviewItem, item.id)
+        assert row.state == "open" and "private_data" in row.apply_error
+    assert _entry(s, item.entry_key) is None
+
+
+def test_sql_door_valid_and_invalid_decisions(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    good, bad_status, no_name = list_items(s)[:3]
+    with engine_for(s).begin() as conn:
+        conn.execute(text("UPDATE review_items SET decision = 'approve', decided_by = 'zhao' WHERE id = :i"), {"i": good.id})
+        conn.execute(text("UPDATE review_items SET decision = 'maybe', decided_by = 'zhao' WHERE id = :i"), {"i": bad_status.id})
+        conn.execute(text("UPDATE review_items SET decision = 'approve' WHERE id = :i"), {"i": no_name.id})
+    result = apply_decisions(s)
+    assert result.approved == 1
+    assert set(result.errors) == {bad_status.id, no_name.id}
+    assert "maybe" in result.errors[bad_status.id] and "decided_by" in result.errors[no_name.id]
+    assert _entry(s, good.entry_key).approved_via == "sql"
+    with session_scope(s) as db:
+        assert db.get(ReviewItem, bad_status.id).state == "open"
+        # Fixing the row through SQL lets the next apply succeed.
+        db.execute(update(ReviewItem).where(ReviewItem.id == bad_status.id).values(decision="approve"))
+    assert apply_decisions(s).approved == 1
+
+
+def test_two_reviewers_deciding_at_once_exactly_one_wins(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    item = list_items(s)[0]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def reviewer(name: str) -> None:
+        barrier.wait()
+        try:
+            decide(s, [item.id], "approve", by=name)
+            outcomes.append("won")
+        except AlreadyDecided as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=reviewer, args=(n,)) for n in ("lin", "wang")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1
+    assert any("already decided" in o for o in outcomes)
+    with session_scope(s) as db:
+        assert db.scalar(select(Candidate.status).where(Candidate.id == item.candidate_id)) == "approved"
+
+
+def test_a_changed_fact_withdraws_its_entries_before_any_review(db_with_pending_reviews, store):
+    s = db_with_pending_reviews
+    policy_item = next(i for i in list_items(s) if i.origin == "policy")
+    decide(s, [policy_item.id], "approve", by="lin")
+    doc = store / "policies" / policy_item.evidence["document"]
+    new_q, new_a = ("新增的问题？", "新增的答案内容，足够长。") if policy_item.lang == "zh" else ("A new question?", "A new answer that is long enough.")
+    doc.write_text(doc.read_text(encoding="utf-8") + f"\n\n## {new_q}\n{new_a}\n", encoding="utf-8")
+    [result] = sync_sources(s, only="policies")
+    assert result.changed == 1 and result.withdrawn >= 1
+    assert _entry(s, policy_item.entry_key).status == "withdrawn"
+    # Unchanged sections come back by the unchanged-text rule; the new one waits for review.
+    extract_candidates(s)
+    validate_candidates(s)
+    routed = route_candidates(s)
+    assert routed.by_rule.get("unchanged-text", 0) >= 1
+    assert _entry(s, policy_item.entry_key).status == "active"
+    assert any(i.question == new_q for i in list_items(s))

@@ -1,0 +1,78 @@
+"""Hybrid retrieval and handoff on a published sample-store KB."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select, update
+
+from kbops.db import session_scope
+from kbops.errors import QueryError
+from kbops.index.publish import activate_release, build_release
+from kbops.pipeline import ingest
+from kbops.review.queue import decide, list_items
+from kbops.schema import KbEntry, QueryLogEntry
+from kbops.serve.retriever import Retriever, log_answer
+
+
+@pytest.fixture
+def retriever(settings, embedder):
+    ingest(settings)
+    decide(settings, [i.id for i in list_items(settings)], "approve", by="lin")
+    activate_release(settings, build_release(settings, embedder=embedder).release_id)
+    return Retriever(settings, embedder=embedder)
+
+
+@pytest.mark.parametrize(
+    "question, entry_key",
+    [
+        ("鹿米智能电饭煲多少钱？", "product:LM-1001:price:zh"),
+        ("How much is the Lumi Smart Rice Cooker?", "product:LM-1001:price:en"),
+        ("退款多久能到账", "policy:"),
+        ("How long does a refund take?", "policy:"),
+        ("支持货到付款吗", "chat:zh:"),
+        ("Do you deliver to Hong Kong?", "chat:en:"),
+    ],
+)
+def test_answers_in_chinese_and_english(retriever, question, entry_key):
+    answer = retriever.search(question)
+    assert not answer.handoff, answer
+    assert answer.top.entry_key.startswith(entry_key)
+
+
+@pytest.mark.parametrize("question", ["你们老板最喜欢什么颜色？", "Can I pay with seashells on Mars?", "今天天气怎么样"])
+def test_unanswerable_questions_are_handed_off(retriever, question):
+    answer = retriever.search(question)
+    assert answer.handoff and answer.reason == "no_match"
+    assert answer.as_dict()["answer"] is None
+
+
+@pytest.mark.parametrize("query, top_k", [("", 3), ("x" * 100_000, 3), ("ok", 0), ("ok", -1), ("ok", 10**9)])
+def test_malformed_queries_get_a_clear_error(retriever, query, top_k):
+    with pytest.raises(QueryError):
+        retriever.search(query, top_k=top_k)
+
+
+def test_filters_by_language(retriever):
+    answer = retriever.search("鹿米智能电饭煲 3L", top_k=5, lang="en")
+    assert all(h.lang == "en" for h in answer.hits)
+
+
+def test_an_expired_entry_is_not_served_even_without_a_publish(retriever, settings):
+    key = "product:LM-1001:price:zh"
+    with session_scope(settings) as db:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+        expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        db.execute(update(KbEntry).where(KbEntry.id == entry.id).values(valid_to=expires))
+    activate_release(settings, build_release(settings, embedder=retriever.embedder).release_id)
+    assert retriever.search("鹿米智能电饭煲多少钱？").top.entry_key == key
+    later = retriever.search("鹿米智能电饭煲多少钱？", now=expires + timedelta(minutes=1))
+    assert all(h.entry_key != key for h in later.hits)
+
+
+def test_query_log_is_scrubbed(retriever, settings):
+    log_answer(settings, retriever.search("我的手机13812345678，退款多久到账？"))
+    with session_scope(settings) as db:
+        logged = db.scalar(select(QueryLogEntry.question).order_by(QueryLogEntry.id.desc()).limit(1))
+    assert "13812345678" not in logged and "[PHONE]" in logged
