@@ -22,3 +22,7 @@ def test_init_is_idempotent_and_keeps_data(settings):
 def test_migrations_create_exactly_the_model_tables(settings):
     tables = set(inspect(engine_for(settings)).get_table_names()) - {"alembic_version"}
     assert tables == set(Base.metadata.tables)
+
+
+def test_sql_door_views_exist(settings):
+    assert {"pending_review", "refused_decisions"} <= set(inspect(engine_for(settings)).get_view_names())

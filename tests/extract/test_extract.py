@@ -1,0 +1,73 @@
+"""kbops.extract.extract_candidates: synced records and chats become candidates, once."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from kbops.db import session_scope
+from kbops.extract import extract_candidates
+from kbops.schema import Candidate
+from kbops.sources.sync import sync_sources
+
+
+@pytest.fixture
+def synced(settings):
+    """A KB that has synced the unmodified sample store once."""
+    sync_sources(settings)
+    return settings
+
+
+def candidates(settings, prefix: str) -> dict[str, Candidate]:
+    with session_scope(settings) as db:
+        rows = db.scalars(select(Candidate).where(Candidate.entry_key.startswith(prefix)).order_by(Candidate.id)).all()
+    return {c.entry_key: c for c in rows}  # latest proposal per key
+
+
+def test_product_fact_candidates_depend_on_the_record_versions_they_quote(synced):
+    result = extract_candidates(synced)
+    assert result.proposed > 0
+    found = candidates(synced, "product:LM-1001:")
+    assert set(found) == {f"product:LM-1001:{fact}:{lang}" for fact in ("price", "stock", "shipping", "warranty") for lang in ("zh", "en")}
+    price_zh = found["product:LM-1001:price:zh"]
+    assert price_zh.depends_on == ["prices/price/LM-1001@1", "products/product/LM-1001@1"]
+    assert "299.00元" in price_zh.answer
+    assert "299.00 CNY" in found["product:LM-1001:price:en"].answer
+    assert found["product:LM-1001:stock:zh"].depends_on == ["products/product/LM-1001@1"]
+    assert all(c.status == "new" and c.origin == "record" for c in found.values())
+
+
+def test_quarantined_price_row_yields_no_candidate(synced):
+    extract_candidates(synced)
+    assert candidates(synced, "product:LM-1099:") == {}
+
+
+def test_policy_and_chat_candidates_are_proposed(synced):
+    extract_candidates(synced)
+    policies = candidates(synced, "policy:policies:returns.zh.md:")
+    assert policies and all(c.depends_on == ["policies/policy/returns.zh.md@1"] for c in policies.values())
+    chats = candidates(synced, "chat:")
+    hk = [c for c in chats.values() if c.lang == "en" and "Hong Kong" in c.question]
+    assert len(hk) == 1 and hk[0].support >= 2
+    assert all(c.support >= synced.min_chat_support for c in chats.values())
+
+
+def test_extract_again_proposes_nothing(synced):
+    first = extract_candidates(synced)
+    second = extract_candidates(synced)
+    assert first.proposed > 0
+    assert (second.proposed, second.records, second.sessions) == (0, 0, 0)
+    with session_scope(synced) as db:
+        assert len(db.scalars(select(Candidate.id)).all()) == first.proposed
+
+
+def test_price_change_proposes_new_price_candidates_on_the_new_version(synced, store):
+    extract_candidates(synced)
+    prices = store / "prices.csv"
+    prices.write_text(prices.read_text(encoding="utf-8").replace("LM-1001,299.00,", "LM-1001,279.00,"), encoding="utf-8")
+    sync_sources(synced, only="prices")
+    result = extract_candidates(synced)
+    assert result.proposed == 2  # price zh + en; the other facts did not change
+    found = candidates(synced, "product:LM-1001:price:")
+    assert found["product:LM-1001:price:zh"].depends_on == ["prices/price/LM-1001@2", "products/product/LM-1001@1"]
+    assert "279.00元" in found["product:LM-1001:price:zh"].answer

@@ -1,0 +1,73 @@
+"""kbops.extract.policies: each ``##`` section of a policy document is one FAQ."""
+
+from __future__ import annotations
+
+from kbops.extract.policies import policy_sections
+
+ZH_POLICY = """# 退换货政策
+
+本政策适用于鹿米家居官方商城。
+
+## 收到的商品不想要了，可以退货吗？
+也问：支持七天无理由退货吗｜买了不喜欢能退吗
+支持7天无理由退货：自签收之日起7天内，
+商品未使用且包装完好即可申请。
+
+## 退款多久能到账？
+
+仓库收到退回的商品并验收无误后，退款将在3-5个工作日内原路退回。
+"""
+
+EN_POLICY = """# Returns policy
+
+## Can I return an item I don't want?
+Also asked: Do you offer 7-day returns? | Can I return something I don't like?
+Yes. Unused items in their original packaging can be returned within 7 days of receipt.
+
+## How long do refunds take?
+Refunds arrive within 3-5 working days after the warehouse receives the item.
+"""
+
+
+def test_zh_sections_with_alternates():
+    assert policy_sections(ZH_POLICY) == [
+        (
+            "收到的商品不想要了，可以退货吗？",
+            ["支持七天无理由退货吗", "买了不喜欢能退吗"],
+            "支持7天无理由退货：自签收之日起7天内， 商品未使用且包装完好即可申请。",
+        ),
+        ("退款多久能到账？", [], "仓库收到退回的商品并验收无误后，退款将在3-5个工作日内原路退回。"),
+    ]
+
+
+def test_en_sections_with_alternates():
+    assert policy_sections(EN_POLICY) == [
+        (
+            "Can I return an item I don't want?",
+            ["Do you offer 7-day returns?", "Can I return something I don't like?"],
+            "Yes. Unused items in their original packaging can be returned within 7 days of receipt.",
+        ),
+        ("How long do refunds take?", [], "Refunds arrive within 3-5 working days after the warehouse receives the item."),
+    ]
+
+
+def test_title_and_preamble_are_not_sections():
+    questions = [q for q, _, _ in policy_sections(ZH_POLICY)]
+    assert "退换货政策" not in questions
+    assert all("本政策适用于" not in a for _, _, a in policy_sections(ZH_POLICY))
+
+
+def test_alternates_line_only_counts_right_after_the_heading():
+    text = "# T\n\n## 能开发票吗？\n可以开电子普通发票。\n也问：能开票吗\n"
+    [(question, alternates, answer)] = policy_sections(text)
+    assert alternates == []
+    assert "也问：能开票吗" in answer
+
+
+def test_alternates_accept_ascii_colon_and_separators():
+    text = "# T\n## 能开发票吗？\n也问: 能开票吗 | 可以开发票吗\n可以。\n"
+    assert policy_sections(text) == [("能开发票吗？", ["能开票吗", "可以开发票吗"], "可以。")]
+
+
+def test_document_without_sections_has_none():
+    assert policy_sections("# 会员说明\n\n积分规则见下文。\n") == []
