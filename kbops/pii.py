@@ -34,14 +34,14 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.compile(
             r"[\u4e00-\u9fff]{2,}(?:省|市|自治区)[\u4e00-\u9fff]{0,12}(?:市|区|县|镇)"
             r"[\u4e00-\u9fff\dA-Za-z]{0,20}?(?:路|街|道|巷|弄|村)[\d一二三四五六七八九十]+号"
-            r"(?:[\d一二三四五六七八九十]+(?:栋|幢|号楼|单元|室|层)?)*"
+            r"(?:院|[\d一二三四五六七八九十]+(?:栋|幢|号楼|号院|单元|室|层|号|楼)?)*"
         ),
     ),
     (
         "ADDRESS",
         re.compile(
-            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St\.?|Road|Rd\.?|Avenue|Ave\.?|Lane|Ln\.?|"
-            r"Boulevard|Blvd\.?|Drive|Dr\.?|Way|Court|Ct\.?)\b(?:,\s*(?:Apt|Suite|Unit)\.?\s*\w+)?"
+            r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St\.?|Road|Rd\.?|Avenue|Ave\.?|Lane|Ln\.?|"
+            r"Boulevard|Blvd\.?|Drive|Dr\.?|Way|Court|Ct\.?)\b(?:,?\s*(?:Apt|Suite|Unit|Room|Rm|Flat)\.?\s*#?\w+)?"
         ),
     ),
 ]

@@ -73,10 +73,22 @@ def tokens(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
-    """A deliberately light English stemmer: plural and common verb endings."""
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+    """A deliberately light English stemmer: plurals and -ing/-ed endings.
+
+    "prices" and "price" meet at "price"; "shipping" and "ship" at "ship".
+    """
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)] + keep
+            word = word[: -len(suffix)]
+            if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+                word = word[:-1]  # shipp → ship
+            break
     return word
 
 

@@ -87,11 +87,6 @@ def test_tokens_same_for_inflected_question():
     assert tokens("Refunds for returned boxes") == tokens("refund for return box")
 
 
-@pytest.mark.xfail(
-    reason="kbops.text._stem strips 'es' from plurals of words ending in 'e' "
-    "('prices' -> 'pric') while the singular keeps its 'e' ('price'), so they never match",
-    strict=True,
-)
 @pytest.mark.parametrize(("plural", "singular"), [("prices", "price"), ("invoices", "invoice"), ("kettles", "kettle")])
 def test_tokens_plural_of_word_ending_in_e_matches_singular(plural, singular):
     assert tokens(plural) == tokens(singular)

@@ -70,6 +70,7 @@ def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
         try:
             lines.append(raw.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as exc:
+            lines.append("")  # keep line numbers of later rows true
             bad.append(Rejected(f"{path.name}:{n}", f"line is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-export the file as UTF-8"))
     return lines, bad
 

@@ -32,14 +32,14 @@ LENGTH_BOUNDS = {
 
 PRIVATE_PATTERNS = [
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    r"(?<!\d)1[3-9]\d{9}(?!\d)",
+    r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)",
     r"(?<!\d)\d{17}[\dXx](?!\d)",
     r"(?<!\d)(?:\d[ -]?){15,18}\d(?!\d)",
     r"\+\d{1,3}[ -]?\(?\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{4}",
 ]
 NON_ANSWER = (
-    r"^\W*(?:您好|你好|亲|请稍等|稍等|正在为您查询|好的|嗯|谢谢|感谢|不客气|再见|在的|"
-    r"hi|hello|thanks|thank you|please wait|one moment|ok|okay|bye|you're welcome)[\W\s]*$"
+    r"^(?:[\W\s]*(?:您好|你好|亲|请稍等|稍等|正在为您查询|正在查询|马上为您查询|好的|嗯|谢谢|感谢|不客气|再见|在的|"
+    r"hi|hello|thanks|thank you|please wait|one moment|let me check|ok|okay|bye|you're welcome))+[\W\s]*$"
 )
 MARKUP = r"<\s*/?\s*(?:script|iframe|style|object|embed|img|a|div|span|svg|form|input)\b|javascript:"
 
@@ -167,6 +167,8 @@ def _reason(meta: dict[str, Any], row: dict[str, Any]) -> str:
         col = code.split("_")[0]
         lo, hi = meta["bounds"]
         return f"{code}: {col} is {row[f'{col}_units']} {meta['unit']}, allowed {lo}–{hi}"
+    if code in ("empty_question", "empty_answer"):
+        return f"{code}: the {code.split('_')[1]} is empty; write one"
     if code == "language_mismatch":
         return f"language_mismatch: question is {row['lang']} but the answer is {detect_lang(row['answer_text'])}"
     if code == "private_data":

@@ -165,11 +165,6 @@ def test_invalid_utf8_line_is_rejected_and_other_lines_are_read(tmp_path):
     assert "UTF-8" in rej.reason
 
 
-@pytest.mark.xfail(
-    reason="kbops.sources.files._decode_lines drops undecodable lines, so every later row is "
-    "reported one line too early (row on file line 4 is located as ':3', same as the bad line)",
-    strict=True,
-)
 def test_rows_after_an_invalid_utf8_line_keep_their_file_line_number(tmp_path):
     content = (PRICE_HEADER + "LM-1001,299.00,CNY\n").encode() + b"LM-1002,\xff89,CNY\n" + b"LM-1003,-1,CNY\n"
     path = write(tmp_path, "prices.csv", content)

@@ -95,33 +95,18 @@ def test_empty_batch():
     assert check_rows([]) == []
 
 
-@pytest.mark.xfail(
-    reason="kbops.validate.gate._reason has no case for empty_question/empty_answer and falls "
-    "back to the raw meta dict: \"empty_answer: {'code': 'empty_answer'}\"",
-    strict=True,
-)
 def test_empty_answer_reason_is_human_readable():
     [verdict] = check_rows(numbered([BAD[0][1]]))
     reason = next(r for r in verdict.reasons if r.startswith("empty_answer"))
     assert "{" not in reason and "'code'" not in reason
 
 
-@pytest.mark.xfail(
-    reason="kbops.validate.gate NON_ANSWER only matches one filler phrase alone, so the common "
-    "filler reply '请稍等，正在为您查询~' (and '您好，请稍等') passes the gate",
-    strict=True,
-)
 @pytest.mark.parametrize("answer", ["请稍等，正在为您查询~", "您好，请稍等"], ids=["wait-checking", "hello-wait"])
 def test_combined_filler_reply_is_a_non_answer(answer):
     [verdict] = check_rows(numbered([{"entry_key": "b", "lang": "zh", "question": "能开发票吗？", "answer": answer}]))
     assert "non_answer" in codes(verdict.reasons)
 
 
-@pytest.mark.xfail(
-    reason="kbops.validate.gate PRIVATE_PATTERNS only catch an unbroken 11-digit mobile number "
-    "(or one with a +country code); '138-1234-5678' / '138 1234 5678' pass the gate",
-    strict=True,
-)
 @pytest.mark.parametrize("phone", ["138-1234-5678", "138 1234 5678"])
 def test_mobile_number_with_separators_is_private_data(phone):
     row = {"entry_key": "b", "lang": "zh", "question": "怎么联系售后？", "answer": f"请拨打{phone}联系售后客服。"}
