@@ -149,7 +149,6 @@ class Retriever:
             score = w * d + (1 - w) * lx
             hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"]))
         hits.sort(key=lambda h: (-h.score, h.entry_id))
-        hits = hits[:top_k] if top_k > 1 else hits[:2]
         handoff, reason = False, None
         if not hits or hits[0].score < self.settings.handoff_threshold:
             handoff, reason = True, "no_match"

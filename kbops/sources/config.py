@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kbops.errors import ConfigError
+from kbops.errors import ConfigError, SourceError
 
 SOURCE_TYPES = ("records", "documents", "chats")
 MODES = ("snapshot", "feed")
@@ -53,21 +53,14 @@ class SourceConfig:
             return [self.path]
         if self.path.is_dir():
             return sorted(p for p in self.path.glob(self.glob) if p.is_file())
-        raise_missing(self)
-        return []  # pragma: no cover
+        raise SourceError(
+            f"source {self.name!r}: path {self.path} does not exist; "
+            "fix `path` in the sources config or restore the export"
+        )
 
     def column(self, canonical: str) -> str:
         """The file's column name for a canonical field (identity unless mapped)."""
         return self.fields.get(canonical, canonical)
-
-
-def raise_missing(source: SourceConfig) -> None:
-    from kbops.errors import SourceError
-
-    raise SourceError(
-        f"source {source.name!r}: path {source.path} does not exist; "
-        "fix `path` in the sources config or restore the export"
-    )
 
 
 def load_sources(path: Path) -> list[SourceConfig]:
