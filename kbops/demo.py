@@ -56,10 +56,10 @@ def run_dag(dag_id: str) -> float:
         env=os.environ.copy(),
     )
     took = time.perf_counter() - started
-    if proc.returncode != 0 or "Task failed" in proc.stdout + proc.stderr:
-        say(proc.stdout[-3000:])
-        say(proc.stderr[-3000:])
-        raise SystemExit(f"demo: `airflow dags test {dag_id}` failed (exit {proc.returncode})")
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).splitlines()
+        cause = next((ln for ln in reversed(output) if "kbops.errors." in ln or "Error:" in ln), "see var/airflow/logs")
+        raise SystemExit(f"demo: `airflow dags test {dag_id}` failed (exit {proc.returncode}): {cause.strip()}")
     say(f"    airflow dags test {dag_id}: ok in {took:.1f}s")
     return took
 

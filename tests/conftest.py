@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from kbops.config import Settings
 from kbops.db import init_db
-from kbops.index.publish import make_embedder
+from kbops.index.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample_store"
@@ -77,9 +77,7 @@ def settings(tmp_path, database_url, store, embed_cache) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder(embed_cache):
-    """The real bundled model, loaded once for the session."""
-    from kbops.config import Settings as S
-
-    e = make_embedder(S.load(env={"KBOPS_HOME": "/nonexistent-kbops", "KBOPS_EMBED_CACHE": str(embed_cache)}))
+    """The real bundled model (loaded once for the session) with the session's vector cache."""
+    e = Embedder(Settings.load(env={}).embedding_model, embed_cache)
     _ = e.dim
     return e

@@ -26,7 +26,7 @@ def test_every_command_has_help(command, capsys):
 
 
 def _env(settings):
-    return ["--config", "/dev/null"], {
+    return {
         "KBOPS_HOME": str(settings.home),
         "KBOPS_DATABASE_URL": settings.database_url,
         "KBOPS_SOURCES": str(settings.sources_file),
@@ -43,8 +43,7 @@ def test_user_mistakes_print_one_line_and_no_traceback(tmp_path):
 
 
 def test_sync_review_and_log_from_the_command_line(settings, monkeypatch, capsys):
-    args, env = _env(settings)
-    for k, v in env.items():
+    for k, v in _env(settings).items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("KBOPS_CONFIG", raising=False)
     assert main(["sync"]) == 0

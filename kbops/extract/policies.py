@@ -23,6 +23,8 @@ from kbops.text import detect_lang, fingerprint
 
 _ALT = re.compile(r"^\s*(?:也问|又问|Also asked)\s*[:：]\s*(.+)$", re.IGNORECASE)
 _ALT_SPLIT = re.compile(r"\s*[|｜]\s*")
+_CJK_END = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]$")
+_CJK_START = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
 
 def policy_sections(text: str) -> list[tuple[str, list[str], str]]:
@@ -39,8 +41,7 @@ def policy_sections(text: str) -> list[tuple[str, list[str], str]]:
         if lines and (m := _ALT.match(lines[0])):
             alternates = [a for a in _ALT_SPLIT.split(m.group(1).strip()) if a]
             lines = lines[1:]
-        answer = " ".join(ln.strip() for ln in lines)
-        sections.append((heading, alternates, answer))
+        sections.append((heading, alternates, _join_lines(lines)))
 
     for line in text.splitlines():
         if line.startswith("## "):
@@ -52,6 +53,26 @@ def policy_sections(text: str) -> list[tuple[str, list[str], str]]:
             body.append(line)
     flush()
     return sections
+
+
+def _join_lines(lines: list[str]) -> str:
+    """Join a section's lines into one answer.
+
+    Wrapped Chinese lines join without a space (Chinese has none between
+    words); sub-headings (``### 注意``) become a lead-in (``注意：``).
+    """
+    answer = ""
+    for raw in lines:
+        line = raw.strip()
+        if line.startswith("#"):
+            line = line.lstrip("#").strip()
+            line += "：" if _CJK_END.search(line) else ":"
+        if not line.strip("：:"):
+            continue
+        if answer and not (_CJK_END.search(answer) and _CJK_START.match(line)):
+            answer += " "
+        answer += line
+    return answer
 
 
 def policy_proposals(doc: SourceRecord) -> list[Proposal]:

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select, update
 
 from kbops.config import Settings
 from kbops.db import session_scope
+from kbops.errors import ReleaseError
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
 from kbops.schema import IndexRelease, KbEntry, PipelineRun, utcnow
@@ -95,8 +96,8 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
                 result.release_id, result.entries = active, len(entries)
                 result.seconds = round(time.perf_counter() - started, 3)
                 return result
-        except Exception:  # noqa: BLE001 - an unreadable active release means: build a new one
-            pass
+        except ReleaseError:
+            pass  # an unreadable active release means: build a new one
     embedder = embedder or make_embedder(settings)
     texts, ids = [], []
     for e in entries:
@@ -163,15 +164,13 @@ def list_releases(settings: Settings) -> list[dict[str, Any]]:
         try:
             m = rel.read_manifest(settings.index_dir, rid, verify=True)
             out.append({"release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"], "vectors": m["vector_count"], "model": m["model"]})
-        except Exception as exc:  # noqa: BLE001 - show broken releases instead of hiding them
+        except ReleaseError as exc:  # show broken releases instead of hiding them
             out.append({"release_id": rid, "active": rid == active, "error": str(exc)})
     return out
 
 
 def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any]:
     """Re-activate ``release_id``, or the release before the active one."""
-    from kbops.errors import ReleaseError
-
     ids = rel.list_release_ids(settings.index_dir)
     active = rel.active_release_id(settings.index_dir)
     if release_id is None:

@@ -34,7 +34,7 @@ def test_zh_sections_with_alternates():
         (
             "收到的商品不想要了，可以退货吗？",
             ["支持七天无理由退货吗", "买了不喜欢能退吗"],
-            "支持7天无理由退货：自签收之日起7天内， 商品未使用且包装完好即可申请。",
+            "支持7天无理由退货：自签收之日起7天内，商品未使用且包装完好即可申请。",
         ),
         ("退款多久能到账？", [], "仓库收到退回的商品并验收无误后，退款将在3-5个工作日内原路退回。"),
     ]
@@ -49,6 +49,11 @@ def test_en_sections_with_alternates():
         ),
         ("How long do refunds take?", [], "Refunds arrive within 3-5 working days after the warehouse receives the item."),
     ]
+
+
+def test_sub_headings_become_a_lead_in_without_markdown_markers():
+    [(_, _, answer)] = policy_sections("## 怎么退货？\n在订单详情页申请。\n### 注意\n已使用的商品不支持无理由退货。\n")
+    assert answer == "在订单详情页申请。注意：已使用的商品不支持无理由退货。"
 
 
 def test_title_and_preamble_are_not_sections():
