@@ -97,7 +97,7 @@ def _read_csv_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Reject
         if any(v is None for v in row.values()):
             yield Rejected(location, f"row has fewer cells than the header's {len(header)}", _raw(row))
             continue
-        yield _parse_row(source, row, location)
+        yield parse_row(source, row, location)
 
 
 def _read_jsonl_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Rejected]:
@@ -115,7 +115,7 @@ def _read_jsonl_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Reje
         if not isinstance(row, dict):
             yield Rejected(location, "each JSONL line must be an object", truncate(line, 500))
             continue
-        yield _parse_row(source, {k: "" if v is None else str(v) for k, v in row.items()}, location)
+        yield parse_row(source, {k: "" if v is None else str(v) for k, v in row.items()}, location)
 
 
 def _required_columns(source: SourceConfig) -> list[str]:
@@ -130,7 +130,7 @@ def _raw(row: dict[Any, Any]) -> str:
     return truncate(json.dumps(row, ensure_ascii=False, default=str), 500)
 
 
-def _parse_row(source: SourceConfig, row: dict[str, str], location: str) -> Parsed | Rejected:
+def parse_row(source: SourceConfig, row: dict[str, str], location: str) -> Parsed | Rejected:
     """Map columns to canonical fields and check them for the source's kind."""
     inverse = {col: canonical for canonical, col in source.fields.items()}
     fields = {inverse.get(col, col): (value or "").strip() for col, value in row.items() if col is not None}

@@ -13,9 +13,11 @@ quoting a stale price).
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -55,6 +57,9 @@ class SyncResult:
     quarantined: int = 0
     withdrawn: int = 0
     held_back: int = 0
+    full: bool = True
+    watermark: dict[str, Any] | None = None
+    last_full_at: str | None = None
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
 
@@ -73,7 +78,15 @@ def sync_sources(settings: Settings, only: str | None = None, confirm_deletions:
     return [sync_source(settings, s, confirm_deletions) for s in sources]
 
 
-def sync_source(settings: Settings, source: SourceConfig, confirm_deletions: bool = False) -> SyncResult:
+def sync_source(
+    settings: Settings,
+    source: SourceConfig,
+    confirm_deletions: bool = False,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> SyncResult:
+    """Sync one source. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock."""
     started = time.perf_counter()
     result = SyncResult(source=source.name)
     with session_scope(settings) as db:
@@ -83,9 +96,12 @@ def sync_source(settings: Settings, source: SourceConfig, confirm_deletions: boo
         result.run_id = run.id
         if source.type == "chats":
             _sync_chats(db, source, run, result)
+        elif source.type == "sql":
+            _sync_sql(db, source, run, result, confirm_deletions, os.environ if env is None else env, now or utcnow())
         else:
             items = read_documents(source) if source.type == "documents" else read_records(source)
-            _sync_records(db, source, run, result, list(items), confirm_deletions)
+            snapshot = source.type == "documents" or source.mode == "snapshot"
+            _sync_records(db, source, run, result, list(items), confirm_deletions, snapshot)
         result.seconds = round(time.perf_counter() - started, 3)
         run.finished_at = utcnow()
         run.status = "ok"
@@ -106,7 +122,9 @@ def _sync_records(
     result: SyncResult,
     items: list[Parsed | Rejected],
     confirm_deletions: bool,
+    snapshot: bool,
 ) -> None:
+    """Mirror parsed rows; with ``snapshot``, keys absent from them are deleted upstream."""
     kind = source.kind
     broken_file = False
     incoming: dict[str, Parsed] = {}
@@ -117,7 +135,7 @@ def _sync_records(
             _quarantine(db, run, source, item, result)
             continue
         result.read += 1
-        if item.key in incoming and source.mode == "snapshot":
+        if item.key in incoming and snapshot:
             duplicated.add(item.key)
         incoming[item.key] = item
     for key in sorted(duplicated):
@@ -170,7 +188,7 @@ def _sync_records(
         else:
             result.unchanged += 1
 
-    if source.mode == "snapshot" and not broken_file:
+    if snapshot and not broken_file:
         live = [r for r in current.values() if not r.deleted]
         gone = [r for r in live if r.key not in incoming and r.key not in duplicated]
         if gone and live and len(gone) / len(live) > source.max_delete_share and not confirm_deletions:
@@ -184,11 +202,38 @@ def _sync_records(
             for old in gone:
                 add_version(old.key, {}, True, old)
                 result.deleted += 1
-    elif broken_file and source.mode == "snapshot":
+    elif broken_file and snapshot:
         result.messages.append(f"{source.name}: a file was unusable, so no deletions were inferred from this snapshot")
 
     db.flush()
     result.withdrawn = _withdraw_dependents(db, source, kind, changed_keys)
+
+
+def _sync_sql(
+    db: Session,
+    source: SourceConfig,
+    run: PipelineRun,
+    result: SyncResult,
+    confirm_deletions: bool,
+    env: Mapping[str, str],
+    now: datetime,
+) -> None:
+    """Incremental pull since the last watermark, or a full (snapshot) pass when due."""
+    from kbops.sources.sql import load_watermark, read_sql
+
+    last = db.scalar(
+        select(PipelineRun)
+        .where(PipelineRun.step == "sync", PipelineRun.source == source.name, PipelineRun.status == "ok")
+        .order_by(PipelineRun.id.desc())
+        .limit(1)
+    )
+    previous = load_watermark(last.stats.get("watermark")) if last else None
+    last_full = last.stats.get("last_full_at") if last else None
+    due = last_full is None or (now - datetime.fromisoformat(last_full)).total_seconds() >= source.reconcile_every
+    pull = read_sql(source, env, previous, full=due)
+    result.full, result.watermark = pull.full, pull.watermark
+    result.last_full_at = now.isoformat() if pull.full else last_full
+    _sync_records(db, source, run, result, pull.items, confirm_deletions, snapshot=pull.full)
 
 
 def _withdraw_dependents(db: Session, source: SourceConfig, kind: str, changed: list[tuple[str, int]]) -> int:

@@ -1,0 +1,114 @@
+"""The SQL table connector against real databases: a SQLite file, and PostgreSQL when configured."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Column, DateTime, Integer, MetaData, Numeric, String, Table, create_engine, delete, insert, update
+
+from kbops.errors import ConfigError, SourceError
+from kbops.sources.config import SourceConfig, load_sources
+from kbops.sources.sync import sync_source
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store_db(settings, tmp_path):
+    """A store database with a prices table: a SQLite file, or PostgreSQL beside the KB."""
+    url = settings.database_url if settings.database_url.startswith("postgresql") else f"sqlite:///{tmp_path / 'store.sqlite'}"
+    engine = create_engine(url)
+    meta = MetaData()
+    prices = Table(
+        "store_prices",
+        meta,
+        Column("sku", String(20), primary_key=True),
+        Column("price", Numeric(10, 2)),
+        Column("currency", String(3)),
+        Column("updated_at", DateTime(timezone=True)),
+    )
+    meta.drop_all(engine)
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(prices), [{"sku": f"LM-{1000 + i}", "price": 100 + i, "currency": "CNY", "updated_at": T0 + timedelta(minutes=i)} for i in range(1, 11)])
+    yield url, engine, prices
+    meta.drop_all(engine)
+    engine.dispose()
+
+
+def _source(**overrides) -> SourceConfig:
+    values = dict(name="erp_prices", type="sql", path=None, kind="price", key="sku", url_env="STORE_DB_URL", table="store_prices", watermark="updated_at", reconcile_every=86_400.0)
+    values.update(overrides)
+    return SourceConfig(**values)
+
+
+def test_incremental_pulls_read_only_changed_rows(settings, store_db):
+    url, engine, prices = store_db
+    env = {"STORE_DB_URL": url}
+    first = sync_source(settings, _source(), env=env, now=T0)
+    assert (first.full, first.read, first.new) == (True, 10, 10)
+    assert first.watermark["type"] == "datetime"
+
+    with engine.begin() as conn:
+        conn.execute(update(prices).where(prices.c.sku == "LM-1003").values(price=88, updated_at=T0 + timedelta(hours=1)))
+    second = sync_source(settings, _source(), env=env, now=T0 + timedelta(hours=2))
+    assert second.full is False
+    # The changed row, plus the row at the previous watermark (read again by `>=`, unchanged).
+    assert (second.read, second.changed, second.unchanged, second.new) == (2, 1, 1, 0)
+
+    # Nothing changed: the boundary row is re-read (>=) but nothing is new or changed.
+    third = sync_source(settings, _source(), env=env, now=T0 + timedelta(hours=3))
+    assert (third.read, third.changed, third.new, third.deleted) == (1, 0, 0, 0)
+
+
+def test_touching_updated_at_alone_is_not_a_change(settings, store_db):
+    url, engine, prices = store_db
+    env = {"STORE_DB_URL": url}
+    sync_source(settings, _source(), env=env, now=T0)
+    with engine.begin() as conn:
+        conn.execute(update(prices).values(updated_at=T0 + timedelta(hours=1)))  # a bulk "touch"
+    again = sync_source(settings, _source(), env=env, now=T0 + timedelta(hours=2))
+    assert (again.read, again.unchanged, again.changed) == (10, 10, 0)
+
+
+def test_hard_deletes_are_caught_by_the_periodic_full_pass(settings, store_db):
+    url, engine, prices = store_db
+    env = {"STORE_DB_URL": url}
+    sync_source(settings, _source(), env=env, now=T0)
+    with engine.begin() as conn:
+        conn.execute(delete(prices).where(prices.c.sku == "LM-1005"))
+    incremental = sync_source(settings, _source(), env=env, now=T0 + timedelta(hours=1))
+    assert incremental.full is False and incremental.deleted == 0
+    full = sync_source(settings, _source(), env=env, now=T0 + timedelta(days=1, hours=1))
+    assert full.full is True and full.deleted == 1
+
+
+def test_bad_rows_in_the_table_are_quarantined(settings, store_db):
+    url, engine, prices = store_db
+    with engine.begin() as conn:
+        conn.execute(insert(prices), [{"sku": "LM-1099", "price": -5, "currency": "CNY", "updated_at": T0}, {"sku": "LM-1098", "price": 5, "currency": "XYZ", "updated_at": T0}])
+    result = sync_source(settings, _source(), env={"STORE_DB_URL": url}, now=T0)
+    assert (result.new, result.quarantined) == (10, 2)
+    assert any("-5" in m for m in result.messages) and any("XYZ" in m for m in result.messages)
+
+
+def test_connector_mistakes_are_clear_errors(settings, store_db, tmp_path):
+    url, _, _ = store_db
+    with pytest.raises(ConfigError, match="STORE_DB_URL is not set"):
+        sync_source(settings, _source(), env={}, now=T0)
+    with pytest.raises(SourceError, match="no_such_table"):
+        sync_source(settings, _source(table="no_such_table"), env={"STORE_DB_URL": url}, now=T0)
+    with pytest.raises(SourceError, match="watermark column 'changed'"):
+        sync_source(settings, _source(watermark="changed"), env={"STORE_DB_URL": url}, now=T0)
+    config = tmp_path / "sources.toml"
+    config.write_text('[[sources]]\nname = "erp"\ntype = "sql"\nkind = "price"\nurl = "postgresql://u:secret@h/db"\ntable = "t"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="url_env"):
+        load_sources(config)
+
+
+def test_custom_query_is_read_in_full(settings, store_db):
+    url, _, _ = store_db
+    src = _source(table="", watermark="", query="SELECT sku, price, currency FROM store_prices WHERE price > 105")
+    result = sync_source(settings, src, env={"STORE_DB_URL": url}, now=T0)
+    assert result.full is True and result.new == 5
