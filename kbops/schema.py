@@ -85,7 +85,8 @@ class SourceRecord(Base):
 
     A changed content hash adds a new version row; a record that vanished from
     a full snapshot gets a tombstone version (``deleted``). Exactly one row per
-    (source, kind, key) has ``is_current`` set.
+    (source, kind, key) has ``is_current`` set. ``raw_hash`` hashes the row as
+    exported, so an identical row is recognised without parsing it again.
     """
 
     __tablename__ = "source_records"
@@ -93,6 +94,8 @@ class SourceRecord(Base):
         UniqueConstraint("source", "kind", "key", "version"),
         Index("ix_source_records_current", "source", "kind", "key", "is_current"),
         Index("ix_source_records_pending", "extracted", "is_current"),
+        # Covers the re-sync scan (key → raw hash of every current record) without table reads.
+        Index("ix_source_records_scan", "source", "kind", "is_current", "key", "raw_hash", "deleted"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -102,6 +105,7 @@ class SourceRecord(Base):
     version: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content_hash: Mapped[str] = mapped_column(String(64))
+    raw_hash: Mapped[str | None] = mapped_column(String(32))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     extracted: Mapped[bool] = mapped_column(Boolean, default=False)

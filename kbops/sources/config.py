@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ class SourceConfig:
             f"source {self.name!r}: path {self.path} does not exist; "
             "fix `path` in the sources config or restore the export"
         )
+
+    @cached_property
+    def inverse_fields(self) -> dict[str, str]:
+        """File column → canonical field, for the mapped columns."""
+        return {col: canonical for canonical, col in self.fields.items()}
 
     def column(self, canonical: str) -> str:
         """The file's column name for a canonical field (identity unless mapped)."""

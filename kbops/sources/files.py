@@ -10,14 +10,15 @@ so a broken export can never look like "everything was deleted upstream".
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from kbops.sources.config import SourceConfig
 from kbops.text import detect_lang, truncate
@@ -35,6 +36,17 @@ class Parsed:
     payload: dict[str, Any]
     location: str
     op: str = "upsert"
+    raw_hash: str | None = None
+
+
+class Unchanged(NamedTuple):
+    """A row byte-identical to the current version's (recognised without parsing).
+
+    A NamedTuple, not a dataclass: a re-sync makes one per unchanged row.
+    """
+
+    key: str
+    location: str
 
 
 @dataclass(frozen=True)
@@ -51,13 +63,40 @@ class RowError(ValueError):
     """A field value is malformed; the message names the value and the fix."""
 
 
-def read_records(source: SourceConfig) -> Iterator[Parsed | Rejected]:
-    """Rows of every record file of a ``records`` source."""
+def read_records(source: SourceConfig, known: dict[str, str] | None = None) -> Iterator[Parsed | Unchanged | Rejected]:
+    """Rows of every record file of a ``records`` source.
+
+    ``known`` maps keys to the raw hash of their current version; a row with
+    the same key and raw hash is yielded as :class:`Unchanged`, unparsed.
+    """
+    known = known or {}
     for path in source.files():
         if path.suffix.lower() in (".jsonl", ".ndjson"):
-            yield from _read_jsonl_rows(source, path)
+            yield from _read_jsonl_rows(source, path, known)
         else:
-            yield from _read_csv_rows(source, path)
+            yield from _read_csv_rows(source, path, known)
+
+
+def _header_key(header: str) -> bytes:
+    """The file's header, as a blake2b key: the same cells under other columns hash differently."""
+    return hashlib.blake2b(header.encode("utf-8"), digest_size=32).digest()
+
+
+def _raw_hash(header_key: bytes, values: Iterable[str]) -> str:
+    return hashlib.blake2b("\x1f".join(values).encode("utf-8"), digest_size=16, key=header_key).hexdigest()
+
+
+_JSONL_KEY = _header_key("jsonl")
+
+
+def _checked(
+    source: SourceConfig, key: str, row: Callable[[], dict[str, str]], location: str, digest: str, known: dict[str, str]
+) -> Parsed | Unchanged | Rejected:
+    """Unchanged when the key's current version has this raw hash; else parse ``row()``."""
+    if key and known.get(key) == digest:
+        return Unchanged(key, location)
+    item = parse_row(source, row(), location)
+    return replace(item, raw_hash=digest) if isinstance(item, Parsed) else item
 
 
 def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
@@ -65,6 +104,10 @@ def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    try:
+        return [line.rstrip("\r") for line in data.decode("utf-8").split("\n")], []
+    except UnicodeDecodeError:
+        pass  # find the bad lines; keep the good ones
     lines, bad = [], []
     for n, raw in enumerate(data.split(b"\n"), start=1):
         try:
@@ -75,11 +118,11 @@ def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
     return lines, bad
 
 
-def _read_csv_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Rejected]:
+def _read_csv_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> Iterator[Parsed | Unchanged | Rejected]:
     lines, bad = _decode_lines(path)
     yield from bad
-    reader = csv.DictReader(io.StringIO("\n".join(lines)))
-    header = reader.fieldnames or []
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    header = next(reader, [])
     missing = [c for c in _required_columns(source) if c not in header]
     if missing:
         yield Rejected(
@@ -89,18 +132,25 @@ def _read_csv_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Reject
             whole_file=True,
         )
         return
-    for row in reader:
-        location = f"{path.name}:{reader.line_num}"
-        if None in row:  # more cells than header columns
-            yield Rejected(location, f"row has {len(header) + len(row[None])} cells but the header has {len(header)}", _raw(row))
+    signature = _header_key("\x1f".join(header))
+    key_index = header.index(source.column(source.key))
+    name, width = path.name, len(header)
+    for cells in reader:
+        if not cells:
             continue
-        if any(v is None for v in row.values()):
-            yield Rejected(location, f"row has fewer cells than the header's {len(header)}", _raw(row))
+        if len(cells) != width:
+            relation = "more" if len(cells) > width else "fewer"
+            yield Rejected(f"{name}:{reader.line_num}", f"row has {len(cells)} cells, {relation} than the header's {width}", truncate(",".join(cells), 500))
             continue
-        yield parse_row(source, row, location)
+        # The hot path of a re-sync: most rows are byte-identical to their current version.
+        digest, key = _raw_hash(signature, cells), cells[key_index].strip()
+        if key and known.get(key) == digest:
+            yield Unchanged(key, f"{name}:{reader.line_num}")
+            continue
+        yield _checked(source, key, lambda: dict(zip(header, cells)), f"{name}:{reader.line_num}", digest, known)
 
 
-def _read_jsonl_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Rejected]:
+def _read_jsonl_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> Iterator[Parsed | Unchanged | Rejected]:
     lines, bad = _decode_lines(path)
     yield from bad
     for n, line in enumerate(lines, start=1):
@@ -115,7 +165,9 @@ def _read_jsonl_rows(source: SourceConfig, path: Path) -> Iterator[Parsed | Reje
         if not isinstance(row, dict):
             yield Rejected(location, "each JSONL line must be an object", truncate(line, 500))
             continue
-        yield parse_row(source, {k: "" if v is None else str(v) for k, v in row.items()}, location)
+        cells = {k: "" if v is None else str(v) for k, v in row.items()}
+        key = cells.get(source.column(source.key), "").strip()
+        yield _checked(source, key, lambda: cells, location, _raw_hash(_JSONL_KEY, [line]), known)
 
 
 def _required_columns(source: SourceConfig) -> list[str]:
@@ -132,7 +184,7 @@ def _raw(row: dict[Any, Any]) -> str:
 
 def parse_row(source: SourceConfig, row: dict[str, str], location: str) -> Parsed | Rejected:
     """Map columns to canonical fields and check them for the source's kind."""
-    inverse = {col: canonical for canonical, col in source.fields.items()}
+    inverse = source.inverse_fields
     fields = {inverse.get(col, col): (value or "").strip() for col, value in row.items() if col is not None}
     key = fields.get(source.key, "")
     op = "upsert"

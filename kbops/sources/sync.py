@@ -13,13 +13,14 @@ quoting a stale price).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
@@ -37,7 +38,7 @@ from kbops.schema import (
 from kbops.sources.chats import Session as ChatData
 from kbops.sources.chats import read_chats
 from kbops.sources.config import SourceConfig, load_sources
-from kbops.sources.files import Parsed, Rejected, read_documents, read_records
+from kbops.sources.files import Parsed, Rejected, Unchanged, read_documents, read_records
 from kbops.text import content_hash
 from kbops.errors import ConfigError
 
@@ -60,6 +61,7 @@ class SyncResult:
     full: bool = True
     watermark: dict[str, Any] | None = None
     last_full_at: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
 
@@ -98,15 +100,43 @@ def sync_source(
             _sync_chats(db, source, run, result)
         elif source.type == "sql":
             _sync_sql(db, source, run, result, confirm_deletions, os.environ if env is None else env, now or utcnow())
-        else:
-            items = read_documents(source) if source.type == "documents" else read_records(source)
+        elif not _skip_unchanged_files(db, source, result, confirm_deletions):
+            reader = (lambda known: read_documents(source)) if source.type == "documents" else (lambda known: read_records(source, known))
             snapshot = source.type == "documents" or source.mode == "snapshot"
-            _sync_records(db, source, run, result, list(items), confirm_deletions, snapshot)
+            _sync_records(db, source, run, result, reader, confirm_deletions, snapshot)
         result.seconds = round(time.perf_counter() - started, 3)
         run.finished_at = utcnow()
         run.status = "ok"
         run.stats = result.as_dict()
     return result
+
+
+def _skip_unchanged_files(db: Session, source: SourceConfig, result: SyncResult, confirm_deletions: bool) -> bool:
+    """True when every file is byte-identical to the last successful sync's (nothing to read).
+
+    The file hashes go into the run ledger either way. A run that held back
+    deletions is never skipped, so its warning repeats until confirmed.
+    """
+    result.files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.files()}
+    last = _last_ok_run(db, source.name)
+    if confirm_deletions or last is None or last.stats.get("held_back") or last.stats.get("files") != result.files:
+        return False
+    result.unchanged = db.scalar(
+        select(func.count()).select_from(SourceRecord).where(
+            SourceRecord.source == source.name, SourceRecord.is_current.is_(True), SourceRecord.deleted.is_(False)
+        )
+    ) or 0
+    result.messages.append(f"{source.name}: files unchanged since run {last.id}; nothing to read")
+    return True
+
+
+def _last_ok_run(db: Session, source_name: str) -> PipelineRun | None:
+    return db.scalar(
+        select(PipelineRun)
+        .where(PipelineRun.step == "sync", PipelineRun.source == source_name, PipelineRun.status == "ok")
+        .order_by(PipelineRun.id.desc())
+        .limit(1)
+    )
 
 
 def _quarantine(db: Session, run: PipelineRun, source: SourceConfig, item: Rejected, result: SyncResult) -> None:
@@ -115,21 +145,39 @@ def _quarantine(db: Session, run: PipelineRun, source: SourceConfig, item: Rejec
     result.messages.append(f"quarantined {source.name}:{item.location}: {item.reason}")
 
 
+_CHUNK = 500
+
+
 def _sync_records(
     db: Session,
     source: SourceConfig,
     run: PipelineRun,
     result: SyncResult,
-    items: list[Parsed | Rejected],
+    read: Callable[[dict[str, str]], Iterable[Parsed | Unchanged | Rejected]],
     confirm_deletions: bool,
     snapshot: bool,
 ) -> None:
-    """Mirror parsed rows; with ``snapshot``, keys absent from them are deleted upstream."""
+    """Mirror rows; with ``snapshot``, keys absent from them are deleted upstream.
+
+    ``read`` gets each live key's raw-row hash so a reader can report an
+    identical row as :class:`Unchanged` without parsing it; only new and
+    changed rows are validated, hashed and written. Writes are bulk Core
+    statements: at 100,000 records per source the ORM's per-object work
+    would dominate the run.
+    """
     kind = source.kind
+    scope = (SourceRecord.source == source.name, SourceRecord.kind == kind, SourceRecord.is_current.is_(True))
+    # Index-only scan (ix_source_records_scan): every current key with its raw hash.
+    status: dict[str, bool] = {}  # key → deleted
+    known: dict[str, str] = {}
+    for key, raw_hash, deleted in db.connection().execute(select(SourceRecord.key, SourceRecord.raw_hash, SourceRecord.deleted).where(*scope)):
+        status[key] = deleted
+        if raw_hash and not deleted:
+            known[key] = raw_hash
     broken_file = False
-    incoming: dict[str, Parsed] = {}
+    incoming: dict[str, Parsed | Unchanged] = {}
     duplicated: set[str] = set()
-    for item in items:
+    for item in read(known):
         if isinstance(item, Rejected):
             broken_file |= item.whole_file
             _quarantine(db, run, source, item, result)
@@ -142,56 +190,62 @@ def _sync_records(
         # Which duplicate is right cannot be known: keep the current version.
         _quarantine(db, run, source, Rejected(incoming.pop(key).location, f"key {key!r} appears more than once in this snapshot; keep one row per key"), result)
 
-    current = {
-        r.key: r
-        for r in db.scalars(
-            select(SourceRecord).where(SourceRecord.source == source.name, SourceRecord.kind == kind, SourceRecord.is_current.is_(True))
-        )
-    }
+    live = [key for key, deleted in status.items() if not deleted]
+    gone = [key for key in live if key not in incoming and key not in duplicated] if snapshot and not broken_file else []
+    # Full details only for the keys that may get a new version.
+    wanted = [key for key, item in incoming.items() if not isinstance(item, Unchanged) and key in status] + gone
+    current: dict[str, Any] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        for row in db.connection().execute(
+            select(SourceRecord.key, SourceRecord.id, SourceRecord.version, SourceRecord.content_hash, SourceRecord.raw_hash, SourceRecord.deleted).where(
+                *scope, SourceRecord.key.in_(wanted[start : start + _CHUNK])
+            )
+        ):
+            current[row.key] = row
+
+    rows: list[dict[str, Any]] = []
+    superseded: list[int] = []
     changed_keys: list[tuple[str, int]] = []
 
-    def add_version(key: str, payload: dict[str, Any], deleted: bool, old: SourceRecord | None) -> None:
-        if old is not None:
-            old.is_current = False
-        rec = SourceRecord(
-            source=source.name,
-            kind=kind,
-            key=key,
-            version=(old.version + 1) if old else 1,
-            payload=payload,
-            content_hash=content_hash(payload) if not deleted else "deleted",
-            deleted=deleted,
-            is_current=True,
-            run_id=run.id,
+    def add_version(key: str, payload: dict[str, Any], raw_hash: str | None, digest: str, old: Any) -> None:
+        version = old.version + 1 if old else 1
+        rows.append(
+            dict(source=source.name, kind=kind, key=key, version=version, payload=payload, content_hash=digest,
+                 raw_hash=raw_hash, deleted=digest == "deleted", is_current=True, extracted=False, run_id=run.id,
+                 first_seen=run.started_at, last_seen=run.started_at)
         )
-        db.add(rec)
         if old is not None:
-            changed_keys.append((key, rec.version))
+            superseded.append(old.id)
+            changed_keys.append((key, version))
 
     for key, item in incoming.items():
         old = current.get(key)
+        if isinstance(item, Unchanged):
+            result.unchanged += 1
+            continue
         if item.op == "delete":
             if old is not None and not old.deleted:
-                add_version(key, {}, True, old)
+                add_version(key, {}, None, "deleted", old)
                 result.deleted += 1
             continue
         digest = content_hash(item.payload)
         if old is None:
-            add_version(key, item.payload, False, None)
+            add_version(key, item.payload, item.raw_hash, digest, None)
             result.new += 1
         elif old.deleted:
-            add_version(key, item.payload, False, old)
+            add_version(key, item.payload, item.raw_hash, digest, old)
             result.relisted += 1
         elif old.content_hash != digest:
-            add_version(key, item.payload, False, old)
+            add_version(key, item.payload, item.raw_hash, digest, old)
             result.changed += 1
         else:
             result.unchanged += 1
+            if item.raw_hash and item.raw_hash != old.raw_hash:
+                # Same facts written differently ("¥299" vs "299.00"): remember the new spelling.
+                db.execute(update(SourceRecord).where(SourceRecord.id == old.id).values(raw_hash=item.raw_hash))
 
     if snapshot and not broken_file:
-        live = [r for r in current.values() if not r.deleted]
-        gone = [r for r in live if r.key not in incoming and r.key not in duplicated]
-        if gone and live and len(gone) / len(live) > source.max_delete_share and not confirm_deletions:
+        if gone and len(gone) / len(live) > source.max_delete_share and not confirm_deletions:
             result.held_back = len(gone)
             result.messages.append(
                 f"held back: this snapshot of {source.name!r} would delete {len(gone)} of {len(live)} records "
@@ -199,13 +253,18 @@ def _sync_records(
                 f"are real, run `kbops sync --source {source.name} --confirm-deletions`"
             )
         else:
-            for old in gone:
-                add_version(old.key, {}, True, old)
+            for key in gone:
+                add_version(key, {}, None, "deleted", current[key])
                 result.deleted += 1
     elif broken_file and snapshot:
         result.messages.append(f"{source.name}: a file was unusable, so no deletions were inferred from this snapshot")
 
-    db.flush()
+    # Retire old versions before inserting new current ones (one current row per key).
+    for start in range(0, len(superseded), _CHUNK):
+        chunk = superseded[start : start + _CHUNK]
+        db.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk)).values(is_current=False).execution_options(synchronize_session=False))
+    for start in range(0, len(rows), _CHUNK):
+        db.execute(insert(SourceRecord), rows[start : start + _CHUNK])
     result.withdrawn = _withdraw_dependents(db, source, kind, changed_keys)
 
 
@@ -221,37 +280,36 @@ def _sync_sql(
     """Incremental pull since the last watermark, or a full (snapshot) pass when due."""
     from kbops.sources.sql import load_watermark, read_sql
 
-    last = db.scalar(
-        select(PipelineRun)
-        .where(PipelineRun.step == "sync", PipelineRun.source == source.name, PipelineRun.status == "ok")
-        .order_by(PipelineRun.id.desc())
-        .limit(1)
-    )
+    last = _last_ok_run(db, source.name)
     previous = load_watermark(last.stats.get("watermark")) if last else None
     last_full = last.stats.get("last_full_at") if last else None
     due = last_full is None or (now - datetime.fromisoformat(last_full)).total_seconds() >= source.reconcile_every
     pull = read_sql(source, env, previous, full=due)
     result.full, result.watermark = pull.full, pull.watermark
     result.last_full_at = now.isoformat() if pull.full else last_full
-    _sync_records(db, source, run, result, pull.items, confirm_deletions, snapshot=pull.full)
+    _sync_records(db, source, run, result, lambda known: pull.items, confirm_deletions, snapshot=pull.full)
 
 
 def _withdraw_dependents(db: Session, source: SourceConfig, kind: str, changed: list[tuple[str, int]]) -> int:
     """Withdraw active entries resting on an older version of a changed record."""
+    new_versions = dict(changed)
     withdrawn = 0
-    for key, new_version in changed:
+    keys = list(new_versions)
+    for start in range(0, len(keys), _CHUNK):
         rows = db.execute(
-            select(KbEntry, EntryDependency.version)
+            select(KbEntry, EntryDependency.key, EntryDependency.version)
             .join(EntryDependency, EntryDependency.entry_id == KbEntry.id)
             .where(
                 EntryDependency.source == source.name,
                 EntryDependency.kind == kind,
-                EntryDependency.key == key,
-                EntryDependency.version < new_version,
+                EntryDependency.key.in_(keys[start : start + _CHUNK]),
                 KbEntry.status == "active",
             )
         ).all()
-        for entry, old_version in rows:
+        for entry, key, old_version in rows:
+            new_version = new_versions[key]
+            if old_version >= new_version or entry.status != "active":
+                continue
             reason = f"{source.name}/{kind}/{key} changed (v{old_version} → v{new_version})"
             before = {"status": entry.status, "revision": entry.revision}
             entry.status = "withdrawn"
@@ -291,8 +349,3 @@ def _store_session(db: Session, source: SourceConfig, run: PipelineRun, item: Ch
             run_id=run.id,
         )
     )
-
-
-def mark_extracted(db: Session, record_ids: list[int]) -> None:
-    if record_ids:
-        db.execute(update(SourceRecord).where(SourceRecord.id.in_(record_ids)).values(extracted=True))
