@@ -282,7 +282,8 @@ def cmd_sources_status(settings: Settings, args: argparse.Namespace) -> int:
     for r in rows:
         last = r["last_run"]
         when = f"{last['finished_at']:%Y-%m-%d %H:%M:%S}" if last and last["finished_at"] else "never"
-        print(f"{r['source']:<12} last sync {when}  records {r['records']:>6} (deleted {r['deleted']})  quarantined {r['quarantined']}")
+        mark = f"  watermark {r['watermark']}" if r["watermark"] else ""
+        print(f"{r['source']:<12} last sync {when}  records {r['records']:>6} (deleted {r['deleted']})  quarantined {r['quarantined']}{mark}")
         for q in r["recent_quarantine"]:
             print(f"  ! {q['location']}: {q['reason']}")
     return 0

@@ -118,11 +118,11 @@ def _from_chats(db: Session, settings: Settings, result: ExtractResult) -> list[
         session.mined = True
     db.flush()
     rows = db.execute(
-        select(ChatExchange, ChatSession.session_key)
+        select(ChatExchange, ChatSession.session_key, ChatSession.sku)
         .join(ChatSession, ChatSession.id == ChatExchange.session_id)
         .order_by(ChatSession.session_key, ChatExchange.turn_index)
     ).all()
-    exchanges = [Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer) for ex, key in rows]
+    exchanges = [Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer, sku) for ex, key, sku in rows]
     out = []
     for group in group_exchanges(exchanges):
         if not any((ex.session, ex.turn) in touched for ex in group):

@@ -55,6 +55,7 @@ class Exchange:
     lang: str
     question: str
     answer: str
+    sku: str | None = None
 
 
 def session_exchanges(session_key: str, turns: list[dict[str, str]]) -> list[Exchange]:
@@ -186,6 +187,7 @@ def group_proposal(group: list[Exchange], min_support: int) -> Proposal | None:
         tags=["chat"],
         evidence={
             "sessions": sessions,
+            "skus": sorted({ex.sku for ex in group if ex.sku}),
             "excerpts": [
                 {"session": ex.session, "turn": ex.turn, "question": ex.question, "answer": ex.answer}
                 for ex in group[:5]

@@ -2,7 +2,9 @@
 
 Servable = active entries whose validity window has not ended. Entries whose
 window has not started yet are included and filtered at query time, so a
-promotion starts (and ends) on time without another publish. When the
+promotion starts (and ends) on time without another publish; the manifest
+records ``next_change_at``, the next boundary, and the next publish after it
+drops what expired (kb_publish runs every 15 minutes). When the
 servable set is identical to the active release's (same KB digest), publish
 builds nothing: re-running it is a no-op.
 """
@@ -37,6 +39,7 @@ class BuildResult:
     cache_hits: int = 0
     cache_misses: int = 0
     unreadable_share: float = 0.0
+    next_change_at: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -79,7 +82,18 @@ def servable_entries(settings: Settings, now: datetime | None = None) -> list[di
         ]
 
 
-def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None) -> BuildResult:
+def next_boundary(entries: list[dict[str, Any]], now: datetime) -> str | None:
+    """The earliest future validity boundary (a window opening or closing) among ``entries``."""
+    times = [
+        t
+        for e in entries
+        for raw in (e["valid_from"], e["valid_to"])
+        if raw and (t := datetime.fromisoformat(raw)) > now
+    ]
+    return min(times).isoformat() if times else None
+
+
+def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None, now: datetime | None = None) -> BuildResult:
     """Build (but do not activate) a release for the current servable KB.
 
     Returns status 'unchanged' with no release when the active release already
@@ -87,7 +101,8 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     """
     started = time.perf_counter()
     result = BuildResult()
-    entries = servable_entries(settings)
+    now = now or utcnow()
+    entries = servable_entries(settings, now)
     digest = content_hash([(e["id"], e["revision"], e["valid_from"], e["valid_to"]) for e in entries])
     active = rel.active_release_id(settings.index_dir)
     if active and not full:
@@ -98,6 +113,7 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
                 return result
         except ReleaseError:
             pass  # an unreadable active release means: build a new one
+    result.next_change_at = next_boundary(entries, now)
     embedder = embedder or make_embedder(settings)
     texts, ids = [], []
     for e in entries:
@@ -121,7 +137,7 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
         vector_ids=np.array(ids, dtype=np.int64),
         model_id=embedder.model_id,
         kb_digest=digest,
-        extra={"dim": embedder.dim, "unreadable_share": result.unreadable_share},
+        extra={"dim": embedder.dim, "unreadable_share": result.unreadable_share, "next_change_at": result.next_change_at},
     )
     result.status = "built"
     result.entries, result.vectors = len(entries), len(texts)

@@ -45,6 +45,8 @@ class RouteResult:
 
 
 def _rule_for(rules: Iterable[ApprovalRule], candidate: Candidate, entry: KbEntry | None) -> ApprovalRule | None:
+    if candidate.evidence.get("stale_values"):
+        return None  # it quotes a fact that changed: a human must look, whatever the rules say
     for rule in rules:
         if not rule.covers(candidate.origin, candidate.kind):
             continue

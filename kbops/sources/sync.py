@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.review.audit import record_audit
 from kbops.schema import (
+    Candidate,
     ChatSession,
     EntryDependency,
     KbEntry,
@@ -35,6 +37,7 @@ from kbops.schema import (
     SourceRecord,
     utcnow,
 )
+from kbops.extract.candidates import Proposal, propose
 from kbops.sources.chats import Session as ChatData
 from kbops.sources.chats import read_chats
 from kbops.sources.config import SourceConfig, load_sources
@@ -58,6 +61,8 @@ class SyncResult:
     quarantined: int = 0
     withdrawn: int = 0
     held_back: int = 0
+    flagged: int = 0
+    skipped: bool = False
     full: bool = True
     watermark: dict[str, Any] | None = None
     last_full_at: str | None = None
@@ -126,6 +131,7 @@ def _skip_unchanged_files(db: Session, source: SourceConfig, result: SyncResult,
             SourceRecord.source == source.name, SourceRecord.is_current.is_(True), SourceRecord.deleted.is_(False)
         )
     ) or 0
+    result.skipped = True
     result.messages.append(f"{source.name}: files unchanged since run {last.id}; nothing to read")
     return True
 
@@ -206,9 +212,12 @@ def _sync_records(
     rows: list[dict[str, Any]] = []
     superseded: list[int] = []
     changed_keys: list[tuple[str, int]] = []
+    price_changes: list[tuple[str, int, int, dict[str, Any]]] = []  # key, old row id, new version, new payload
 
     def add_version(key: str, payload: dict[str, Any], raw_hash: str | None, digest: str, old: Any) -> None:
         version = old.version + 1 if old else 1
+        if kind == "price" and old is not None and not old.deleted and digest != "deleted":
+            price_changes.append((key, old.id, version, payload))
         rows.append(
             dict(source=source.name, kind=kind, key=key, version=version, payload=payload, content_hash=digest,
                  raw_hash=raw_hash, deleted=digest == "deleted", is_current=True, extracted=False, run_id=run.id,
@@ -265,6 +274,9 @@ def _sync_records(
         db.execute(update(SourceRecord).where(SourceRecord.id.in_(chunk)).values(is_current=False).execution_options(synchronize_session=False))
     for start in range(0, len(rows), _CHUNK):
         db.execute(insert(SourceRecord), rows[start : start + _CHUNK])
+    # Stale mentions first: an answer quoting the old price goes to review with
+    # the old → new values, rather than being silently withdrawn as a dependent.
+    result.flagged = _flag_stale_mentions(db, source, run, price_changes)
     result.withdrawn = _withdraw_dependents(db, source, kind, changed_keys)
 
 
@@ -318,6 +330,59 @@ def _withdraw_dependents(db: Session, source: SourceConfig, kind: str, changed: 
             record_audit(db, actor="kbops", door="pipeline", action="withdraw", entry_id=entry.id, before=before, after={"status": "withdrawn"}, note=reason)
             withdrawn += 1
     return withdrawn
+
+
+def _price_pattern(price: str) -> re.Pattern[str]:
+    """'299.00' matches 299, 299.0, 299.00 (not 1299 or 299.5); '299.50' matches 299.5 and 299.50."""
+    whole, _, cents = price.partition(".")
+    cents = cents.rstrip("0")
+    tail = rf"\.{cents}0?" if cents else r"(?:\.0{1,2})?"
+    return re.compile(rf"(?<![\d.]){re.escape(whole)}{tail}(?![\d]|\.\d)")
+
+
+def _flag_stale_mentions(db: Session, source: SourceConfig, run: PipelineRun, changes: list[tuple[str, int, int, dict[str, Any]]]) -> int:
+    """Withdraw chat-mined answers that quote a price that just changed, and queue them for review.
+
+    Structured price entries are regenerated from the record; a human agent's
+    answer ("这款现在299元") is not, so it is withdrawn and re-proposed with
+    the old → new values for a reviewer (no rule auto-approves it).
+    """
+    if not changes:
+        return 0
+    old_prices = dict(db.execute(select(SourceRecord.id, SourceRecord.payload).where(SourceRecord.id.in_([c[1] for c in changes]))).all())
+    flagged = 0
+    for key, old_id, version, payload in changes:
+        old, new = old_prices.get(old_id, {}).get("price"), payload.get("price")
+        if not old or old == new:
+            continue
+        pattern = _price_pattern(old)
+        product = db.scalar(select(SourceRecord.payload).where(SourceRecord.kind == "product", SourceRecord.key == key, SourceRecord.is_current.is_(True)).limit(1)) or {}
+        names = [n for n in (product.get("name_zh"), product.get("name_en"), product.get("name"), key) if n]
+        whole = old.split(".")[0]
+        for entry in db.scalars(select(KbEntry).where(KbEntry.origin == "chat", KbEntry.status == "active", KbEntry.answer.contains(whole))):
+            candidate = db.get(Candidate, entry.candidate_id) if entry.candidate_id else None
+            evidence = dict(candidate.evidence) if candidate else {}
+            about = key in evidence.get("skus", []) or any(n in entry.question or n in entry.answer for n in names)
+            if not about or not pattern.search(entry.answer):
+                continue
+            reason = f"answer mentions {old}, the old price of {key} (now {new})"
+            before = {"status": entry.status, "revision": entry.revision}
+            entry.status, entry.status_reason, entry.updated_at = "withdrawn", reason, utcnow()
+            record_audit(db, actor="kbops", door="pipeline", action="withdraw", entry_id=entry.id, before=before, after={"status": "withdrawn"}, note=reason)
+            evidence["stale_values"] = [{"record": f"{source.name}/price/{key}@{version}", "old": old, "new": new}]
+            propose(
+                db,
+                Proposal(
+                    entry_key=entry.entry_key, origin=entry.origin, kind=entry.kind, lang=entry.lang,
+                    question=entry.question, answer=entry.answer, alt_questions=list(entry.alt_questions),
+                    tags=list(entry.tags), evidence=evidence,
+                    depends_on=sorted({*entry.depends_on, f"{source.name}/price/{key}@{version}"}),
+                    support=candidate.support if candidate else 1,
+                ),
+                run.id,
+            )
+            flagged += 1
+    return flagged
 
 
 def _sync_chats(db: Session, source: SourceConfig, run: PipelineRun, result: SyncResult) -> None:

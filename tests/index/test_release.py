@@ -65,3 +65,26 @@ def test_rollback_moves_the_pointer_back(published, embedder):
     assert rel.active_release_id(s.index_dir) == built.release_id
     with pytest.raises(ReleaseError, match="not found"):
         rollback(s, "r-does-not-exist")
+
+
+def test_validity_windows_are_scheduled_and_expired_entries_dropped(published, embedder):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import select, update
+
+    from kbops.db import session_scope
+    from kbops.schema import KbEntry
+
+    s, built = published
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    end = start + timedelta(days=1)
+    with session_scope(s) as db:
+        promo = db.scalar(select(KbEntry).where(KbEntry.entry_key == "product:LM-1001:price:en"))
+        db.execute(update(KbEntry).where(KbEntry.id == promo.id).values(valid_from=start, valid_to=end))
+    during = build_release(s, embedder=embedder, now=start - timedelta(hours=1))
+    assert during.next_change_at == start.isoformat()
+    assert rel.read_manifest(s.index_dir, during.release_id)["next_change_at"] == start.isoformat()
+    after = build_release(s, embedder=embedder, now=end + timedelta(minutes=1))
+    served = json.loads((rel.releases_dir(s.index_dir) / after.release_id / "entries.json").read_text(encoding="utf-8"))
+    assert promo.id not in {e["id"] for e in served}
+    assert after.entries == during.entries - 1
