@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from kbops.config import Settings
 from kbops.db import session_scope
-from kbops.extract.candidates import Proposal, propose
+from kbops.extract.candidates import Proposal, propose_all
 from kbops.extract.chats import Exchange, group_exchanges, group_proposal, session_exchanges
 from kbops.extract.policies import policy_proposals
 from kbops.extract.records import product_proposals
@@ -50,8 +50,8 @@ def extract_candidates(settings: Settings) -> ExtractResult:
         db.flush()
         result.run_id = run.id
         proposals = _from_records(db, result) + _from_chats(db, settings, result)
-        for proposal in proposals:
-            if propose(db, proposal, run.id) is None:
+        for created in propose_all(db, proposals, run.id):
+            if created is None:
                 result.unchanged += 1
             else:
                 result.proposed += 1
@@ -67,9 +67,10 @@ def _from_records(db: Session, result: ExtractResult) -> list[Proposal]:
     result.records = len(pending)
     out: list[Proposal] = []
     skus = sorted({r.key for r in pending if r.kind in ("product", "price")})
+    current = _current_facts(db, skus)
     for sku in skus:
-        product = _current(db, "product", sku)
-        price = _current(db, "price", sku)
+        product = current.get(("product", sku))
+        price = current.get(("price", sku))
         if product is None or product.deleted:
             result.retired += retire_entries(db, f"product:{sku}:", f"product {sku} is delisted upstream")
             continue
@@ -86,13 +87,17 @@ def _from_records(db: Session, result: ExtractResult) -> list[Proposal]:
     return out
 
 
-def _current(db: Session, kind: str, key: str) -> SourceRecord | None:
-    return db.scalar(
-        select(SourceRecord)
-        .where(SourceRecord.kind == kind, SourceRecord.key == key, SourceRecord.is_current.is_(True))
-        .order_by(SourceRecord.id.desc())
-        .limit(1)
-    )
+def _current_facts(db: Session, skus: list[str]) -> dict[tuple[str, str], SourceRecord]:
+    """Current product and price records of ``skus`` (one query per 500 SKUs)."""
+    out: dict[tuple[str, str], SourceRecord] = {}
+    for start in range(0, len(skus), 500):
+        for record in db.scalars(
+            select(SourceRecord)
+            .where(SourceRecord.kind.in_(("product", "price")), SourceRecord.key.in_(skus[start : start + 500]), SourceRecord.is_current.is_(True))
+            .order_by(SourceRecord.id)
+        ):
+            out[(record.kind, record.key)] = record  # the newest wins if two sources carry one SKU
+    return out
 
 
 def _from_chats(db: Session, settings: Settings, result: ExtractResult) -> list[Proposal]:

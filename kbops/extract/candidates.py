@@ -54,37 +54,60 @@ def propose(db: Session, proposal: Proposal, run_id: int | None) -> Candidate | 
 
     Returns the new candidate, or None when an identical proposal exists.
     """
-    identity = proposal.identity()
-    existing = db.scalar(
-        select(Candidate).where(Candidate.entry_key == proposal.entry_key, Candidate.content_hash == identity)
-    )
-    if existing is not None:
-        if existing.support != proposal.support:
-            existing.support = proposal.support
-            existing.evidence = proposal.evidence
-            item = db.scalar(select(ReviewItem).where(ReviewItem.candidate_id == existing.id))
-            if item is not None and item.state == "open":
-                item.support = proposal.support
-                item.evidence = proposal.evidence
-        return None
-    candidate = Candidate(
-        entry_key=proposal.entry_key,
-        origin=proposal.origin,
-        kind=proposal.kind,
-        lang=proposal.lang,
-        question=proposal.question,
-        answer=proposal.answer,
-        alt_questions=list(proposal.alt_questions),
-        tags=list(proposal.tags),
-        evidence=proposal.evidence,
-        depends_on=sorted(proposal.depends_on),
-        support=proposal.support,
-        valid_from=proposal.valid_from,
-        valid_to=proposal.valid_to,
-        fingerprint=fingerprint(proposal.question),
-        content_hash=identity,
-        status="new",
-        run_id=run_id,
-    )
-    db.add(candidate)
-    return candidate
+    return propose_all(db, [proposal], run_id)[0]
+
+
+_CHUNK = 500
+
+
+def propose_all(db: Session, proposals: list[Proposal], run_id: int | None) -> list[Candidate | None]:
+    """:func:`propose` for a batch, with one lookup per chunk instead of one per proposal."""
+    identities = [p.identity() for p in proposals]
+    existing: dict[tuple[str, str], Candidate] = {}
+    for start in range(0, len(proposals), _CHUNK):
+        keys = {p.entry_key for p in proposals[start : start + _CHUNK]}
+        hashes = set(identities[start : start + _CHUNK])
+        for c in db.scalars(select(Candidate).where(Candidate.entry_key.in_(keys), Candidate.content_hash.in_(hashes))):
+            existing[(c.entry_key, c.content_hash)] = c
+    out: list[Candidate | None] = []
+    for proposal, identity in zip(proposals, identities):
+        found = existing.get((proposal.entry_key, identity))
+        if found is not None:
+            _refresh_support(db, found, proposal)
+            out.append(None)
+            continue
+        candidate = Candidate(
+            entry_key=proposal.entry_key,
+            origin=proposal.origin,
+            kind=proposal.kind,
+            lang=proposal.lang,
+            question=proposal.question,
+            answer=proposal.answer,
+            alt_questions=list(proposal.alt_questions),
+            tags=list(proposal.tags),
+            evidence=proposal.evidence,
+            depends_on=sorted(proposal.depends_on),
+            support=proposal.support,
+            valid_from=proposal.valid_from,
+            valid_to=proposal.valid_to,
+            fingerprint=fingerprint(proposal.question),
+            content_hash=identity,
+            status="new",
+            run_id=run_id,
+        )
+        db.add(candidate)
+        existing[(proposal.entry_key, identity)] = candidate
+        out.append(candidate)
+    return out
+
+
+def _refresh_support(db: Session, existing: Candidate, proposal: Proposal) -> None:
+    """Same proposal, more evidence: update the counts (and the open review item's)."""
+    if existing.support == proposal.support:
+        return
+    existing.support = proposal.support
+    existing.evidence = proposal.evidence
+    item = db.scalar(select(ReviewItem).where(ReviewItem.candidate_id == existing.id))
+    if item is not None and item.state == "open":
+        item.support = proposal.support
+        item.evidence = proposal.evidence

@@ -30,6 +30,10 @@ def entry_snapshot(entry: KbEntry | None) -> dict[str, Any] | None:
     }
 
 
+class LOOKUP:
+    """Sentinel: look the entry up by the candidate's key."""
+
+
 def _parse_ref(ref: str) -> tuple[str, str, str, int]:
     """'source/kind/key@version' → parts. Keys may contain '/', so split from the ends."""
     head, version = ref.rsplit("@", 1)
@@ -47,9 +51,15 @@ def approve_candidate(
     answer: str | None = None,
     review_item_id: int | None = None,
     note: str | None = None,
+    entry: KbEntry | None | type[LOOKUP] = LOOKUP,
 ) -> KbEntry:
-    """Make the candidate (optionally edited) the active entry for its key."""
-    entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == candidate.entry_key))
+    """Make the candidate (optionally edited) the active entry for its key.
+
+    ``entry`` is the current entry for the key when the caller already has it
+    (batch routing); by default it is looked up.
+    """
+    if entry is LOOKUP:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == candidate.entry_key))
     before = entry_snapshot(entry)
     question = question or candidate.question
     answer = answer or candidate.answer
@@ -80,7 +90,8 @@ def approve_candidate(
         for name, value in fields.items():
             setattr(entry, name, value)
         entry.revision += 1
-    db.execute(delete(EntryDependency).where(EntryDependency.entry_id == entry.id))
+    # synchronize_session=False: evaluating the delete against the whole identity map is O(session size).
+    db.execute(delete(EntryDependency).where(EntryDependency.entry_id == entry.id).execution_options(synchronize_session=False))
     for ref in candidate.depends_on:
         source, kind, key, version = _parse_ref(ref)
         db.add(EntryDependency(entry_id=entry.id, source=source, kind=kind, key=key, version=version))

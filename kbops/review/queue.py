@@ -78,37 +78,60 @@ def route_candidates(settings: Settings) -> RouteResult:
         db.add(run)
         db.flush()
         result.run_id = run.id
-        for candidate in db.scalars(select(Candidate).where(Candidate.status == "valid").order_by(Candidate.id)):
-            result.superseded += _supersede_open_items(db, candidate)
-            entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == candidate.entry_key))
-            rule = _rule_for(settings.rules, candidate, entry)
-            if rule is not None:
-                approve_candidate(db, candidate, actor=f"rule:{rule.name}", door="rule")
-                candidate.status = "auto_approved"
-                result.auto_approved += 1
-                result.by_rule[rule.name] = result.by_rule.get(rule.name, 0) + 1
-                continue
-            db.add(
-                ReviewItem(
-                    candidate_id=candidate.id,
-                    entry_key=candidate.entry_key,
-                    origin=candidate.origin,
-                    kind=candidate.kind,
-                    lang=candidate.lang,
-                    question=candidate.question,
-                    answer=candidate.answer,
-                    alt_questions=list(candidate.alt_questions),
-                    evidence=candidate.evidence,
-                    warnings=_warnings(entry),
-                    support=candidate.support,
-                    priority=_priority(candidate, entry),
-                )
-            )
-            candidate.status = "queued"
-            result.queued += 1
+        batch = list(db.scalars(select(Candidate).where(Candidate.status == "valid").order_by(Candidate.id)))
+        # Within one batch the newest proposal per entry wins; older ones never reach a rule or a reviewer.
+        newest = {c.entry_key: c for c in batch}
+        for candidate in batch:
+            if newest[candidate.entry_key] is not candidate:
+                candidate.status = "superseded"
+                result.superseded += 1
+        batch = list(newest.values())
+        entries, open_items = _prefetch(db, set(newest))
+        # Each entry is written at most once per batch, so autoflush before every
+        # statement is wasted work: flush explicitly where an id is needed.
+        with db.no_autoflush:
+            _route_batch(db, settings, batch, entries, open_items, result)
         result.seconds = round(time.perf_counter() - started, 3)
         run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
     return result
+
+
+def _route_batch(
+    db: Session,
+    settings: Settings,
+    batch: list[Candidate],
+    entries: dict[str, KbEntry],
+    open_items: dict[str, list[ReviewItem]],
+    result: RouteResult,
+) -> None:
+    """Route each candidate: a rule approves it, or it waits for a reviewer."""
+    for candidate in batch:
+        result.superseded += _supersede_open_items(db, candidate, open_items.pop(candidate.entry_key, []))
+        entry = entries.get(candidate.entry_key)
+        rule = _rule_for(settings.rules, candidate, entry)
+        if rule is not None:
+            entries[candidate.entry_key] = approve_candidate(db, candidate, actor=f"rule:{rule.name}", door="rule", entry=entry)
+            candidate.status = "auto_approved"
+            result.auto_approved += 1
+            result.by_rule[rule.name] = result.by_rule.get(rule.name, 0) + 1
+            continue
+        item = ReviewItem(
+            candidate_id=candidate.id,
+            entry_key=candidate.entry_key,
+            origin=candidate.origin,
+            kind=candidate.kind,
+            lang=candidate.lang,
+            question=candidate.question,
+            answer=candidate.answer,
+            alt_questions=list(candidate.alt_questions),
+            evidence=candidate.evidence,
+            warnings=_warnings(entry),
+            support=candidate.support,
+            priority=_priority(candidate, entry),
+        )
+        db.add(item)
+        candidate.status = "queued"
+        result.queued += 1
 
 
 def _warnings(entry: KbEntry | None) -> list[str]:
@@ -119,20 +142,26 @@ def _warnings(entry: KbEntry | None) -> list[str]:
     return [f"replaces active entry {entry.id} (revision {entry.revision})"]
 
 
-def _supersede_open_items(db: Session, candidate: Candidate) -> int:
-    older = list(
-        db.scalars(
-            select(ReviewItem).where(
-                ReviewItem.entry_key == candidate.entry_key,
-                ReviewItem.state == "open",
-                ReviewItem.candidate_id != candidate.id,
-            )
-        )
-    )
+def _prefetch(db: Session, keys: set[str]) -> tuple[dict[str, KbEntry], dict[str, list[ReviewItem]]]:
+    """Entries and open review items for a batch's entry keys, one query per chunk."""
+    entries: dict[str, KbEntry] = {}
+    open_items: dict[str, list[ReviewItem]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for entry in db.scalars(select(KbEntry).where(KbEntry.entry_key.in_(chunk))):
+            entries[entry.entry_key] = entry
+        for item in db.scalars(select(ReviewItem).where(ReviewItem.entry_key.in_(chunk), ReviewItem.state == "open").order_by(ReviewItem.id)):
+            open_items.setdefault(item.entry_key, []).append(item)
+    return entries, open_items
+
+
+def _supersede_open_items(db: Session, candidate: Candidate, older: list[ReviewItem]) -> int:
+    """Close the open items for the candidate's entry: a newer proposal replaces them."""
     for item in older:
         item.state = "superseded"
         item.apply_error = None
-        db.execute(update(Candidate).where(Candidate.id == item.candidate_id).values(status="superseded"))
+        db.get(Candidate, item.candidate_id).status = "superseded"
         record_audit(db, actor="kbops", door="pipeline", action="supersede", review_item_id=item.id, note=f"newer candidate {candidate.id}")
     return len(older)
 

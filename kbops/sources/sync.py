@@ -19,6 +19,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy import func, insert, select, update
@@ -251,7 +252,7 @@ def _sync_records(
             result.unchanged += 1
             if item.raw_hash and item.raw_hash != old.raw_hash:
                 # Same facts written differently ("¥299" vs "299.00"): remember the new spelling.
-                db.execute(update(SourceRecord).where(SourceRecord.id == old.id).values(raw_hash=item.raw_hash))
+                db.execute(update(SourceRecord).where(SourceRecord.id == old.id).values(raw_hash=item.raw_hash).execution_options(synchronize_session=False))
 
     if snapshot and not broken_file:
         if gone and len(gone) / len(live) > source.max_delete_share and not confirm_deletions:
@@ -332,12 +333,12 @@ def _withdraw_dependents(db: Session, source: SourceConfig, kind: str, changed: 
     return withdrawn
 
 
-def _price_pattern(price: str) -> re.Pattern[str]:
-    """'299.00' matches 299, 299.0, 299.00 (not 1299 or 299.5); '299.50' matches 299.5 and 299.50."""
-    whole, _, cents = price.partition(".")
-    cents = cents.rstrip("0")
-    tail = rf"\.{cents}0?" if cents else r"(?:\.0{1,2})?"
-    return re.compile(rf"(?<![\d.]){re.escape(whole)}{tail}(?![\d]|\.\d)")
+_AMOUNT = re.compile(r"(?<![\d.])\d+(?:\.\d{1,2})?(?![\d]|\.\d)")
+
+
+def amounts(text: str) -> set[str]:
+    """Money-like numbers in ``text``, canonical like prices ("299元" → "299.00", "19.9" → "19.90")."""
+    return {f"{Decimal(m):.2f}" for m in _AMOUNT.findall(text)}
 
 
 def _flag_stale_mentions(db: Session, source: SourceConfig, run: PipelineRun, changes: list[tuple[str, int, int, dict[str, Any]]]) -> int:
@@ -350,20 +351,35 @@ def _flag_stale_mentions(db: Session, source: SourceConfig, run: PipelineRun, ch
     if not changes:
         return 0
     old_prices = dict(db.execute(select(SourceRecord.id, SourceRecord.payload).where(SourceRecord.id.in_([c[1] for c in changes]))).all())
+    # Chat-mined entries are few next to records: read them once, match in Python.
+    chat_entries = list(db.scalars(select(KbEntry).where(KbEntry.origin == "chat", KbEntry.status == "active")))
+    if not chat_entries:
+        return 0
+    products = {
+        key: payload
+        for key, payload in db.execute(
+            select(SourceRecord.key, SourceRecord.payload).where(
+                SourceRecord.kind == "product", SourceRecord.is_current.is_(True), SourceRecord.key.in_([c[0] for c in changes])
+            )
+        )
+    }
+    by_amount: dict[str, list[KbEntry]] = {}
+    for entry in chat_entries:
+        for amount in amounts(entry.answer):
+            by_amount.setdefault(amount, []).append(entry)
     flagged = 0
     for key, old_id, version, payload in changes:
         old, new = old_prices.get(old_id, {}).get("price"), payload.get("price")
-        if not old or old == new:
+        if not old or old == new or old not in by_amount:
             continue
-        pattern = _price_pattern(old)
-        product = db.scalar(select(SourceRecord.payload).where(SourceRecord.kind == "product", SourceRecord.key == key, SourceRecord.is_current.is_(True)).limit(1)) or {}
+        product = products.get(key) or {}
         names = [n for n in (product.get("name_zh"), product.get("name_en"), product.get("name"), key) if n]
-        whole = old.split(".")[0]
-        for entry in db.scalars(select(KbEntry).where(KbEntry.origin == "chat", KbEntry.status == "active", KbEntry.answer.contains(whole))):
+        for entry in by_amount[old]:
+            if entry.status != "active":
+                continue
             candidate = db.get(Candidate, entry.candidate_id) if entry.candidate_id else None
             evidence = dict(candidate.evidence) if candidate else {}
-            about = key in evidence.get("skus", []) or any(n in entry.question or n in entry.answer for n in names)
-            if not about or not pattern.search(entry.answer):
+            if key not in evidence.get("skus", []) and not any(n in entry.question or n in entry.answer for n in names):
                 continue
             reason = f"answer mentions {old}, the old price of {key} (now {new})"
             before = {"status": entry.status, "revision": entry.revision}
