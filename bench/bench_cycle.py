@@ -1,6 +1,6 @@
 """Freshness: one kb_ingest + kb_publish cycle after N prices changed upstream.
 
-    .venv/bin/python bench/bench_cycle.py [--products 5000] [--changed 1000]
+    .venv/bin/python bench/bench_cycle.py [--products 10000] [--changed 1000]
 
 Builds a store of P products with prices (2·P price entries, zh + en), runs
 the first ingest + publish (embedding every question once, into the cache),
@@ -55,14 +55,17 @@ def write(root: Path, n: int, bumped: set[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--products", type=int, default=5000)
+    parser.add_argument("--products", type=int, default=10000)
     parser.add_argument("--changed", type=int, default=1000)
+    parser.add_argument("--embed-cache", default="var/bench/embeddings.sqlite", help="kept between runs: the first build embeds once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "sources.toml").write_text(SOURCES, encoding="utf-8")
         write(root, args.products, set())
-        settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_SOURCES": str(root / "sources.toml")})
+        settings = Settings.load(
+            env={"KBOPS_HOME": str(root / "home"), "KBOPS_SOURCES": str(root / "sources.toml"), "KBOPS_EMBED_CACHE": str(Path(args.embed_cache).resolve())}
+        )
         init_db(settings)
         started = time.perf_counter()
         ingest(settings)

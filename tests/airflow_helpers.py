@@ -86,3 +86,22 @@ def parse_dags(airflow_home: Path) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_EXPORT = r"""
+import json, os, sys
+from kbops.airflow_adapter import export_connections
+from kbops.config import Settings
+export_connections(Settings.load())
+print(json.dumps({"url": os.environ.get(sys.argv[1])}))
+"""
+
+
+def exported_url(airflow_home: Path, settings: Settings, url_env: str, extra_env: dict[str, str]) -> str | None:
+    """Run the adapter's connection export in a fresh interpreter; the URL it put in ``url_env``."""
+    env = airflow_env(airflow_home, settings)
+    env.pop(url_env, None)
+    env.update(extra_env)
+    proc = subprocess.run([sys.executable, "-c", _EXPORT, url_env], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])["url"]

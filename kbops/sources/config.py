@@ -26,8 +26,9 @@ from the file itself::
     watermark = "updated_at"  # incremental: rows changed since the last run
     reconcile_every = "24h"   # full pass (catches hard deletes) at most this often
 
-Under Airflow, expose a Connection to kbops by setting that variable from it
-(e.g. in the worker's environment). Paths are resolved against the config file's directory so the
+Under Airflow, ``conn_id = "store_db"`` names an Airflow Connection instead:
+the Airflow adapter resolves it into the ``url_env`` variable for the task
+(kbops itself never imports Airflow). Paths are resolved against the config file's directory so the
 file can travel with the export it describes.
 """
 
@@ -63,6 +64,7 @@ class SourceConfig:
     max_delete_share: float = 0.3
     max_document_bytes: int = 5_000_000
     url_env: str = ""
+    conn_id: str = ""
     table: str = ""
     query: str = ""
     watermark: str = ""
@@ -112,7 +114,7 @@ def load_sources(path: Path) -> list[SourceConfig]:
 
 _ALLOWED = {
     "name", "type", "path", "glob", "kind", "mode", "key", "fields", "format",
-    "max_delete_share", "max_document_bytes", "url_env", "table", "query", "watermark", "reconcile_every",
+    "max_delete_share", "max_document_bytes", "url_env", "conn_id", "table", "query", "watermark", "reconcile_every",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
@@ -164,6 +166,7 @@ def _source(item: dict[str, Any], base: Path) -> SourceConfig:
         max_delete_share=share,
         max_document_bytes=int(item.get("max_document_bytes", 5_000_000)),
         url_env=item.get("url_env", ""),
+        conn_id=item.get("conn_id", ""),
         table=item.get("table", ""),
         query=item.get("query", ""),
         watermark=item.get("watermark", ""),
