@@ -48,6 +48,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{s['source']:<12} read {s['read']:>5}  new {s['new']:>4}  changed {s['changed']:>4}  "
             f"unchanged {s['unchanged']:>5}  deleted {s['deleted']:>3}  quarantined {s['quarantined']:>3}  withdrawn {s['withdrawn']:>3}"
+            + ("  (files unchanged, not read)" if s["skipped"] else "")
         )
         for message in s["messages"]:
             print(f"  ! {message}")

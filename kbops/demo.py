@@ -81,6 +81,7 @@ def show_ingest(settings: Settings, since: int) -> None:
             say(
                 f"    sync {run.source:<9} read {s['read']:>3}  new {s['new']:>3}  changed {s['changed']:>2}  "
                 f"unchanged {s['unchanged']:>3}  quarantined {s['quarantined']}  withdrawn {s['withdrawn']}"
+                + ("  (files unchanged, not read)" if s.get("skipped") else "")
             )
             for message in s["messages"]:
                 say(f"      ! {message}")

@@ -102,11 +102,13 @@ def sync_source(
         db.add(run)
         db.flush()
         result.run_id = run.id
-        if source.type == "chats":
-            _sync_chats(db, source, run, result)
-        elif source.type == "sql":
+        if source.type == "sql":
             _sync_sql(db, source, run, result, confirm_deletions, os.environ if env is None else env, now or utcnow())
-        elif not _skip_unchanged_files(db, source, result, confirm_deletions):
+        elif _skip_unchanged_files(db, source, result, confirm_deletions):
+            pass
+        elif source.type == "chats":
+            _sync_chats(db, source, run, result)
+        else:
             reader = (lambda known: read_documents(source)) if source.type == "documents" else (lambda known: read_records(source, known))
             snapshot = source.type == "documents" or source.mode == "snapshot"
             _sync_records(db, source, run, result, reader, confirm_deletions, snapshot)
@@ -127,13 +129,14 @@ def _skip_unchanged_files(db: Session, source: SourceConfig, result: SyncResult,
     last = _last_ok_run(db, source.name)
     if confirm_deletions or last is None or last.stats.get("held_back") or last.stats.get("files") != result.files:
         return False
-    result.unchanged = db.scalar(
-        select(func.count()).select_from(SourceRecord).where(
+    if source.type == "chats":
+        counted = select(func.count()).select_from(ChatSession).where(ChatSession.source == source.name)
+    else:
+        counted = select(func.count()).select_from(SourceRecord).where(
             SourceRecord.source == source.name, SourceRecord.is_current.is_(True), SourceRecord.deleted.is_(False)
         )
-    ) or 0
+    result.unchanged = db.scalar(counted) or 0
     result.skipped = True
-    result.messages.append(f"{source.name}: files unchanged since run {last.id}; nothing to read")
     return True
 
 
