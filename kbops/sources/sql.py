@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from sqlalchemy import MetaData, Table, create_engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, OperationalError, ProgrammingError
 
 from kbops.errors import ConfigError, SourceError, TransientError
 from kbops.sources.config import SourceConfig
@@ -82,7 +82,10 @@ def read_sql(source: SourceConfig, env: Mapping[str, str], previous: Any, full: 
         raise ConfigError(f"source {source.name!r}: {source.url_env} does not hold a valid SQLAlchemy URL") from None
     shown = url.render_as_string(hide_password=True)
     full = full or not source.watermark or previous is None
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"source {source.name!r}: cannot use {shown}: {exc}; install its driver or fix {source.url_env}") from None
     try:
         with engine.connect() as conn:
             items, newest = _rows(conn, source, previous, full, shown)

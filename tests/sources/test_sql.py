@@ -97,6 +97,8 @@ def test_connector_mistakes_are_clear_errors(settings, store_db, tmp_path):
     url, _, _ = store_db
     with pytest.raises(ConfigError, match="STORE_DB_URL is not set"):
         sync_source(settings, _source(), env={}, now=T0)
+    with pytest.raises(ConfigError, match="driver"):
+        sync_source(settings, _source(), env={"STORE_DB_URL": "nosuchdialect://u:pw@h/db"}, now=T0)
     with pytest.raises(SourceError, match="no_such_table"):
         sync_source(settings, _source(table="no_such_table"), env={"STORE_DB_URL": url}, now=T0)
     with pytest.raises(SourceError, match="watermark column 'changed'"):
