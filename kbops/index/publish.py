@@ -1,6 +1,10 @@
 """Publish: build a release from the servable KB entries, then activate it.
 
-Servable = active entries whose validity window has not ended. Entries whose
+Servable = active entries whose validity window has not ended. A build
+starts from the active release when it was made with the same model: only
+entries whose revision or window changed are read from the database, and
+only those whose question texts changed are re-embedded (IndexIDMap2
+remove/add by entry id); ``kbops publish --full`` rebuilds from scratch. Entries whose
 window has not started yet are included and filtered at query time, so a
 promotion starts (and ends) on time without another publish; the manifest
 records ``next_change_at``, the next boundary, and the next publish after it
@@ -38,6 +42,10 @@ class BuildResult:
     vectors: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    mode: str = ""  # full | incremental
+    added: int = 0
+    removed: int = 0
+    re_embedded: int = 0
     unreadable_share: float = 0.0
     next_change_at: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -55,31 +63,47 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def servable_entries(settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
-    now = now or utcnow()
+def _entry_dict(e: KbEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "entry_key": e.entry_key,
+        "revision": e.revision,
+        "kind": e.kind,
+        "origin": e.origin,
+        "lang": e.lang,
+        "question": e.question,
+        "alt_questions": list(e.alt_questions),
+        "answer": e.answer,
+        "tags": list(e.tags),
+        "valid_from": _iso(e.valid_from),
+        "valid_to": _iso(e.valid_to),
+    }
+
+
+def _servable(now: datetime) -> Any:
+    return (KbEntry.status == "active", or_(KbEntry.valid_to.is_(None), KbEntry.valid_to > now))
+
+
+def _servable_versions(settings: Settings, now: datetime) -> list[tuple[int, int, str | None, str | None]]:
+    """(id, revision, valid_from, valid_to) of servable entries: enough for the digest and the diff."""
     with session_scope(settings) as db:
-        rows = db.scalars(
-            select(KbEntry)
-            .where(KbEntry.status == "active", or_(KbEntry.valid_to.is_(None), KbEntry.valid_to > now))
-            .order_by(KbEntry.id)
-        )
-        return [
-            {
-                "id": e.id,
-                "entry_key": e.entry_key,
-                "revision": e.revision,
-                "kind": e.kind,
-                "origin": e.origin,
-                "lang": e.lang,
-                "question": e.question,
-                "alt_questions": list(e.alt_questions),
-                "answer": e.answer,
-                "tags": list(e.tags),
-                "valid_from": _iso(e.valid_from),
-                "valid_to": _iso(e.valid_to),
-            }
-            for e in rows
-        ]
+        rows = db.execute(
+            select(KbEntry.id, KbEntry.revision, KbEntry.valid_from, KbEntry.valid_to).where(*_servable(now)).order_by(KbEntry.id)
+        ).all()
+    return [(i, r, _iso(f), _iso(t)) for i, r, f, t in rows]
+
+
+def _load_entries(settings: Settings, ids: list[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    with session_scope(settings) as db:
+        for start in range(0, len(ids), 500):
+            for e in db.scalars(select(KbEntry).where(KbEntry.id.in_(ids[start : start + 500]))):
+                out[e.id] = _entry_dict(e)
+    return out
+
+
+def _texts(entry: dict[str, Any]) -> list[str]:
+    return [entry["question"], *entry["alt_questions"]]
 
 
 def next_boundary(entries: list[dict[str, Any]], now: datetime) -> str | None:
@@ -93,6 +117,71 @@ def next_boundary(entries: list[dict[str, Any]], now: datetime) -> str | None:
     return min(times).isoformat() if times else None
 
 
+def _incremental_base(settings: Settings, active: str, model_id: str) -> tuple[dict[str, Any], Any, list[dict[str, Any]]] | None:
+    """The active release to build on, or None when a full build is needed (other model, unreadable)."""
+    try:
+        manifest, index, previous = rel.read_index_and_entries(settings.index_dir, active)
+    except ReleaseError:
+        return None
+    return (manifest, index, previous) if manifest["model"] == model_id else None
+
+
+def _full_build(settings: Settings, versions: list[tuple[int, int, str | None, str | None]], embedder: Embedder) -> tuple[list[dict[str, Any]], Any, list[str]]:
+    by_id = _load_entries(settings, [v[0] for v in versions])
+    entries = [by_id[v[0]] for v in versions if v[0] in by_id]
+    texts = [t for e in entries for t in _texts(e)]
+    ids = [e["id"] for e in entries for _ in _texts(e)]
+    vectors = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
+    return entries, rel.flat_index(embedder.dim, vectors, np.array(ids, dtype=np.int64)), texts
+
+
+def _apply_changes(
+    settings: Settings,
+    versions: list[tuple[int, int, str | None, str | None]],
+    index: Any,
+    previous: list[dict[str, Any]],
+    embedder: Embedder,
+    result: BuildResult,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Turn the previous release into the current one: only changed entries are read and re-embedded.
+
+    An entry whose questions did not change keeps its vectors even when its
+    answer did (a price change re-embeds nothing).
+    """
+    before = {e["id"]: e for e in previous}
+    wanted = {v[0] for v in versions}
+    changed = [i for i, rev, start, end in versions if i not in before or (before[i]["revision"], before[i]["valid_from"], before[i]["valid_to"]) != (rev, start, end)]
+    fresh = _load_entries(settings, changed)
+    removed = [i for i in before if i not in wanted]
+    re_embed = [i for i in changed if i in fresh and (i not in before or _texts(before[i]) != _texts(fresh[i]))]
+    stale = [i for i in removed + re_embed if i in before]
+    if stale:
+        index.remove_ids(np.array(stale, dtype=np.int64))
+    texts = [t for i in re_embed for t in _texts(fresh[i])]
+    if texts:
+        ids = np.array([i for i in re_embed for _ in _texts(fresh[i])], dtype=np.int64)
+        index.add_with_ids(np.ascontiguousarray(embedder.encode(texts), dtype=np.float32), ids)
+    result.added = sum(1 for i in changed if i not in before)
+    result.removed, result.re_embedded = len(removed), len(re_embed)
+    entries = [fresh.get(i) or before[i] for i, *_ in versions if i in fresh or i in before]
+    return entries, texts
+
+
+def _unreadable_share(embedder: Embedder, texts: list[str], previous: tuple[float, int] | None) -> float:
+    """Share of [UNK] word pieces in the KB's questions, from a sample of the texts embedded now.
+
+    An incremental build weights the new sample with the previous release's
+    share by vector counts, so a publish that embeds nothing loads no model.
+    """
+    if not texts:
+        return round(previous[0], 3) if previous else 0.0
+    sample = texts[:: max(1, len(texts) // 500)]
+    share = float(np.mean([embedder.unk_share(t) for t in sample]))
+    if previous and previous[1] > 0:
+        share = (previous[0] * previous[1] + share * len(texts)) / (previous[1] + len(texts))
+    return round(share, 3)
+
+
 def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None, now: datetime | None = None) -> BuildResult:
     """Build (but do not activate) a release for the current servable KB.
 
@@ -102,45 +191,49 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     started = time.perf_counter()
     result = BuildResult()
     now = now or utcnow()
-    entries = servable_entries(settings, now)
-    digest = content_hash([(e["id"], e["revision"], e["valid_from"], e["valid_to"]) for e in entries])
+    versions = _servable_versions(settings, now)
+    digest = content_hash(versions)
     active = rel.active_release_id(settings.index_dir)
     if active and not full:
         try:
             if rel.read_manifest(settings.index_dir, active)["kb_digest"] == digest:
-                result.release_id, result.entries = active, len(entries)
+                result.release_id, result.entries = active, len(versions)
                 result.seconds = round(time.perf_counter() - started, 3)
                 return result
         except ReleaseError:
             pass  # an unreadable active release means: build a new one
-    result.next_change_at = next_boundary(entries, now)
     embedder = embedder or make_embedder(settings)
-    texts, ids = [], []
-    for e in entries:
-        for text in [e["question"], *e["alt_questions"]]:
-            texts.append(text)
-            ids.append(e["id"])
-    vectors = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
-    if texts:
-        sample = texts[:: max(1, len(texts) // 500)]
-        result.unreadable_share = round(float(np.mean([embedder.unk_share(t) for t in sample])), 3)
-        if result.unreadable_share > UNK_WARNING:
-            result.warnings.append(
-                f"the embedding model cannot read {result.unreadable_share:.0%} of the KB's question text "
-                "([UNK] tokens, e.g. Chinese with an English-only model); retrieval relies on the lexical channel "
-                "for those entries — consider a multilingual model in KBOPS_EMBEDDING_MODEL"
-            )
+    base = None if full or not active else _incremental_base(settings, active, embedder.model_id)
+    if base is None:
+        entries, index, embedded = _full_build(settings, versions, embedder)
+        result.mode, share = "full", None
+    else:
+        manifest, index, previous = base
+        entries, embedded = _apply_changes(settings, versions, index, previous, embedder, result)
+        result.mode, share = "incremental", (manifest.get("unreadable_share", 0.0), index.ntotal - len(embedded))
+    result.next_change_at = next_boundary(entries, now)
+    result.unreadable_share = _unreadable_share(embedder, embedded, share)
+    if result.unreadable_share > UNK_WARNING:
+        result.warnings.append(
+            f"the embedding model cannot read {result.unreadable_share:.0%} of the KB's question text "
+            "([UNK] tokens, e.g. Chinese with an English-only model); retrieval relies on the lexical channel "
+            "for those entries — consider a multilingual model in KBOPS_EMBEDDING_MODEL"
+        )
     result.release_id = rel.write_release(
         settings.index_dir,
         entries=entries,
-        vectors=vectors,
-        vector_ids=np.array(ids, dtype=np.int64),
+        index=index,
         model_id=embedder.model_id,
         kb_digest=digest,
-        extra={"dim": embedder.dim, "unreadable_share": result.unreadable_share, "next_change_at": result.next_change_at},
+        extra={
+            "build": result.mode,
+            "unreadable_share": result.unreadable_share,
+            "next_change_at": result.next_change_at,
+            "changes": {"added": result.added, "removed": result.removed, "re_embedded": result.re_embedded},
+        },
     )
+    result.entries, result.vectors = len(entries), int(index.ntotal)
     result.status = "built"
-    result.entries, result.vectors = len(entries), len(texts)
     result.cache_hits, result.cache_misses = embedder.stats.hits, embedder.stats.misses
     result.seconds = round(time.perf_counter() - started, 3)
     with session_scope(settings) as db:

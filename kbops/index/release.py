@@ -65,12 +65,21 @@ def _write(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def flat_index(dim: int, vectors: np.ndarray, ids: np.ndarray) -> Any:
+    """An exact inner-product index whose ids are KB entry ids (several vectors per entry)."""
+    import faiss
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return index
+
+
 def write_release(
     index_dir: Path,
     *,
     entries: list[dict[str, Any]],
-    vectors: np.ndarray,
-    vector_ids: np.ndarray,
+    index: Any,
     model_id: str,
     kb_digest: str,
     extra: dict[str, Any] | None = None,
@@ -85,10 +94,6 @@ def write_release(
     tmp = root / f".tmp-{release_id}"
     tmp.mkdir()
     try:
-        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else int((extra or {}).get("dim", 0))
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        if len(vector_ids):
-            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), vector_ids.astype(np.int64))
         checksums = {
             "index.faiss": _write(tmp / "index.faiss", faiss.serialize_index(index).tobytes()),
             "entries.json": _write(tmp / "entries.json", json.dumps(entries, ensure_ascii=False).encode("utf-8")),
@@ -102,9 +107,9 @@ def write_release(
             "release_id": release_id,
             "created_at": created.isoformat(),
             "model": model_id,
-            "dim": dim,
+            "dim": int(index.d),
             "entry_count": len(entries),
-            "vector_count": int(len(vector_ids)),
+            "vector_count": int(index.ntotal),
             "index_type": "IDMap2,FlatIP",
             "kb_digest": kb_digest,
             "checksums": checksums,
@@ -185,12 +190,21 @@ class LoadedRelease:
     lexical: Any
 
 
-def load_release(index_dir: Path, release_id: str, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedRelease:
+def read_index_and_entries(index_dir: Path, release_id: str) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
+    """A verified release's manifest, FAISS index and served entries (the base of an incremental build)."""
     import faiss
 
+    manifest = read_manifest(index_dir, release_id, verify=True)
+    path = releases_dir(index_dir) / release_id
+    index = faiss.deserialize_index(np.frombuffer((path / "index.faiss").read_bytes(), dtype=np.uint8))
+    entries = json.loads((path / "entries.json").read_text(encoding="utf-8"))
+    return manifest, index, entries
+
+
+def load_release(index_dir: Path, release_id: str, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedRelease:
     from kbops.index.lexical import LexicalIndex
 
-    manifest = read_manifest(index_dir, release_id, verify=True)
+    manifest, index, entry_list = read_index_and_entries(index_dir, release_id)
     if expect_model is not None and manifest["model"] != expect_model:
         raise ReleaseError(
             f"release {release_id!r} was built with model {manifest['model']!r} but this server embeds with "
@@ -199,7 +213,6 @@ def load_release(index_dir: Path, release_id: str, expect_model: str | None = No
     if expect_dim is not None and manifest["dim"] != expect_dim:
         raise ReleaseError(f"release {release_id!r} has dimension {manifest['dim']}, the model gives {expect_dim}")
     path = releases_dir(index_dir) / release_id
-    index = faiss.deserialize_index(np.frombuffer((path / "index.faiss").read_bytes(), dtype=np.uint8))
-    entries = {int(e["id"]): e for e in json.loads((path / "entries.json").read_text(encoding="utf-8"))}
+    entries = {int(e["id"]): e for e in entry_list}
     docs = [(int(eid), text) for eid, text in json.loads((path / "lexical.json").read_text(encoding="utf-8"))]
     return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs))

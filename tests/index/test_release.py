@@ -88,3 +88,38 @@ def test_validity_windows_are_scheduled_and_expired_entries_dropped(published, e
     served = json.loads((rel.releases_dir(s.index_dir) / after.release_id / "entries.json").read_text(encoding="utf-8"))
     assert promo.id not in {e["id"] for e in served}
     assert after.entries == during.entries - 1
+
+
+def test_incremental_publish_equals_a_full_rebuild(published, embedder, store):
+    import csv
+
+    from kbops.pipeline import ingest
+
+    s, built = published
+    rows = list(csv.DictReader((store / "prices.csv").open(encoding="utf-8")))
+    for row in rows:
+        if row["sku"] == "LM-1003":
+            row["price"] = "1.00"
+    with (store / "prices.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    products = store / "products.csv"
+    products.write_text("".join(ln for ln in products.read_text(encoding="utf-8").splitlines(keepends=True) if not ln.startswith("LM-1020,")), encoding="utf-8")
+    ingest(s)
+    misses = embedder.stats.misses
+    inc = build_release(s, embedder=embedder)
+    assert inc.mode == "incremental" and inc.removed == 8 and inc.re_embedded == 0
+    assert embedder.stats.misses == misses, "a price change re-embeds nothing"
+    full = build_release(s, full=True, embedder=embedder)
+    assert full.mode == "full"
+
+    def contents(release_id):
+        manifest, index, entries = rel.read_index_and_entries(s.index_dir, release_id)
+        ids = sorted(int(index.id_map.at(i)) for i in range(index.ntotal))
+        return ids, sorted(json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entries)
+
+    assert contents(inc.release_id) == contents(full.release_id)
+    served = {e["entry_key"]: e for e in rel.read_index_and_entries(s.index_dir, inc.release_id)[2]}
+    assert "1.00" in served["product:LM-1003:price:en"]["answer"]
+    assert not any(k.startswith("product:LM-1020:") for k in served)
