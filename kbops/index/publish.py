@@ -163,7 +163,12 @@ def _apply_changes(
         index.add_with_ids(np.ascontiguousarray(embedder.encode(texts), dtype=np.float32), ids)
     result.added = sum(1 for i in changed if i not in before)
     result.removed, result.re_embedded = len(removed), len(re_embed)
-    entries = [fresh.get(i) or before[i] for i, *_ in versions if i in fresh or i in before]
+    # An entry that changed but vanished between the two reads is left out, never served stale.
+    changed_set = set(changed)
+    gone = [i for i in changed_set if i in before and i not in fresh]
+    if gone:
+        index.remove_ids(np.array(gone, dtype=np.int64))
+    entries = [fresh[i] if i in fresh else before[i] for i, *_ in versions if i in fresh or (i in before and i not in changed_set)]
     return entries, texts
 
 
