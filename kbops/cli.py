@@ -264,6 +264,33 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kbops.faq import import_faq
+
+    result = import_faq(settings, Path(args.file), approve=args.approve, by=args.by)
+    if args.json:
+        _print_json(result.as_dict())
+        return 0 if not result.errors else 1
+    print(
+        f"read {result.read} row(s): {result.proposed} new candidate(s), {result.unchanged} unchanged; "
+        + (f"{result.approved} approved by {args.by}" if args.approve else f"{result.queued} queued for review")
+    )
+    for error in result.errors:
+        print(f"  ! {error}")
+    return 0 if not result.errors else 1
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kbops.faq import export_faq
+
+    print(f"wrote {export_faq(settings, Path(args.file))} active entries to {args.file}")
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -356,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("rollback", cmd_rollback, "re-activate RELEASE, or the release before the active one")
     p.add_argument("release", nargs="?", help="release id (default: the previous release)")
+
+    p = add("import", cmd_import, "bring an FAQ file (.jsonl or .csv: question, answer, alt_questions, tags) in as candidates")
+    p.add_argument("file", help="the FAQ file")
+    p.add_argument("--approve", action="store_true", help="approve every valid row at once (needs --by)")
+    p.add_argument("--by", help="who approves (recorded in the audit log)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("export", cmd_export, "write the active KB to a .jsonl or .csv file (the import format)")
+    p.add_argument("file", help="where to write")
 
     p = add("serve", cmd_serve, "the bot HTTP API (POST /search, GET /healthz, GET /release)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")

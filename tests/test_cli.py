@@ -13,7 +13,7 @@ from kbops.cli import build_parser, main
 COMMANDS = [
     [], ["init"], ["sync"], ["review"], ["review", "list"], ["review", "show"], ["review", "approve"],
     ["review", "reject"], ["review", "edit"], ["review", "log"], ["publish"], ["ask"], ["releases"],
-    ["rollback"], ["serve"], ["sources"], ["sources", "status"],
+    ["rollback"], ["serve"], ["sources"], ["sources", "status"], ["import"], ["export"],
 ]
 
 
