@@ -1,0 +1,98 @@
+"""Retrieval quality on Bitext (real customer-support phrasings with intents).
+
+    .venv/bin/python bench/bench_retrieval.py [--datasets ../shared/datasets] [--per-intent 5]
+
+Each intent is one FAQ entry whose question and alternate questions are 5
+phrasings of it (imported through `kbops import --approve`); the other
+phrasings of the intent are queries. Five intents are left out of the KB
+entirely: their queries have no right answer and should be handed off. For
+dense only, lexical only and the hybrid, reports recall@1 / recall@5 on the
+in-KB queries and, per handoff threshold, the share of queries answered and
+the precision of those answers (an answered out-of-KB query counts as wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import random
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from kbops.config import Settings
+from kbops.db import init_db
+from kbops.faq import import_faq
+from kbops.index.publish import activate_release, build_release, make_embedder
+from kbops.serve.retriever import Retriever
+
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
+    parser.add_argument("--per-intent", type=int, default=5)
+    parser.add_argument("--queries-per-intent", type=int, default=40)
+    parser.add_argument("--held-out-intents", type=int, default=5)
+    args = parser.parse_args()
+    path = Path(args.datasets) / "bitext" / "bitext_customer_support_4514.csv"
+    if not path.is_file():
+        raise SystemExit(f"Bitext not found at {path}; pass --datasets or set KBOPS_DATASETS")
+    rng = random.Random(7)
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for row in csv.DictReader(path.open(encoding="utf-8")):
+        by_intent[row["intent"]].append(row["instruction"].strip())
+    intents = sorted(by_intent)
+    outside = set(rng.sample(intents, args.held_out_intents))
+    faq, queries = [], []
+    for intent in intents:
+        phrasings = list(dict.fromkeys(by_intent[intent]))
+        rng.shuffle(phrasings)
+        if intent not in outside:
+            kb, rest = phrasings[: args.per_intent], phrasings[args.per_intent :]
+            kb.sort(key=len, reverse=True)  # a curator would make the fullest phrasing the main question
+            faq.append({"id": intent, "question": kb[0], "alt_questions": kb[1:], "answer": f"This is the answer about {intent.replace('_', ' ')}."})
+        else:
+            rest = phrasings
+        queries += [(q, None if intent in outside else intent) for q in rest[: args.queries_per_intent]]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "faq.jsonl").write_text("\n".join(json.dumps(r) for r in faq), encoding="utf-8")
+        settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_EMBED_CACHE": str(Path("var/bench/embeddings.sqlite").resolve())})
+        init_db(settings)
+        imported = import_faq(settings, root / "faq.jsonl", approve=True, by="bench")
+        for error in imported.errors:
+            print(f"  not imported: {error}")
+        embedder = make_embedder(settings)
+        activate_release(settings, build_release(settings, embedder=embedder).release_id)
+        key_to_intent = {f"import:{r['id']}": r["id"] for r in faq}
+        print(f"KB: {imported.approved} entries ({len(faq)} intents × {args.per_intent} phrasings); "
+              f"queries: {sum(1 for _, i in queries if i)} in-KB, {sum(1 for _, i in queries if not i)} from {len(outside)} intents not in the KB\n")
+        print(f"{'channel':<9} {'R@1':>6} {'R@5':>6}   " + "  ".join(f"t={t:<4}" for t in THRESHOLDS))
+        for name, weight in (("dense", 1.0), ("lexical", 0.0), ("hybrid", settings.dense_weight)):
+            bot = Retriever(dataclasses.replace(settings, dense_weight=weight), embedder=embedder)
+            r1 = r5 = n_in = 0
+            scored = []
+            for text, intent in queries:
+                hits = bot.search(text, top_k=5).hits
+                top = key_to_intent.get(hits[0].entry_key) if hits else None
+                if intent:
+                    n_in += 1
+                    r1 += top == intent
+                    r5 += intent in [key_to_intent.get(h.entry_key) for h in hits]
+                scored.append((hits[0].score if hits else 0.0, top == intent and intent is not None))
+            cells = []
+            for t in THRESHOLDS:
+                answered = [ok for score, ok in scored if score >= t]
+                cells.append(f"{len(answered) / len(scored):.0%}/{(sum(answered) / len(answered)) if answered else 0:.0%}")
+            print(f"{name:<9} {r1 / n_in:6.1%} {r5 / n_in:6.1%}   " + "  ".join(f"{c:<6}" for c in cells))
+        print("\ncells: answered share / precision of answered, at each handoff threshold t")
+
+
+if __name__ == "__main__":
+    main()
