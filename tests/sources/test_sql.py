@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Column, DateTime, Integer, MetaData, Numeric, String, Table, create_engine, delete, insert, update
+from sqlalchemy import Column, DateTime, MetaData, Numeric, String, Table, create_engine, delete, insert, update
 
 from kbops.errors import ConfigError, SourceError
 from kbops.sources.config import SourceConfig, load_sources
