@@ -109,6 +109,11 @@ class Embedder:
                 conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's vector, bypassing the cache: bot queries rarely repeat, and a
+        cache write per query would sit on the hot path."""
+        return self._encode([text])
+
     def unk_share(self, text: str) -> float:
         """Share of the text's word pieces the model cannot read ([UNK]).
 

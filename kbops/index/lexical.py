@@ -45,8 +45,12 @@ class LexicalIndex:
                 vals.append(w / norm)
         self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=np.float32)
 
-    def scores(self, query: str) -> dict[int, float]:
-        """Best cosine per entry id for the query (entries with score > 0 only)."""
+    def scores(self, query: str, limit: int = 50) -> dict[int, float]:
+        """Best cosine per entry id for the query: the ``limit`` best-scoring documents only.
+
+        A Chinese query shares characters like "商品" with much of a catalogue;
+        fusing every document with a score above zero would cost O(KB) per query.
+        """
         c = Counter(tokens(query))
         if not c or self.matrix.shape[0] == 0:
             return {}
@@ -63,8 +67,13 @@ class LexicalIndex:
             (list(known.values()), ([0] * len(known), list(known.keys()))), shape=(1, self.matrix.shape[1]), dtype=np.float32
         )
         sims = np.asarray((self.matrix @ q.T).todense()).ravel() / math.sqrt(norm_sq)
+        if len(sims) > limit:
+            top = np.argpartition(-sims, limit)[:limit]
+            top = top[sims[top] > 0]
+        else:
+            top = np.nonzero(sims > 0)[0]
         out: dict[int, float] = {}
-        for row in np.nonzero(sims > 0)[0]:
+        for row in top:
             eid = int(self.entry_ids[row])
             out[eid] = max(out.get(eid, 0.0), float(sims[row]))
         return out

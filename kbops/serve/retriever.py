@@ -130,12 +130,12 @@ class Retriever:
         w = self.settings.dense_weight * (1.0 - unk)
         dense: dict[int, float] = {}
         if w > 0 and loaded.index.ntotal:
-            vec = self.embedder.encode([query])
+            vec = self.embedder.encode_query(query)
             sims, ids = loaded.index.search(vec, min(CANDIDATES, loaded.index.ntotal))
             for s, i in zip(sims[0], ids[0]):
                 if i >= 0:
                     dense[int(i)] = max(dense.get(int(i), -1.0), float(s))
-        lexical = loaded.lexical.scores(query)
+        lexical = loaded.lexical.scores(query, limit=CANDIDATES)
         hits = []
         for eid in set(dense) | set(lexical):
             entry = loaded.entries.get(eid)

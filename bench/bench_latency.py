@@ -1,0 +1,113 @@
+"""Query latency on a large KB: end to end (embedding included), FAISS alone, lexical alone, HTTP.
+
+    .venv/bin/python bench/bench_latency.py [--products 50000] [--queries 300]
+
+Builds (or reuses, via the embedding cache in var/bench/) a KB of 2 × P
+price entries (zh + en) from a generated store, publishes it, then times
+`Retriever.search` for English and Chinese questions, the FAISS search and
+the lexical scoring separately, and `POST /search` through a real uvicorn
+server on 127.0.0.1. Reports p50 / p99 in milliseconds and the release size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_cycle import SOURCES, write  # noqa: E402
+
+from kbops.config import Settings  # noqa: E402
+from kbops.db import init_db  # noqa: E402
+from kbops.index import release as rel  # noqa: E402
+from kbops.pipeline import ingest, publish  # noqa: E402
+from kbops.serve.retriever import Retriever  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def timed(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        started = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=50000)
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "sources.toml").write_text(SOURCES, encoding="utf-8")
+        write(root, args.products, set())
+        settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_SOURCES": str(root / "sources.toml"), "KBOPS_EMBED_CACHE": str(Path("var/bench/embeddings.sqlite").resolve())})
+        init_db(settings)
+        ingest(settings)
+        built = publish(settings)["build"]
+        release_dir = rel.releases_dir(settings.index_dir) / built["release_id"]
+        size = sum(p.stat().st_size for p in release_dir.iterdir())
+        bot = Retriever(settings)
+        started = time.perf_counter()
+        loaded = bot.release()
+        load_s = time.perf_counter() - started
+        picks = [i * 7919 % args.products for i in range(args.queries)]
+        en = [f"How much does the Lumi product {i:06d} cost?" for i in picks]
+        zh = [f"鹿米{i:06d}号商品多少钱" for i in picks]
+        bot.search(en[0])  # warm the model
+        vecs = bot.embedder._encode(en)
+        rows = {
+            "end to end, English (embed + FAISS + lexical + fuse)": timed(lambda q: bot.search(q), en),
+            "end to end, Chinese (lexical only: [UNK] query)": timed(lambda q: bot.search(q), zh),
+            "FAISS search alone (IDMap2 FlatIP, k=50)": timed(lambda v: loaded.index.search(v.reshape(1, -1), 50), vecs),
+            "lexical scoring alone (English query)": timed(lambda q: loaded.lexical.scores(q), en),
+            "query embedding alone": timed(bot.embedder.encode_query, en[:100]),
+        }
+        rows["HTTP POST /search (uvicorn, loopback), English"] = _http(settings, en[:100])
+        print(f"KB: {built['entries']:,} entries, {built['vectors']:,} vectors; release on disk {size / 1e6:.0f} MB; load + verify {load_s:.1f}s\n")
+        print(f"{'':56} {'p50 ms':>8} {'p99 ms':>8}")
+        for name, values in rows.items():
+            print(f"{name:56} {statistics.median(values):8.2f} {pct(values, 0.99):8.2f}")
+
+
+def _http(settings: Settings, queries: list[str]) -> list[float]:
+    import httpx
+    import uvicorn
+
+    from kbops.serve.api import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        for _ in range(200):
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        client.post("/search", json={"query": queries[0]})
+        out = timed(lambda q: client.post("/search", json={"query": q}).raise_for_status(), queries)
+    server.should_exit = True
+    thread.join(timeout=10)
+    return out
+
+
+if __name__ == "__main__":
+    main()
