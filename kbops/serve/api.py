@@ -1,8 +1,9 @@
 """The bot HTTP API: ``POST /search``, ``GET /healthz``, ``GET /release``.
 
 Reads only the active index release (plus the query log write). When the
-``ACTIVE`` pointer moves, the next request loads the new release while
-in-flight requests finish on the old one: no restart, no failed request.
+``ACTIVE`` pointer moves, the new release is verified and loaded in a
+background thread while requests keep being answered from the old one; it
+takes over once ready: no restart, no failed or stalled request.
 With ``KBOPS_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``.
 """
 
@@ -33,7 +34,7 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
 
     def get_retriever() -> Retriever:
         if state["retriever"] is None:
-            state["retriever"] = Retriever(settings)
+            state["retriever"] = Retriever(settings, background_reload=True)
         return state["retriever"]
 
     def auth(authorization: str | None = Header(None)) -> None:

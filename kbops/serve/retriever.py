@@ -15,6 +15,7 @@ pointer on the next query and swaps releases without a failed request.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -76,35 +77,72 @@ def _in_window(entry: dict[str, Any], now: datetime) -> bool:
 class Retriever:
     """Answers questions from the active release; thread-safe, reloads on swap."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, background_reload: bool = False):
+        """``background_reload``: load a newly activated release in a thread and keep
+        answering from the current one until it is ready (the API server's mode: a
+        large release takes seconds to verify and load, and no query should wait)."""
         from kbops.index.publish import make_embedder
 
         self.settings = settings
         self.embedder = embedder or make_embedder(settings)
         self._release: rel.LoadedRelease | None = None
         self._lock = threading.Lock()
+        self._background = background_reload
+        self._loading: str | None = None
+        self._refused: dict[str, str] = {}
 
     def release(self) -> rel.LoadedRelease:
-        """The active release, (re)loaded when the pointer has moved."""
+        """The release to answer from: the active one, (re)loaded when the pointer moved.
+
+        A release that fails verification is refused once and remembered (not
+        re-read on every query); the last good release keeps serving.
+        """
         active = rel.active_release_id(self.settings.index_dir)
         current = self._release
         if active is None:
             if current is not None:
                 return current
             raise ReleaseError(f"no active release under {self.settings.index_dir}; run `kbops publish` first")
-        if current is not None and current.release_id == active:
+        if current is not None and (current.release_id == active or active in self._refused):
+            return current
+        if current is not None and self._background:
+            self._load_in_background(active)
             return current
         with self._lock:
             if self._release is not None and self._release.release_id == active:
                 return self._release
+            loaded = self._load(active) if active not in self._refused else None
+            if loaded is not None:
+                return loaded
+            if self._release is not None:
+                return self._release
+            raise ReleaseError(self._refused[active])
+
+    def _load(self, release_id: str) -> rel.LoadedRelease | None:
+        try:
+            loaded = rel.load_release(self.settings.index_dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim)
+        except ReleaseError as exc:
+            self._refused[release_id] = str(exc)
+            logging.getLogger("kbops.serve").error("release refused, still serving the previous one: %s", exc)
+            return None
+        self._release = loaded
+        return loaded
+
+    def _load_in_background(self, release_id: str) -> None:
+        with self._lock:
+            if self._loading == release_id:
+                return
+            self._loading = release_id
+
+        def run() -> None:
             try:
-                loaded = rel.load_release(self.settings.index_dir, active, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim)
-            except ReleaseError:
-                if self._release is not None:
-                    return self._release  # keep serving the last good release
-                raise
-            self._release = loaded
-            return loaded
+                self._load(release_id)
+            finally:
+                with self._lock:
+                    if self._loading == release_id:
+                        self._loading = None
+
+        threading.Thread(target=run, name=f"kbops-load-{release_id}", daemon=True).start()
 
     def search(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
+from kbops.index import release as rel
 from kbops.index.publish import activate_release, build_release
 from kbops.pipeline import ingest
 from kbops.review.queue import decide, list_items
@@ -20,7 +22,7 @@ def api(settings, embedder):
     decide(settings, [i.id for i in list_items(settings)], "approve", by="lin")
     activate_release(settings, build_release(settings, embedder=embedder).release_id)
     s = dataclasses.replace(settings, api_token="s3cret")
-    return TestClient(create_app(s, Retriever(s, embedder=embedder))), s
+    return TestClient(create_app(s, Retriever(s, embedder=embedder, background_reload=True))), s
 
 
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -50,9 +52,29 @@ def test_bad_requests_get_4xx_with_a_message(api, payload):
     assert 400 <= r.status_code < 500 and r.json()["detail"]
 
 
-def test_new_release_is_picked_up_without_restart(api, embedder):
+def test_new_release_is_picked_up_without_restart_or_a_failed_request(api, embedder):
     client, s = api
     first = client.get("/release", headers=AUTH).json()["release_id"]
-    activate_release(s, build_release(s, full=True, embedder=embedder).release_id)
-    second = client.get("/release", headers=AUTH).json()["release_id"]
-    assert second != first
+    second = build_release(s, full=True, embedder=embedder).release_id
+    activate_release(s, second)
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = client.post("/search", json={"query": "How much is the Lumi Smart Rice Cooker?"}, headers=AUTH)
+        assert r.status_code == 200 and "299.00" in r.json()["answer"]
+        seen.add(r.json()["release_id"])
+        if r.json()["release_id"] == second:
+            break
+    assert seen <= {first, second} and second in seen
+
+
+def test_a_corrupt_new_release_is_refused_and_the_old_one_keeps_serving(api, embedder):
+    client, s = api
+    first = client.get("/release", headers=AUTH).json()["release_id"]
+    bad = build_release(s, full=True, embedder=embedder).release_id
+    (rel.releases_dir(s.index_dir) / bad / "index.faiss").write_bytes(b"truncated")
+    rel.pointer_path(s.index_dir).write_text(bad + "\n", encoding="utf-8")  # as if activated by hand
+    for _ in range(20):
+        r = client.post("/search", json={"query": "退款多久能到账"}, headers=AUTH)
+        assert r.status_code == 200 and r.json()["release_id"] == first
+        time.sleep(0.05)
