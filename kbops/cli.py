@@ -134,7 +134,7 @@ def cmd_review_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _report_apply(result: Any) -> int:
-    print(f"applied {result.applied} decision(s): {result.approved} approved, {result.rejected} rejected")
+    print(f"applied {result.applied} decision(s): {result.approved} approved, {result.rejected} rejected, {result.merged} merged")
     for item_id, error in result.errors.items():
         print(f"  ! item {item_id} not applied: {error}")
     return 0 if not result.errors else 1
@@ -159,6 +159,12 @@ def cmd_review_edit(settings: Settings, args: argparse.Namespace) -> int:
     if not args.question and not args.answer:
         raise InvalidDecision("nothing to edit: pass --question TEXT and/or --answer TEXT")
     return _report_apply(decide(settings, [args.id], "approve", by=args.by, note=args.note, question=args.question, answer=args.answer))
+
+
+def cmd_review_merge(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.queue import decide
+
+    return _report_apply(decide(settings, args.ids, "merge", by=args.by, note=args.note, question=args.question, merge_into=args.into))
 
 
 def cmd_review_log(settings: Settings, args: argparse.Namespace) -> int:
@@ -363,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", required=True, help="reviewer name")
     p.add_argument("--question", help="the corrected question")
     p.add_argument("--answer", help="the corrected answer")
+    p.add_argument("--note", help="optional note")
+    p = add("merge", cmd_review_merge, "add items' questions as alternate questions of an existing entry", rsub)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--into", help="entry key to join (default: the entry routing proposed for a near-duplicate)")
+    p.add_argument("--question", help="a corrected phrasing to add instead of the item's question")
     p.add_argument("--note", help="optional note")
     p = add("log", cmd_review_log, "the audit log of decisions and automatic changes", rsub)
     p.add_argument("--limit", type=int, default=50, help="at most this many events")

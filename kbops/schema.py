@@ -234,6 +234,10 @@ class ReviewItem(Base):
     edited_question: Mapped[str | None] = mapped_column(Text)
     edited_answer: Mapped[str | None] = mapped_column(Text)
     apply_error: Mapped[str | None] = mapped_column(Text)
+    # decision 'merge': the entry key whose alternate questions the item's question joins.
+    merge_into: Mapped[str | None] = mapped_column(String(300))
+    # Set by routing for a near-duplicate: the active entry it should join instead of becoming a new one.
+    proposed_merge_into: Mapped[str | None] = mapped_column(String(300))
     row_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[datetime | None]
@@ -330,3 +334,28 @@ class QueryLogEntry(Base):
     score: Mapped[float | None] = mapped_column(Float)
     handoff: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(40))
+
+
+class ValidationReport(Base):
+    """One validation run's report: what the gate checked, what failed and why.
+
+    Linked from the run ledger both ways: ``run_id`` points at the
+    ``pipeline_runs`` row of the validate step, whose ``stats`` carry
+    ``report_id``. ``rows`` lists every refused or flagged candidate with its
+    reasons (passing rows are only counted), so a report stays readable after
+    the candidates are fixed and resubmitted.
+    """
+
+    __tablename__ = "validation_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    suite: Mapped[str] = mapped_column(String(100))
+    checked: Mapped[int] = mapped_column(Integer, default=0)
+    valid: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    near_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rows: Mapped[list[Any]] = mapped_column(default=list)
+    statistics: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -124,3 +124,46 @@ def retire_entries(db: Session, key_prefix: str, reason: str, keep: set[str] | N
         record_audit(db, actor="kbops", door="pipeline", action="retire", entry_id=entry.id, before=before, after={"status": "retired"}, note=reason)
         count += 1
     return count
+
+
+def merge_candidate(
+    db: Session,
+    candidate: Candidate,
+    target: KbEntry,
+    *,
+    actor: str,
+    door: str,
+    question: str | None = None,
+    review_item_id: int | None = None,
+    note: str | None = None,
+) -> KbEntry:
+    """Add the candidate's question (and its alternates) to ``target``'s alternate questions.
+
+    The target keeps its answer, key and id (so its FAISS id); its revision is
+    bumped so the next publish re-embeds it. Phrasings the target already asks
+    (same fingerprint) are not added twice. The candidate ends ``merged``.
+    """
+    before = entry_snapshot(target)
+    seen = {fingerprint(target.question)} | {fingerprint(q) for q in target.alt_questions}
+    alternates = list(target.alt_questions)
+    for phrasing in [question or candidate.question, *candidate.alt_questions]:
+        fp = fingerprint(phrasing)
+        if phrasing.strip() and fp not in seen:
+            seen.add(fp)
+            alternates.append(phrasing.strip())
+    target.alt_questions = alternates
+    target.revision += 1
+    target.updated_at = utcnow()
+    candidate.status = "merged"
+    record_audit(
+        db,
+        actor=actor,
+        door=door,
+        action="merge",
+        review_item_id=review_item_id,
+        entry_id=target.id,
+        before=before,
+        after=entry_snapshot(target),
+        note=note or f"candidate {candidate.id} merged into {target.entry_key}",
+    )
+    return target

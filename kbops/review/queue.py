@@ -24,11 +24,13 @@ from kbops.config import ApprovalRule, Settings
 from kbops.db import session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
 from kbops.review.audit import record_audit
-from kbops.review.decisions import approve_candidate
+from kbops.review.decisions import approve_candidate, merge_candidate
 from kbops.schema import Candidate, KbEntry, PipelineRun, ReviewItem, utcnow
+from kbops.text import detect_lang
 from kbops.validate.gate import check_rows
 
-DECISIONS = ("approve", "reject")
+#: The values a reviewer may put in ``review_items.decision`` (see sql/review_contract.sql).
+DECISIONS = ("approve", "reject", "merge")
 
 
 @dataclass
@@ -204,6 +206,7 @@ class ApplyResult:
     applied: int = 0
     approved: int = 0
     rejected: int = 0
+    merged: int = 0
     errors: dict[int, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -219,9 +222,17 @@ def decide(
     note: str | None = None,
     question: str | None = None,
     answer: str | None = None,
+    merge_into: str | None = None,
     door: str = "cli",
 ) -> ApplyResult:
     """Record a reviewer's decision on open items, then apply it at once.
+
+    ``decision`` is ``approve`` (optionally with an edited ``question`` /
+    ``answer``), ``reject`` (``note`` is the reason) or ``merge``: the item's
+    question (or the edited ``question``) becomes an alternate question of the
+    existing entry ``merge_into`` (an entry key) instead of a new entry; with
+    no ``merge_into`` the entry routing proposed (``proposed_merge_into``) is
+    used. ``door`` names where the decision came from (cli, web) for the audit log.
 
     Exactly one decision wins per item: the UPDATE only matches an undecided
     open row at the version we read (optimistic concurrency), so a second
@@ -233,6 +244,11 @@ def decide(
         raise InvalidDecision("a decision needs the reviewer's name: pass --by NAME")
     if decision == "reject" and not (note or "").strip():
         raise InvalidDecision("a rejection needs a reason: pass --reason TEXT")
+    if decision != "merge" and merge_into:
+        raise InvalidDecision(f"merge_into={merge_into!r} only goes with the decision 'merge', not {decision!r}")
+    if decision == "merge" and answer:
+        raise InvalidDecision("a merge keeps the existing entry's answer: drop the edited answer, or approve instead")
+    merge_into = (merge_into or "").strip() or None
     with session_scope(settings) as db:
         for item_id in item_ids:
             item = db.get(ReviewItem, item_id)
@@ -241,6 +257,13 @@ def decide(
             if item.state != "open" or (item.decision is not None and item.apply_error is None):
                 who = item.decided_by or "the pipeline"
                 raise AlreadyDecided(f"review item {item_id} was already decided by {who} ({item.decision or item.state})")
+            target_key = merge_into or item.proposed_merge_into
+            if decision == "merge":
+                if not target_key:
+                    raise InvalidDecision(f"review item {item_id}: a merge needs the entry to join: pass --into ENTRY_KEY")
+                error = _merge_target_error(db, item, target_key, question)
+                if error:
+                    raise InvalidDecision(f"review item {item_id}: {error}")
             claimed = db.execute(
                 update(ReviewItem)
                 .where(ReviewItem.id == item_id, ReviewItem.row_version == item.row_version, ReviewItem.state == "open")
@@ -252,6 +275,7 @@ def decide(
                     note=note,
                     edited_question=question,
                     edited_answer=answer,
+                    merge_into=target_key if decision == "merge" else None,
                     apply_error=None,
                     row_version=item.row_version + 1,
                 )
@@ -284,6 +308,8 @@ def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> Ap
                 result.applied += 1
                 if item.decision == "approve":
                     result.approved += 1
+                elif item.decision == "merge":
+                    result.merged += 1
                 else:
                     result.rejected += 1
         if error is not None:
@@ -294,16 +320,69 @@ def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> Ap
     return result
 
 
+def _merge_target_error(db: Session, item: ReviewItem, target_key: str, question: str | None = None) -> str | None:
+    """Why the item's question cannot join entry ``target_key`` (None when it can)."""
+    target = db.scalar(select(KbEntry).where(KbEntry.entry_key == target_key))
+    if target is None:
+        return f"merge_into {target_key!r} is not an entry key; pick one from `kbops review show {item.id}` (nearest entries)"
+    if target.status not in ("active", "withdrawn"):
+        return f"entry {target_key!r} is {target.status}; merge into an active entry"
+    question = (question or item.edited_question or "").strip() or item.question
+    if detect_lang(question) not in (target.lang, "und"):
+        return f"the question is {detect_lang(question)} but entry {target_key!r} answers in {target.lang}; merge into an entry of the same language"
+    return None
+
+
+def _apply_merge(db: Session, item: ReviewItem, candidate: Candidate) -> str | None:
+    """Apply a merge: the item's question joins an existing entry's alternate questions."""
+    target_key = (item.merge_into or "").strip() or item.proposed_merge_into
+    if not target_key:
+        return "decision 'merge' needs merge_into set to the entry key to join"
+    if (item.edited_answer or "").strip():
+        return "a merge keeps the existing entry's answer; clear edited_answer (or set decision = 'approve')"
+    error = _merge_target_error(db, item, target_key)
+    if error:
+        return error
+    target = db.scalar(select(KbEntry).where(KbEntry.entry_key == target_key))
+    question = (item.edited_question or "").strip() or item.question
+    verdict = check_rows(
+        [{"candidate_id": item.id, "entry_key": target.entry_key, "lang": target.lang, "question": question, "answer": target.answer}],
+        _active_fingerprints(db),
+    )[0]
+    if not verdict.ok:
+        return f"the question cannot join {target_key!r}: " + "; ".join(verdict.reasons)
+    merge_candidate(db, candidate, target, actor=item.decided_by.strip(), door=item.decided_via or "sql", question=question, review_item_id=item.id, note=item.note)
+    item.state = "applied"
+    item.decision = "merge"
+    item.merge_into = target_key
+    item.apply_error = None
+    item.applied_at = utcnow()
+    if item.decided_at is None:
+        item.decided_at = item.applied_at
+    return None
+
+
+def _active_fingerprints(db: Session) -> dict[str, str]:
+    return dict(db.execute(select(KbEntry.fingerprint, KbEntry.entry_key).where(KbEntry.status == "active")).all())
+
+
 def _apply_one(db: Session, item: ReviewItem) -> str | None:
     """Apply one decision; return an error message instead of applying a bad one."""
     decision = (item.decision or "").strip().lower()
     if decision not in DECISIONS:
-        return f"decision {item.decision!r} is not one of {', '.join(DECISIONS)}; set decision to approve or reject"
+        return f"decision {item.decision!r} is not one of {', '.join(DECISIONS)}; set decision to approve, reject or merge"
     if not (item.decided_by or "").strip():
         return "decided_by is empty; set it to the reviewer's name"
     if decision == "reject" and not (item.note or "").strip():
         return "a rejection needs a reason in note"
+    if decision != "merge" and (item.merge_into or "").strip():
+        return f"merge_into is set ({item.merge_into!r}) but decision is {decision!r}; set decision = 'merge' or clear merge_into"
     candidate = db.get(Candidate, item.candidate_id)
+    if decision == "approve" and item.proposed_merge_into and not (item.edited_answer or "").strip():
+        # Approving a near-duplicate accepts what routing proposed: an alternate question, not a new entry.
+        decision = "merge"
+    if decision == "merge":
+        return _apply_merge(db, item, candidate)
     question = (item.edited_question or "").strip() or item.question
     answer = (item.edited_answer or "").strip() or item.answer
     if decision == "approve" and (question != item.question or answer != item.answer):
