@@ -75,8 +75,20 @@ class Settings:
     dense_weight: float = 0.6
     min_chat_support: int = 2
     release_retention: int = 10
+    # Index type by size (kbops/index/release.py): exact search below this many
+    # vectors, IVF with ivf_nprobe probed lists at and above it (bench/bench_ann.py).
+    ivf_threshold: int = 30_000
+    ivf_nprobe: int = 32
     api_token: str | None = None
     rules: tuple[ApprovalRule, ...] = field(default=DEFAULT_RULES)
+    # Review page (kbops/serve/review_web.py): a reverse proxy that authenticates
+    # reviewers may name them in this header; it is trusted only when set, and
+    # only from the addresses in review_trusted_proxies.
+    review_trusted_header: str | None = None
+    review_trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Signs the review page's session cookies; created (mode 0600) on first use.
+    review_secret_file: Path | None = None
+    review_session_hours: float = 12.0
 
     @classmethod
     def load(
@@ -130,9 +142,25 @@ class Settings:
             dense_weight=number("dense_weight", cls.dense_weight),
             min_chat_support=number("min_chat_support", cls.min_chat_support, int),
             release_retention=number("release_retention", cls.release_retention, int),
+            ivf_threshold=number("ivf_threshold", cls.ivf_threshold, int),
+            ivf_nprobe=number("ivf_nprobe", cls.ivf_nprobe, int),
             api_token=pick("api_token") or None,
             rules=_rules(data.get("rules")),
+            review_trusted_header=(pick("review_trusted_header") or "").strip() or None,
+            review_trusted_proxies=_address_list(pick("review_trusted_proxies", "127.0.0.1,::1")),
+            review_secret_file=Path(pick("review_secret_file") or home / "review_secret.key").expanduser().resolve(),
+            review_session_hours=number("review_session_hours", cls.review_session_hours),
         )
+        if settings.review_session_hours <= 0:
+            raise ConfigError(
+                f"review_session_hours={settings.review_session_hours} must be positive; "
+                "set KBOPS_REVIEW_SESSION_HOURS to how long a review-page sign-in lasts"
+            )
+        if settings.ivf_threshold < 1 or settings.ivf_nprobe < 1:
+            raise ConfigError(
+                f"ivf_threshold={settings.ivf_threshold} and ivf_nprobe={settings.ivf_nprobe} must be positive; "
+                "set KBOPS_IVF_THRESHOLD / KBOPS_IVF_NPROBE (see README, Configuration)"
+            )
         if not 0.0 <= settings.dense_weight <= 1.0:
             raise ConfigError(
                 f"dense_weight={settings.dense_weight} must be between 0 and 1"
@@ -152,6 +180,13 @@ class Settings:
                 "check KBOPS_SOURCES"
             )
         return self.sources_file
+
+
+def _address_list(raw: Any) -> tuple[str, ...]:
+    """Addresses from 'a, b' (env) or ['a', 'b'] (TOML)."""
+    if isinstance(raw, (list, tuple)):
+        return tuple(str(a).strip() for a in raw if str(a).strip())
+    return tuple(a.strip() for a in str(raw or "").split(",") if a.strip())
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class BuildResult:
     vectors: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
-    mode: str = ""  # full | incremental
+    mode: str = ""  # full | incremental | incremental+reindex (index type changed with size)
+    index_type: str = ""
     added: int = 0
     removed: int = 0
     re_embedded: int = 0
@@ -132,7 +133,8 @@ def _full_build(settings: Settings, versions: list[tuple[int, int, str | None, s
     texts = [t for e in entries for t in _texts(e)]
     ids = [e["id"] for e in entries for _ in _texts(e)]
     vectors = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
-    return entries, rel.flat_index(embedder.dim, vectors, np.array(ids, dtype=np.int64)), texts
+    index = rel.build_index(embedder.dim, vectors, np.array(ids, dtype=np.int64), ivf_threshold=settings.ivf_threshold, nprobe=settings.ivf_nprobe)
+    return entries, index, texts
 
 
 def _apply_changes(
@@ -211,11 +213,15 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     base = None if full or not active else _incremental_base(settings, active, embedder.model_id)
     if base is None:
         entries, index, embedded = _full_build(settings, versions, embedder)
-        result.mode, share = "full", None
+        result.mode, share, trained_on = "full", None, int(index.ntotal)
     else:
         manifest, index, previous = base
         entries, embedded = _apply_changes(settings, versions, index, previous, embedder, result)
         result.mode, share = "incremental", (manifest.get("unreadable_share", 0.0), index.ntotal - len(embedded))
+        trained_on = manifest.get("index", {}).get("trained_on")
+        index, rebuilt = rel.fit_index(index, ivf_threshold=settings.ivf_threshold, nprobe=settings.ivf_nprobe, trained_on=trained_on)
+        if rebuilt:
+            result.mode, trained_on = "incremental+reindex", int(index.ntotal)
     result.next_change_at = next_boundary(entries, now)
     result.unreadable_share = _unreadable_share(embedder, embedded, share)
     if result.unreadable_share > UNK_WARNING:
@@ -235,9 +241,11 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
             "unreadable_share": result.unreadable_share,
             "next_change_at": result.next_change_at,
             "changes": {"added": result.added, "removed": result.removed, "re_embedded": result.re_embedded},
+            "index": {**rel.index_info(index), "trained_on": trained_on, "ivf_threshold": settings.ivf_threshold},
         },
     )
     result.entries, result.vectors = len(entries), int(index.ntotal)
+    result.index_type = rel.index_info(index)["description"]
     result.status = "built"
     result.cache_hits, result.cache_misses = embedder.stats.hits, embedder.stats.misses
     result.seconds = round(time.perf_counter() - started, 3)

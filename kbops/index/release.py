@@ -2,7 +2,7 @@
 
 Layout under the index root::
 
-    releases/<release-id>/   index.faiss     FAISS IndexIDMap2(IndexFlatIP), id = KB entry id
+    releases/<release-id>/   index.faiss     FAISS index, id = KB entry id (exact or IVF, see below)
                              entries.json    what the bot serves (texts, validity windows)
                              lexical.json    (entry id, text) documents for the lexical channel
                              manifest.json   model, dimension, counts, checksums, KB digest
@@ -12,12 +12,22 @@ A release directory is written under a temporary name and renamed into
 place only when complete, and ``ACTIVE`` moves only after that; a crash at
 any point leaves the previous release serving. Readers verify the manifest
 (checksums, model, dimension) before serving a release.
+
+Index type by size: an exact inner-product index (``IndexIDMap2(FlatIP)``)
+while the release holds fewer than ``ivf_threshold`` vectors, an inverted-file
+index (``IndexIVFFlat``, 2·√n lists, ``ivf_nprobe`` probed) beyond it. Both
+take ``add_with_ids``/``remove_ids`` by entry id, so incremental publish works
+the same on either; IVF is retrained from the stored vectors (no re-embedding)
+when the release has grown past 4× what it was trained on. HNSW was measured
+and rejected: no removal by id and a 3× slower build (bench/README.md). The
+choice and its parameters are recorded in the manifest (``index``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -75,6 +85,68 @@ def flat_index(dim: int, vectors: np.ndarray, ids: np.ndarray) -> Any:
     return index
 
 
+def ivf_index(dim: int, vectors: np.ndarray, ids: np.ndarray, nprobe: int) -> Any:
+    """An inverted-file inner-product index trained on ``vectors`` (2·√n lists)."""
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    nlist = max(1, int(2 * math.sqrt(len(vectors))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.min_points_per_centroid = 1  # a small tail of lists is fine; silence the warning
+    index.train(vectors)
+    index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+    index.nprobe = min(nprobe, nlist)
+    return index
+
+
+def index_info(index: Any) -> dict[str, Any]:
+    """What the manifest records about an index: its type and parameters."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        return {"type": "ivf", "description": f"IVF{index.nlist},FlatIP", "nlist": int(index.nlist), "nprobe": int(index.nprobe)}
+    return {"type": "flat", "description": "IDMap2,FlatIP"}
+
+
+def index_contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) stored in a flat or IVF index: the input of a re-train, without re-embedding."""
+    import faiss
+    from faiss.contrib.inspect_tools import get_invlist
+
+    if isinstance(index, faiss.IndexIVF):
+        parts = [get_invlist(index.invlists, lst) for lst in range(index.nlist)]
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        vecs = np.concatenate([p[1].view(np.float32).reshape(-1, index.d) for p in parts]) if parts else np.zeros((0, index.d), np.float32)
+        return ids.astype(np.int64), vecs
+    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    return ids, faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, index.d), np.float32)
+
+
+def build_index(dim: int, vectors: np.ndarray, ids: np.ndarray, *, ivf_threshold: int, nprobe: int) -> Any:
+    """The index type this many vectors call for (see the module docstring)."""
+    if len(ids) >= ivf_threshold:
+        return ivf_index(dim, vectors, ids, nprobe)
+    return flat_index(dim, vectors, ids)
+
+
+def fit_index(index: Any, *, ivf_threshold: int, nprobe: int, trained_on: int | None) -> tuple[Any, bool]:
+    """After an incremental change: keep ``index``, or rebuild it from its own vectors when
+    its type no longer fits its size (crossed the threshold, or grew 4× past its training).
+    Returns (index, rebuilt)."""
+    import faiss
+
+    n = int(index.ntotal)
+    is_ivf = isinstance(index, faiss.IndexIVF)
+    wants_ivf = n >= ivf_threshold
+    grown = is_ivf and trained_on is not None and n > 4 * trained_on
+    if is_ivf == wants_ivf and not grown:
+        if is_ivf:
+            index.nprobe = min(nprobe, index.nlist)
+        return index, False
+    ids, vecs = index_contents(index)
+    return build_index(index.d, vecs, ids, ivf_threshold=ivf_threshold, nprobe=nprobe), True
+
+
 def write_release(
     index_dir: Path,
     *,
@@ -110,7 +182,8 @@ def write_release(
             "dim": int(index.d),
             "entry_count": len(entries),
             "vector_count": int(index.ntotal),
-            "index_type": "IDMap2,FlatIP",
+            "index_type": index_info(index)["description"],
+            "index": index_info(index),
             "kb_digest": kb_digest,
             "checksums": checksums,
             **(extra or {}),
@@ -212,6 +285,9 @@ def load_release(index_dir: Path, release_id: str, expect_model: str | None = No
         )
     if expect_dim is not None and manifest["dim"] != expect_dim:
         raise ReleaseError(f"release {release_id!r} has dimension {manifest['dim']}, the model gives {expect_dim}")
+    ivf = manifest.get("index", {})
+    if ivf.get("type") == "ivf":
+        index.nprobe = int(ivf.get("nprobe", index.nprobe))
     path = releases_dir(index_dir) / release_id
     entries = {int(e["id"]): e for e in entry_list}
     docs = [(int(eid), text) for eid, text in json.loads((path / "lexical.json").read_text(encoding="utf-8"))]

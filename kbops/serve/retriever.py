@@ -81,8 +81,14 @@ class Retriever:
         """``background_reload``: load a newly activated release in a thread and keep
         answering from the current one until it is ready (the API server's mode: a
         large release takes seconds to verify and load, and no query should wait)."""
+        import faiss
+
         from kbops.index.publish import make_embedder
 
+        # One query is a tiny search: OpenMP's thread team costs more than it
+        # saves, and on a busy 2-core host its spin-waits made a 100k-vector
+        # flat search 8x slower (44 ms vs 5.8 ms median, bench/README.md).
+        faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or make_embedder(settings)
         self._release: rel.LoadedRelease | None = None
@@ -162,37 +168,55 @@ class Retriever:
             raise QueryError(f"top_k={top_k!r} must be a whole number from 1 to {MAX_TOP_K}")
         if lang is not None and lang not in ("zh", "en"):
             raise QueryError(f"lang filter {lang!r} must be 'zh' or 'en'")
-        loaded = self.release()
-        now = now or utcnow()
-        unk = self.embedder.unk_share(query)
-        w = self.settings.dense_weight * (1.0 - unk)
-        dense: dict[int, float] = {}
-        if w > 0 and loaded.index.ntotal:
-            vec = self.embedder.encode_query(query)
-            sims, ids = loaded.index.search(vec, min(CANDIDATES, loaded.index.ntotal))
-            for s, i in zip(sims[0], ids[0]):
-                if i >= 0:
-                    dense[int(i)] = max(dense.get(int(i), -1.0), float(s))
-        lexical = loaded.lexical.scores(query, limit=CANDIDATES)
-        hits = []
-        for eid in set(dense) | set(lexical):
-            entry = loaded.entries.get(eid)
-            if entry is None or not _in_window(entry, now):
-                continue
-            if lang and entry["lang"] != lang:
-                continue
-            if tags and not set(tags) & set(entry["tags"]):
-                continue
-            d, lx = max(dense.get(eid, 0.0), 0.0), lexical.get(eid, 0.0)
-            score = w * d + (1 - w) * lx
-            hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"]))
-        hits.sort(key=lambda h: (-h.score, h.entry_id))
-        handoff, reason = False, None
-        if not hits or hits[0].score < self.settings.handoff_threshold:
-            handoff, reason = True, "no_match"
-        elif len(hits) > 1 and hits[0].score - hits[1].score < self.settings.ambiguity_margin and hits[0].answer != hits[1].answer:
-            handoff, reason = True, "ambiguous"
-        return Answer(loaded.release_id, query, handoff, reason, hits[:top_k])
+        return answer_from(self.release(), self.embedder, self.settings, query, top_k, lang=lang, tags=tags, now=now)
+
+
+def answer_from(
+    loaded: rel.LoadedRelease,
+    embedder: Embedder,
+    settings: Settings,
+    query: str,
+    top_k: int = 3,
+    *,
+    lang: str | None = None,
+    tags: list[str] | None = None,
+    now: datetime | None = None,
+) -> Answer:
+    """Rank ``loaded``'s entries for an already validated query and decide on handoff.
+
+    Separate from :class:`Retriever` so a release that is not active yet can be
+    scored the same way the bot will score it (golden questions at activation).
+    """
+    now = now or utcnow()
+    unk = embedder.unk_share(query)
+    w = settings.dense_weight * (1.0 - unk)
+    dense: dict[int, float] = {}
+    if w > 0 and loaded.index.ntotal:
+        vec = embedder.encode_query(query)
+        sims, ids = loaded.index.search(vec, min(CANDIDATES, loaded.index.ntotal))
+        for s, i in zip(sims[0], ids[0]):
+            if i >= 0:
+                dense[int(i)] = max(dense.get(int(i), -1.0), float(s))
+    lexical = loaded.lexical.scores(query, limit=CANDIDATES)
+    hits = []
+    for eid in set(dense) | set(lexical):
+        entry = loaded.entries.get(eid)
+        if entry is None or not _in_window(entry, now):
+            continue
+        if lang and entry["lang"] != lang:
+            continue
+        if tags and not set(tags) & set(entry["tags"]):
+            continue
+        d, lx = max(dense.get(eid, 0.0), 0.0), lexical.get(eid, 0.0)
+        score = w * d + (1 - w) * lx
+        hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"]))
+    hits.sort(key=lambda h: (-h.score, h.entry_id))
+    handoff, reason = False, None
+    if not hits or hits[0].score < settings.handoff_threshold:
+        handoff, reason = True, "no_match"
+    elif len(hits) > 1 and hits[0].score - hits[1].score < settings.ambiguity_margin and hits[0].answer != hits[1].answer:
+        handoff, reason = True, "ambiguous"
+    return Answer(loaded.release_id, query, handoff, reason, hits[:top_k])
 
 
 def log_answer(settings: Settings, answer: Answer) -> None:

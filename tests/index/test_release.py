@@ -123,3 +123,53 @@ def test_incremental_publish_equals_a_full_rebuild(published, embedder, store):
     served = {e["entry_key"]: e for e in rel.read_index_and_entries(s.index_dir, inc.release_id)[2]}
     assert "1.00" in served["product:LM-1003:price:en"]["answer"]
     assert not any(k.startswith("product:LM-1020:") for k in served)
+
+
+def test_index_type_follows_size_and_is_recorded_in_the_manifest(published, embedder):
+    """Below ivf_threshold: exact search; at or above: IVF, converted from the stored
+    vectors (nothing re-embedded). With every list probed, IVF ranks exactly like flat."""
+    import dataclasses
+
+    import numpy as np
+
+    s, flat = published
+    assert rel.read_manifest(s.index_dir, flat.release_id)["index"]["type"] == "flat"
+    small = dataclasses.replace(s, ivf_threshold=100, ivf_nprobe=10_000)
+    misses = embedder.stats.misses
+    built = build_release(small, embedder=embedder, full=False)
+    assert built.status == "unchanged", "the index type alone is not a KB change"
+    ivf = build_release(small, embedder=embedder, full=True)
+    assert embedder.stats.misses == misses
+    manifest = rel.read_manifest(s.index_dir, ivf.release_id)
+    assert manifest["index"]["type"] == "ivf" and manifest["index"]["trained_on"] == ivf.vectors
+    assert manifest["index_type"] == f"IVF{manifest['index']['nlist']},FlatIP"
+
+    flat_loaded = rel.load_release(s.index_dir, flat.release_id)
+    ivf_loaded = rel.load_release(s.index_dir, ivf.release_id)
+    queries = embedder.encode(["How long is the warranty?", "Can I return an item?", "退货政策是什么"])
+    for q in queries:
+        d1, i1 = flat_loaded.index.search(q.reshape(1, -1), 10)
+        d2, i2 = ivf_loaded.index.search(q.reshape(1, -1), 10)
+        assert list(i1[0]) == list(i2[0]) and np.allclose(d1, d2, atol=1e-5)
+
+    ids, vectors = rel.index_contents(ivf_loaded.index)
+    assert len(ids) == ivf.vectors and vectors.shape == (ivf.vectors, 384)
+
+
+def test_incremental_publish_converts_flat_to_ivf_when_the_kb_crosses_the_threshold(published, embedder, store):
+    import dataclasses
+
+    s, flat = published
+    (store / "policies" / "gift-cards.md").write_text(
+        "# Gift cards\n\n## Can I pay with a gift card?\nYes, gift cards can pay for any order on the store.\n", encoding="utf-8"
+    )
+    ingest(s)
+    decide(s, [i.id for i in list_items(s)], "approve", by="lin")
+    crossing = dataclasses.replace(s, ivf_threshold=flat.vectors + 1)
+    inc = build_release(crossing, embedder=embedder)
+    assert inc.mode == "incremental+reindex" and inc.index_type.startswith("IVF") and inc.added >= 1
+    activate_release(s, inc.release_id)
+    from kbops.serve.retriever import Retriever
+
+    answer = Retriever(crossing, embedder=embedder).search("Can I pay with a gift card?")
+    assert not answer.handoff and "gift cards can pay" in answer.top.answer
