@@ -186,6 +186,35 @@ def cmd_review_log(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_gaps(settings: Settings, args: argparse.Namespace) -> int:
+    """Unanswered topics mined from chats: handed-off or unanswered questions the KB does not answer."""
+    from kbops.db import session_scope
+    from kbops.extract.mining import list_gaps
+
+    if args.limit < 1:
+        from kbops.errors import ConfigError
+
+        raise ConfigError(f"--limit {args.limit} must be at least 1")
+    with session_scope(settings) as db:
+        rows = [
+            {"id": g.id, "topic_key": g.topic_key, "lang": g.lang, "question": g.question, "alt_questions": g.alt_questions,
+             "support": g.support, "reasons": g.reasons, "kb_score": g.kb_score, "status": g.status, "evidence": g.evidence}
+            for g in list_gaps(db, status=None if args.all else "open", lang=args.lang, limit=args.limit)
+        ]
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no unanswered topics" + ("" if args.all else " open"))
+        return 0
+    print(f"{'sessions':>8}  {'kb':>4}  {'lang':<4} {'why':<18} question")
+    for r in rows:
+        why = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
+        print(f"{r['support']:>8}  {r['kb_score'] or 0:>4.2f}  {r['lang']:<4} {_short(why, 18):<18} {_short(r['question'], 60)}")
+    print(f"{len(rows)} topic(s); evidence (session key + turn) with --json; answer one with `kbops import` or a policy document")
+    return 0
+
+
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import publish
 
@@ -376,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", help="entry key to join (default: the entry routing proposed for a near-duplicate)")
     p.add_argument("--question", help="a corrected phrasing to add instead of the item's question")
     p.add_argument("--note", help="optional note")
+    p = add("gaps", cmd_review_gaps, "unanswered topics mined from chats (handed off, or not in the KB), most-asked first", rsub)
+    p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
+    p.add_argument("--all", action="store_true", help="also topics the KB now covers")
+    p.add_argument("--limit", type=int, default=50, help="at most this many topics")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("log", cmd_review_log, "the audit log of decisions and automatic changes", rsub)
     p.add_argument("--limit", type=int, default=50, help="at most this many events")
     p.add_argument("--item", type=int, help="only events for this review item")

@@ -1,8 +1,10 @@
 """Scrub private data from chat and query text before it is stored or logged.
 
-Phone numbers, e-mail addresses, ID and bank card numbers, order numbers and
-street addresses, in Chinese and English formats, are replaced by typed
-placeholders such as ``[PHONE]``. Placeholders the JDDC organisers already put
+Phone numbers, e-mail addresses, ID and bank card numbers, order numbers,
+street addresses and personal names, in Chinese and English formats, are
+replaced by typed placeholders such as ``[PHONE]``. Names are recognised by
+their context ("我叫…", "收货人：…", "王先生", "my name is …", "Mr. …"),
+since a bare name cannot be told from an ordinary word. Placeholders the JDDC organisers already put
 in their data (``[订单x]``, ``[数字x]``, ``[地址x]``…) are recognised as
 placeholders, not content. Scrubbing runs before anything is written to the KB
 database, so no private value is ever stored, logged or shown.
@@ -46,24 +48,61 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 
+
+_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+    "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+_CJK = "\u4e00-\u9fff"
+#: Names: only the name itself is replaced; the cue that revealed it stays ("收货人：[NAME]").
+_NAME_PATTERNS: list[re.Pattern[str]] = [
+    re.compile(
+        rf"(?:我叫|我的名字是|名字是|名字叫|姓名\s*[:：是]?|收货人\s*[:：是]?|收件人\s*[:：是]?|联系人\s*[:：是]?|"
+        rf"持卡人\s*[:：是]?|开户名\s*[:：是]?)\s*(?P<v>[{_SURNAMES}][{_CJK}]{{1,2}}|[A-Z][a-z]+(?: [A-Z][a-z]+){{0,2}})"
+    ),
+    re.compile(rf"(?:(?<![{_CJK}])|(?<=[小老]))(?P<v>[{_SURNAMES}][{_CJK}]?)(?=先生|女士|小姐|老师|师傅)"),
+    re.compile(
+        r"(?:\b[Mm]y name is|\b[Nn]ame\s*:|\b[Tt]his is|\b[Ss]igned|\b[Rr]egards,|\b[Cc]ontact person\s*:?|"
+        r"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?)\s+(?P<v>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2})"
+    ),
+]
+# Words that follow "this is" / "my name is" in ordinary chat and are not names.
+_NOT_NAMES = frozenset("The This That It Not Urgent Great Good Fine Ok Okay Ridiculous Lumi Order My Your".split())
+
 #: Placeholders: ours (typed, upper case) and the JDDC organisers' ([订单x] …).
 PLACEHOLDER = re.compile(
     r"\[(?:PHONE|EMAIL|ID|CARD|ORDER|ADDRESS|NAME)\]"
-    r"|\[(?:订单|数字|地址|姓名|链接|金额|日期|时间|站点|电话|邮箱|身份证|组织机构)x\]"
+    r"|\[(?:订单|数字|地址|姓名|链接|金额|日期|时间|站点|电话|邮箱|身份证|身份证号|组织机构)x\]"
     r"|\{\{[^{}]{1,60}\}\}"
 )
+
+
+def _name_sub(match: re.Match[str]) -> str:
+    value = match.group("v")
+    first = value.split()[0] if value.split() else value
+    if first in _NOT_NAMES:
+        return match.group(0)
+    start, end = match.span("v")
+    whole = match.group(0)
+    offset = match.start()
+    return whole[: start - offset] + "[NAME]" + whole[end - offset :]
 
 
 def scrub(text: str) -> str:
     """Replace private data in ``text`` with typed placeholders."""
     for label, pattern in _PATTERNS:
         text = pattern.sub(f"[{label}]", text)
+    for pattern in _NAME_PATTERNS:
+        text = pattern.sub(_name_sub, text)
     return text
 
 
 def find_private(text: str) -> list[str]:
     """The kinds of private data present in ``text`` (for validation reasons)."""
-    return sorted({label for label, pattern in _PATTERNS if pattern.search(text)})
+    kinds = {label for label, pattern in _PATTERNS if pattern.search(text)}
+    if any(_name_sub(m) != m.group(0) for p in _NAME_PATTERNS for m in p.finditer(text)):
+        kinds.add("NAME")
+    return sorted(kinds)
 
 
 def has_placeholder(text: str) -> bool:

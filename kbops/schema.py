@@ -162,6 +162,8 @@ class ChatExchange(Base):
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
     question_key: Mapped[str] = mapped_column(String(64), index=True)
+    # qa: answered in general (answer set); handoff / no_answer: an unanswered question (answer "").
+    kind: Mapped[str] = mapped_column(String(16), default="qa", server_default="qa")
 
 
 class Candidate(Base):
@@ -359,3 +361,26 @@ class ValidationReport(Base):
     failures: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rows: Mapped[list[Any]] = mapped_column(default=list)
     statistics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ChatGap(Base):
+    """An unanswered topic mined from chats: questions handed off or not answered
+    in general, grouped, that the active KB does not answer well either.
+
+    Rebuilt by each extract run that mined new sessions; ``kbops review gaps``
+    lists the open ones, most-asked first.
+    """
+
+    __tablename__ = "chat_gaps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic_key: Mapped[str] = mapped_column(String(80), unique=True)
+    lang: Mapped[str] = mapped_column(String(8))
+    question: Mapped[str] = mapped_column(Text)
+    alt_questions: Mapped[list[Any]] = mapped_column(default=list)
+    support: Mapped[int] = mapped_column(Integer, default=1)
+    reasons: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    kb_score: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.extract.candidates import Proposal, propose_all
-from kbops.extract.chats import Exchange, group_exchanges, group_proposal, session_exchanges
+from kbops.extract.mining import mine_chats
 from kbops.extract.policies import policy_proposals
 from kbops.extract.records import product_proposals
 from kbops.review.decisions import retire_entries
-from kbops.schema import ChatExchange, ChatSession, PipelineRun, SourceRecord, utcnow
-from kbops.text import fingerprint
+from kbops.schema import PipelineRun, SourceRecord, utcnow
 
 
 @dataclass
@@ -32,6 +31,7 @@ class ExtractResult:
     records: int = 0
     sessions: int = 0
     exchanges: int = 0
+    gaps: int = 0
     proposed: int = 0
     unchanged: int = 0
     retired: int = 0
@@ -101,39 +101,7 @@ def _current_facts(db: Session, skus: list[str]) -> dict[tuple[str, str], Source
 
 
 def _from_chats(db: Session, settings: Settings, result: ExtractResult) -> list[Proposal]:
-    sessions = list(db.scalars(select(ChatSession).where(ChatSession.mined.is_(False))))
-    if not sessions:
-        return []
-    result.sessions = len(sessions)
-    touched: set[tuple[str, int]] = set()
-    for session in sessions:
-        for ex in session_exchanges(session.session_key, session.turns):
-            db.add(
-                ChatExchange(
-                    session_id=session.id,
-                    turn_index=ex.turn,
-                    lang=ex.lang,
-                    question=ex.question,
-                    answer=ex.answer,
-                    question_key=fingerprint(ex.question),
-                )
-            )
-            touched.add((session.session_key, ex.turn))
-            result.exchanges += 1
-        session.mined = True
-    db.flush()
-    rows = db.execute(
-        select(ChatExchange, ChatSession.session_key, ChatSession.sku)
-        .join(ChatSession, ChatSession.id == ChatExchange.session_id)
-        .order_by(ChatSession.session_key, ChatExchange.turn_index)
-    ).all()
-    exchanges = [Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer, sku) for ex, key, sku in rows]
-    out = []
-    for group in group_exchanges(exchanges):
-        if not any((ex.session, ex.turn) in touched for ex in group):
-            continue
-        proposal = group_proposal(group, settings.min_chat_support)
-        if proposal is not None:
-            out.append(proposal)
-    return out
-
+    """Mine the sessions not mined yet (see kbops.extract.mining)."""
+    mined = mine_chats(db, settings)
+    result.sessions, result.exchanges, result.gaps = mined.sessions, mined.exchanges, mined.gaps
+    return mined.proposals

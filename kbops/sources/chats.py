@@ -6,7 +6,16 @@ scrubbed of private data, so nothing private reaches the database:
 * consecutive turns by the same sender are merged;
 * JDDC agents' multi-message turns (``!@@@!``) are split then re-joined;
 * system lines (``用户发起转人工``, transfers), empty and ``NULL`` turns are dropped;
-* text is capped at ``MAX_TURN_CHARS`` and sessions at ``MAX_TURNS`` (recorded).
+  a transfer marks the customer turn it follows with ``"handoff": true`` (the
+  question a human had to take over: input for "unanswered topics");
+* HTML/script markup and control characters are removed, so what reaches the
+  review page or the index is plain text (recorded as a note);
+* text is capped at ``MAX_TURN_CHARS`` and sessions at ``MAX_TURNS`` (recorded);
+* SKU and timing context are kept: the session's ``sku``/``started_at`` and,
+  when the log has them, each turn's ``sku`` and ``at``.
+
+A JDDC session whose rows are not contiguous in the file is gathered into one
+session (JDDC files are sorted by session, but a concatenated export is not).
 
 JSONL: one session per line::
 
@@ -16,11 +25,13 @@ JSONL: one session per line::
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from kbops.pii import scrub
 from kbops.sources.config import SourceConfig
@@ -31,6 +42,10 @@ MAX_TURN_CHARS = 4_000
 MAX_TURNS = 400
 ROLES = {"customer": "customer", "user": "customer", "0": "customer", "agent": "agent", "1": "agent", "system": "system"}
 _SYSTEM_MARKERS = ("用户发起转人工", "转人工", "会话已转接", "[系统消息]", "system:")
+_TRANSFER_MARKERS = ("用户发起转人工", "转人工", "会话已转接")
+_SCRIPT = re.compile(r"<(script|style|iframe|object)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>|<!--.*?-->")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -39,7 +54,7 @@ class Session:
     lang: str
     sku: str | None
     started_at: datetime | None
-    turns: list[dict[str, str]] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -74,7 +89,8 @@ def _read_jsonl(path: Path) -> Iterator[Session | Rejected]:
                 role = ROLES.get(str(t.get("role", "")).lower())
                 if role is None:
                     raise RowError(f"turn role {t.get('role')!r} is not customer, agent or system")
-                raw_turns.append((role, str(t.get("text") or "")))
+                extra = {k: str(t[k]) for k in ("sku", "at") if t.get(k) not in (None, "")}
+                raw_turns.append((role, str(t.get("text") or ""), extra))
             yield _session(key, raw_turns, obj.get("lang"), obj.get("sku"), parse_time(started, "started_at") if started else None)
         except json.JSONDecodeError as exc:
             yield Rejected(location, f"not valid JSON ({exc.msg} at column {exc.colno})", scrub(truncate(line, 300)))
@@ -86,9 +102,9 @@ def _read_jddc(path: Path) -> Iterator[Session | Rejected]:
     """JDDC: session id, customer id, sender (0/1), transfer, repeat, SKU, text."""
     lines, bad = _decode_lines(path)
     yield from bad
-    current: str | None = None
-    sku: str | None = None
-    turns: list[tuple[str, str]] = []
+    order: list[str] = []
+    rows: dict[str, list[tuple[str, str, dict[str, str]]]] = {}
+    skus: dict[str, str] = {}
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -96,41 +112,93 @@ def _read_jddc(path: Path) -> Iterator[Session | Rejected]:
         if len(cols) < 7:
             yield Rejected(f"{path.name}:{n}", f"expected 7 tab-separated columns, found {len(cols)}", scrub(truncate(line, 300)))
             continue
-        sid, _cust, sender, _transfer, _repeat, row_sku = cols[:6]
+        sid, _cust, sender, transfer, _repeat, row_sku = (c.strip() for c in cols[:6])
         text = "\t".join(cols[6:])
-        role = ROLES.get(sender.strip())
+        role = ROLES.get(sender)
         if role is None:
             yield Rejected(f"{path.name}:{n}", f"sender {sender!r} is not 0 (customer) or 1 (agent)", None)
             continue
-        if sid != current:
-            if current is not None:
-                yield _session(current, turns, None, sku, None)
-            current, sku, turns = sid, None, []
-        if row_sku and row_sku.lower() not in ("nan", "null"):
-            sku = row_sku
-        turns.append((role, text))
-    if current is not None:
-        yield _session(current, turns, None, sku, None)
+        if not sid:
+            yield Rejected(f"{path.name}:{n}", "session id (column 1) is empty", scrub(truncate(line, 300)))
+            continue
+        if sid not in rows:
+            order.append(sid)
+            rows[sid] = []
+        extra: dict[str, str] = {}
+        if row_sku and row_sku.lower() not in ("nan", "null", "none"):
+            skus[sid] = extra["sku"] = row_sku
+        if transfer == "1":
+            extra["transfer"] = "1"
+        rows[sid].append((role, text, extra))
+    for sid in order:
+        yield _session(sid, rows.pop(sid), None, skus.get(sid), None)
 
 
-def _session(key: str, raw_turns: list[tuple[str, str]], lang: str | None, sku: object, started: datetime | None) -> Session:
+def clean_text(text: str) -> tuple[str, bool]:
+    """Plain text from a chat turn: markup and control characters removed.
+
+    Returns the text and whether markup was found (recorded as a note). Entities
+    are decoded once and any markup they spelled is removed again, so
+    ``&lt;script&gt;`` cannot come back as a tag.
+    """
+    had_markup = False
+    if "<" in text or "&" in text:
+        stripped = _TAG.sub(" ", _SCRIPT.sub(" ", text))
+        if "&" in stripped:
+            stripped = html.unescape(stripped)
+            stripped = _TAG.sub(" ", _SCRIPT.sub(" ", stripped))
+        had_markup = stripped != text and ("<" in text)
+        text = stripped
+    text = _CONTROL.sub(" ", text)
+    return text, had_markup
+
+
+def _session(
+    key: str, raw_turns: list[tuple[str, str, dict[str, str]]], lang: str | None, sku: object, started: datetime | None
+) -> Session:
     notes: list[str] = []
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     if len(raw_turns) > MAX_TURNS:
         notes.append(f"session had {len(raw_turns)} turns; kept the first {MAX_TURNS}")
         raw_turns = raw_turns[:MAX_TURNS]
-    for role, text in raw_turns:
+    markup = 0
+    for role, text, extra in raw_turns:
+        if len(text) > MAX_TURN_CHARS * 2:
+            # Cut before any regex work: a 1 MB turn must not cost a 1 MB scan per pattern.
+            notes.append(f"a {role} turn of {len(text):,} characters was truncated to {MAX_TURN_CHARS:,}")
+            text = text[: MAX_TURN_CHARS * 2]
+            cut = True
+        else:
+            cut = False
+        text, had_markup = clean_text(text)
+        markup += had_markup
         text = " ".join(part.strip() for part in text.split("!@@@!") if part.strip())
+        text = " ".join(text.split()) if "\n" in text or "  " in text else text.strip()
+        transfer = extra.get("transfer") == "1" or text.startswith(_TRANSFER_MARKERS)
+        if transfer:
+            # The customer question just before a transfer is one a human had to take over.
+            for previous in reversed(turns):
+                if previous["role"] == "customer":
+                    previous["handoff"] = True
+                    break
         if role == "system" or not text or text.upper() == "NULL" or text.startswith(_SYSTEM_MARKERS):
             continue
         if len(text) > MAX_TURN_CHARS:
-            notes.append(f"a {role} turn of {len(text):,} characters was truncated to {MAX_TURN_CHARS:,}")
+            if not cut:
+                notes.append(f"a {role} turn of {len(text):,} characters was truncated to {MAX_TURN_CHARS:,}")
             text = text[:MAX_TURN_CHARS]
         text = scrub(text)
         if turns and turns[-1]["role"] == role:
             turns[-1]["text"] += " " + text
+            for k in ("sku", "at"):
+                if k in extra and k not in turns[-1]:
+                    turns[-1][k] = extra[k]
         else:
-            turns.append({"role": role, "text": text})
+            turn: dict[str, Any] = {"role": role, "text": text}
+            turn.update({k: extra[k] for k in ("sku", "at") if k in extra})
+            turns.append(turn)
+    if markup:
+        notes.append(f"markup (HTML/script tags) removed from {markup} turn(s); stored as plain text")
     all_text = " ".join(t["text"] for t in turns)
     return Session(
         key=key,

@@ -1,0 +1,172 @@
+"""Incremental chat mining against the KB database.
+
+Only sessions not yet ``mined`` are read and analysed (exchange finding is the
+per-session work); their exchanges and unanswered questions are stored in
+``chat_exchanges`` (kind ``qa`` / ``handoff`` / ``no_answer``) and the session is
+marked mined in the same transaction, so a re-run never re-mines a session and
+a crash re-mines nothing twice. Grouping then runs over all stored exchanges
+(cheap: sparse pair search over short texts), and a proposal is emitted only
+for groups that gained an exchange in this run; candidates are idempotent
+anyway (see kbops.extract.candidates).
+
+Unanswered questions are grouped into ``chat_gaps`` and scored against the
+active KB (best fused lexical/dense score of its entries): a topic the KB
+answers at or above ``handoff_threshold`` is ``covered``, otherwise ``open``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from kbops.config import Settings
+from kbops.extract.candidates import Proposal
+from kbops.extract.chats import DenseView, Exchange, Gap, Unanswered, dense_view, group_exchanges, group_gaps, group_proposal, mine_session
+from kbops.schema import ChatExchange, ChatGap, ChatSession, KbEntry, utcnow
+from kbops.text import fingerprint
+
+log = logging.getLogger("kbops.extract")
+_CHUNK = 500
+
+
+@dataclass
+class MiningResult:
+    sessions: int = 0
+    exchanges: int = 0
+    unanswered: int = 0
+    gaps: int = 0
+    proposals: list[Proposal] = field(default_factory=list)
+
+
+def mine_chats(db: Session, settings: Settings, embedder: Any | None = None) -> MiningResult:
+    result = MiningResult()
+    pending = list(db.scalars(select(ChatSession).where(ChatSession.mined.is_(False)).order_by(ChatSession.id)))
+    if not pending:
+        return result
+    result.sessions = len(pending)
+    rows: list[dict[str, Any]] = []
+    touched: set[tuple[str, int]] = set()
+    for session in pending:
+        mined = mine_session(session.session_key, session.turns or [], session.sku)
+        for ex in mined.exchanges:
+            rows.append(_row(session.id, ex.turn, ex.lang, ex.question, ex.answer, "qa"))
+            touched.add((session.session_key, ex.turn))
+        for u in mined.unanswered:
+            rows.append(_row(session.id, u.turn, u.lang, u.question, "", u.reason))
+        result.exchanges += len(mined.exchanges)
+        result.unanswered += len(mined.unanswered)
+        session.mined = True
+    db.flush()
+    for start in range(0, len(rows), _CHUNK):
+        db.execute(insert(ChatExchange), rows[start : start + _CHUNK])
+
+    exchanges: list[Exchange] = []
+    unanswered: list[Unanswered] = []
+    for ex, key, sku in db.execute(
+        select(ChatExchange, ChatSession.session_key, ChatSession.sku)
+        .join(ChatSession, ChatSession.id == ChatExchange.session_id)
+        .order_by(ChatSession.session_key, ChatExchange.turn_index)
+    ).tuples():
+        if ex.kind == "qa":
+            exchanges.append(Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer, sku))
+        else:
+            unanswered.append(Unanswered(key, ex.turn_index, ex.lang, ex.question, ex.kind))
+    embedder = embedder if embedder is not None else _embedder(settings)
+    dense = _dense(embedder, [ex.question for ex in exchanges], settings)
+    for group in group_exchanges(exchanges, dense):
+        if not any((ex.session, ex.turn) in touched for ex in group):
+            continue
+        proposal = group_proposal(group, settings.min_chat_support)
+        if proposal is not None:
+            result.proposals.append(proposal)
+    gaps = group_gaps(unanswered, _dense(embedder, [u.question for u in unanswered], settings))
+    result.gaps = refresh_gaps(db, settings, gaps, embedder)
+    return result
+
+
+def _row(session_id: int, turn: int, lang: str, question: str, answer: str, kind: str) -> dict[str, Any]:
+    return dict(session_id=session_id, turn_index=turn, lang=lang, question=question, answer=answer, question_key=fingerprint(question), kind=kind)
+
+
+def _embedder(settings: Settings) -> Any | None:
+    """The shared embedder, or None when the model cannot be loaded (lexical only, logged)."""
+    from kbops.errors import ConfigError
+    from kbops.index.publish import make_embedder
+
+    try:
+        return make_embedder(settings)
+    except ConfigError as exc:
+        log.warning("chat mining groups by lexical similarity only: %s", exc)
+        return None
+
+
+def _dense(embedder: Any | None, texts: Sequence[str], settings: Settings) -> DenseView | None:
+    if embedder is None or not texts:
+        return None
+    return dense_view(embedder, texts, settings.dense_weight)
+
+
+def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any | None) -> int:
+    """Replace ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count."""
+    scores = kb_scores(db, [g.question for g in gaps], embedder, settings.dense_weight)
+    db.execute(delete(ChatGap))
+    now = utcnow()
+    rows = []
+    for gap, score in zip(gaps, scores):
+        rows.append(
+            dict(
+                topic_key=gap.topic_key, lang=gap.lang, question=gap.question, alt_questions=gap.alt_questions,
+                support=gap.support, reasons=gap.reasons, evidence=gap.evidence, kb_score=round(score, 4),
+                status="covered" if score >= settings.handoff_threshold else "open", updated_at=now,
+            )
+        )
+    for start in range(0, len(rows), _CHUNK):
+        db.execute(insert(ChatGap), rows[start : start + _CHUNK])
+    return sum(1 for r in rows if r["status"] == "open")
+
+
+def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense_weight: float) -> list[float]:
+    """Best score of each question against the active KB entries, fused like the bot's retriever."""
+    from kbops.index.lexical import LexicalIndex
+
+    entries = list(db.execute(select(KbEntry.id, KbEntry.question, KbEntry.alt_questions).where(KbEntry.status == "active")).tuples())
+    if not entries or not questions:
+        return [0.0] * len(questions)
+    docs = [(eid, text) for eid, q, alts in entries for text in [q, *(alts or [])]]
+    lexical = LexicalIndex(docs)
+    dense = None
+    if embedder is not None:
+        view = dense_view(embedder, list(questions), dense_weight)
+        if np.any(view.unk < 1.0):
+            kb_vectors = embedder.encode([text for _, text in docs])
+            dense = (view, kb_vectors, np.array([eid for eid, _ in docs]))
+    out = []
+    for i, question in enumerate(questions):
+        lx = lexical.scores(question, limit=10)
+        best = max(lx.values(), default=0.0)
+        if dense is not None:
+            view, kb_vectors, ids = dense
+            w = view.dense_weight * (1.0 - float(view.unk[i]))
+            if w > 0:
+                sims = kb_vectors @ view.vectors[i]
+                per_entry: dict[int, float] = {}
+                for eid, s in zip(ids, sims):
+                    per_entry[int(eid)] = max(per_entry.get(int(eid), 0.0), float(s))
+                best = max(w * d + (1 - w) * lx.get(eid, 0.0) for eid, d in per_entry.items())
+        out.append(best)
+    return out
+
+
+def list_gaps(db: Session, *, status: str | None = "open", lang: str | None = None, limit: int = 50) -> list[ChatGap]:
+    """Unanswered topics, most-asked first (for ``kbops review gaps``)."""
+    query = select(ChatGap)
+    if status:
+        query = query.where(ChatGap.status == status)
+    if lang:
+        query = query.where(ChatGap.lang == lang)
+    return list(db.scalars(query.order_by(ChatGap.support.desc(), ChatGap.id).limit(limit)))
