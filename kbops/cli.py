@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from kbops.config import Settings
-from kbops.errors import KbopsError
+from kbops.errors import ConfigError, KbopsError
 
 
 def _print_json(data: Any) -> None:
@@ -218,7 +219,9 @@ def cmd_review_gaps(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import publish
 
-    result = publish(settings, full=args.full)
+    if args.force and not args.by:
+        raise ConfigError("--force overrides the golden-question check; say who decides with --by NAME")
+    result = publish(settings, full=args.full, force=args.force, by=args.by or "operator")
     if args.json:
         _print_json(result)
         return 0
@@ -236,7 +239,61 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             f"(embedding cache {b['cache_hits']} hits, {b['cache_misses']} misses) in {b['seconds']:.1f}s"
         )
         print(f"active release is now {result['activate']['release_id']}")
+        golden = result["activate"].get("golden")
+        if golden:
+            was = f" (active release had {golden['active_correct']})" if golden["active_correct"] is not None else ""
+            print(f"golden questions: {golden['correct']}/{golden['total']} answered correctly{was}" + (" — FORCED" if golden["forced"] else ""))
     return 0
+
+
+def cmd_golden_add(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.golden import add_golden, read_golden_file
+
+    if args.file:
+        pairs = read_golden_file(Path(args.file))
+    elif args.question and args.entry:
+        pairs = [(" ".join(args.question), args.entry)]
+    else:
+        raise ConfigError("give a QUESTION with --entry KEY, or --file FILE (JSONL/CSV with question, entry_key)")
+    added = add_golden(settings, pairs, by=args.by)
+    print(f"added {added} golden question(s) ({len(pairs) - added} already there)")
+    return 0
+
+
+def cmd_golden_list(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.golden import list_golden
+
+    rows = list_golden(settings)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no golden questions; add some with `kbops golden add QUESTION --entry KEY --by NAME`")
+    for r in rows:
+        print(f"{r['id']:>5}  {r['entry_key']:<40} {_short(r['question'], 60)}")
+    return 0
+
+
+def cmd_golden_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.golden import remove_golden
+
+    for golden_id in args.ids:
+        remove_golden(settings, golden_id)
+    print(f"removed {len(args.ids)} golden question(s)")
+    return 0
+
+
+def cmd_golden_check(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.index.golden import check_active
+
+    score = check_active(settings)
+    if args.json:
+        _print_json(score.as_dict())
+        return 0
+    print(f"release {score.release_id}: {score.correct}/{score.total} golden questions answered correctly")
+    for m in score.misses:
+        print(f"  miss: {_short(m['question'], 50)!r} expected {m['expected']}, got {m['got'] or 'handoff (' + str(m['reason']) + ')'}")
+    return 0 if not score.misses else 1
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
@@ -300,7 +357,6 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from kbops.faq import import_faq
 
@@ -417,6 +473,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("publish", cmd_publish, "apply decisions, build and activate a release (kb_publish's work)")
     p.add_argument("--full", action="store_true", help="rebuild even if the KB did not change")
+    p.add_argument("--force", action="store_true", help="activate even if fewer golden questions are answered than before (needs --by)")
+    p.add_argument("--by", help="who forces the activation (recorded in the audit log)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    golden = sub.add_parser("golden", help="golden questions that gate release activation", description="golden questions: question → expected entry")
+    gsub = golden.add_subparsers(dest="golden_command", required=True, metavar="ACTION")
+    p = add("add", cmd_golden_add, "add a golden question (or a JSONL/CSV file of them)", gsub)
+    p.add_argument("question", nargs="*", help="the customer's question")
+    p.add_argument("--entry", help="the entry key that must answer it (see `kbops export`)")
+    p.add_argument("--file", help="JSONL or CSV with question, entry_key")
+    p.add_argument("--by", required=True, help="who adds them")
+    p = add("list", cmd_golden_list, "the golden questions", gsub)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("remove", cmd_golden_remove, "remove golden questions by id", gsub)
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p = add("check", cmd_golden_check, "score the active release on the golden questions (exit 1 on any miss)", gsub)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("ask", cmd_ask, "what the bot answers; with no QUESTION, one question per line on stdin → JSON lines")

@@ -10,8 +10,10 @@ two things: what is wrong (naming the bad value) and what to do about it.
     │   ├── ReviewError          a review action cannot be carried out
     │   │   ├── ReviewItemNotFound
     │   │   ├── AlreadyDecided   another reviewer decided first (optimistic concurrency)
-    │   │   └── InvalidDecision  the decision itself is malformed (no reviewer, bad status…)
+    │   │   ├── InvalidDecision  the decision itself is malformed (no reviewer, bad status…)
+    │   │   └── AccountError     a reviewer account cannot be created, changed or found
     │   ├── ReleaseError         an index release is missing, corrupt or incompatible
+    │   │   └── GoldenRegression a new release would answer fewer golden questions than the active one
     │   └── QueryError           a bot query is malformed (empty, too long, bad top_k)
     └── TransientError           the environment failed (database locked, disk busy); retry
 
@@ -65,8 +67,16 @@ class InvalidDecision(ReviewError):
     """The decision is malformed (unknown status, no reviewer, empty reason)."""
 
 
+class AccountError(ReviewError):
+    """A reviewer account cannot be created, changed or found (bad name, weak password…)."""
+
+
 class ReleaseError(TerminalError):
     """An index release is missing, corrupt or incompatible with this server."""
+
+
+class GoldenRegression(ReleaseError):
+    """A new release answers fewer golden questions correctly than the active one."""
 
 
 class QueryError(TerminalError):

@@ -44,10 +44,13 @@ def ingest(settings: Settings, source: str | None = None, confirm_deletions: boo
     }
 
 
-def publish(settings: Settings, full: bool = False) -> dict[str, Any]:
-    """The whole of kb_publish in one call (what `kbops publish` runs)."""
+def publish(settings: Settings, full: bool = False, force: bool = False, by: str = "operator") -> dict[str, Any]:
+    """The whole of kb_publish in one call (what `kbops publish` runs).
+
+    ``force`` activates a release that answers fewer golden questions than the
+    active one (audited under ``by``)."""
     require_db(settings)
     applied = apply_decisions(settings)
     built = build_release(settings, full=full)
-    activation = activate_release(settings, built.release_id) if built.release_id else {"changed": False}
+    activation = activate_release(settings, built.release_id, force=force, by=by) if built.release_id else {"changed": False}
     return {"apply": applied.as_dict(), "build": built.as_dict(), "activate": activation}

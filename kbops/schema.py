@@ -323,6 +323,23 @@ class IndexRelease(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class GoldenQuestion(Base):
+    """A question the bot must keep answering with a known entry.
+
+    A new release that answers fewer golden questions correctly than the
+    active one is not activated unless forced (kbops/index/golden.py).
+    """
+
+    __tablename__ = "golden_questions"
+    __table_args__ = (UniqueConstraint("question", "entry_key", name="uq_golden_question_entry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    entry_key: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class QueryLogEntry(Base):
     """What the bot was asked (scrubbed) and what it answered."""
 
@@ -361,6 +378,26 @@ class ValidationReport(Base):
     failures: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rows: Mapped[list[Any]] = mapped_column(default=list)
     statistics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Reviewer(Base):
+    """A person who may sign in to the review page.
+
+    ``role`` is ``reviewer`` (decide items) or ``admin`` (also manage accounts
+    and see the auto-approval rules). ``password_hash`` is a salted scrypt hash
+    (see kbops/review/accounts.py); it is NULL for an account that signs in only
+    through a trusted reverse-proxy header.
+    """
+
+    __tablename__ = "reviewers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="reviewer")
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
 
 
 class ChatGap(Base):

@@ -266,17 +266,44 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     return result
 
 
-def activate_release(settings: Settings, release_id: str) -> dict[str, Any]:
-    """Make ``release_id`` the served release (atomic pointer swap) and prune old ones."""
+def activate_release(
+    settings: Settings,
+    release_id: str,
+    *,
+    force: bool = False,
+    by: str = "operator",
+    embedder: Embedder | None = None,
+    check_golden: bool = True,
+) -> dict[str, Any]:
+    """Make ``release_id`` the served release (atomic pointer swap) and prune old ones.
+
+    With golden questions in the KB, the release must answer at least as many
+    of them correctly as the active one (kbops/index/golden.py) unless
+    ``force``; a forced activation is audited. Rollback skips the check: it is
+    the operator's explicit, instant way back.
+    """
+    from kbops.index import golden
+
     previous = rel.active_release_id(settings.index_dir)
     if previous == release_id:
         return {"release_id": release_id, "previous": previous, "changed": False, "pruned": []}
+    rel.read_manifest(settings.index_dir, release_id, verify=True)
+    outcome = golden.gate(settings, release_id, embedder or make_embedder(settings), force) if check_golden and golden.has_golden(settings) else None
     rel.activate(settings.index_dir, release_id)
+    if outcome and outcome["forced"]:
+        from kbops.review.audit import record_audit
+
+        with session_scope(settings) as db:
+            record_audit(
+                db, actor=by, door="cli", action="release_forced",
+                after={"release_id": release_id, "previous": previous, **outcome},
+                note=f"activated despite answering {outcome['correct']}/{outcome['total']} golden questions (active had {outcome['active_correct']})",
+            )
     with session_scope(settings) as db:
         db.execute(update(IndexRelease).where(IndexRelease.status == "active").values(status="inactive"))
         db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=utcnow()))
     pruned = rel.prune(settings.index_dir, settings.release_retention)
-    return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned}
+    return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned, "golden": outcome}
 
 
 def list_releases(settings: Settings) -> list[dict[str, Any]]:
@@ -300,4 +327,4 @@ def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any
         if not older:
             raise ReleaseError("there is no earlier release to roll back to; see `kbops releases`")
         release_id = older[-1]
-    return activate_release(settings, release_id)
+    return activate_release(settings, release_id, check_golden=False)
