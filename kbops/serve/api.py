@@ -5,6 +5,8 @@ Reads only the active index release (plus the query log write). When the
 background thread while requests keep being answered from the old one; it
 takes over once ready: no restart, no failed or stalled request.
 With ``KBOPS_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``.
+The review page (kbops/serve/review_web.py) is mounted at ``/review`` with its
+own reviewer sign-in; the read token neither opens it nor is needed for it.
 """
 
 from __future__ import annotations
@@ -69,4 +71,8 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
         m = loaded.manifest
         return {k: m[k] for k in ("release_id", "created_at", "model", "dim", "entry_count", "vector_count", "index_type", "kb_digest")}
 
+    # The review page: its own sub-application with reviewer sessions, separate from the read token.
+    from kbops.serve.review_web import create_review_app
+
+    app.mount("/review", create_review_app(settings))
     return app
