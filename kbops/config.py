@@ -81,6 +81,11 @@ class Settings:
     ivf_nprobe: int = 32
     api_token: str | None = None
     rules: tuple[ApprovalRule, ...] = field(default=DEFAULT_RULES)
+    # Validation gate (kbops/validate): a new question at least this similar to an
+    # active entry's question is proposed as its alternate question, not a new entry.
+    near_duplicate_threshold: float = 0.85
+    # Placeholder names the bot fills at answer time ({{Order Number}}), allowed in answers.
+    template_slots: tuple[str, ...] = ()
     # Review page (kbops/serve/review_web.py): a reverse proxy that authenticates
     # reviewers may name them in this header; it is trusted only when set, and
     # only from the addresses in review_trusted_proxies.
@@ -146,6 +151,8 @@ class Settings:
             ivf_nprobe=number("ivf_nprobe", cls.ivf_nprobe, int),
             api_token=pick("api_token") or None,
             rules=_rules(data.get("rules")),
+            near_duplicate_threshold=number("near_duplicate_threshold", cls.near_duplicate_threshold),
+            template_slots=_template_slots(pick("template_slots", ())),
             review_trusted_header=(pick("review_trusted_header") or "").strip() or None,
             review_trusted_proxies=_address_list(pick("review_trusted_proxies", "127.0.0.1,::1")),
             review_secret_file=Path(pick("review_secret_file") or home / "review_secret.key").expanduser().resolve(),
@@ -160,6 +167,11 @@ class Settings:
             raise ConfigError(
                 f"ivf_threshold={settings.ivf_threshold} and ivf_nprobe={settings.ivf_nprobe} must be positive; "
                 "set KBOPS_IVF_THRESHOLD / KBOPS_IVF_NPROBE (see README, Configuration)"
+            )
+        if not 0.0 < settings.near_duplicate_threshold <= 1.0:
+            raise ConfigError(
+                f"near_duplicate_threshold={settings.near_duplicate_threshold} must be above 0 and at most 1; "
+                "set KBOPS_NEAR_DUPLICATE_THRESHOLD (1.0 proposes only identical phrasings)"
             )
         if not 0.0 <= settings.dense_weight <= 1.0:
             raise ConfigError(
@@ -187,6 +199,14 @@ def _address_list(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         return tuple(str(a).strip() for a in raw if str(a).strip())
     return tuple(a.strip() for a in str(raw or "").split(",") if a.strip())
+
+
+def _template_slots(raw: Any) -> tuple[str, ...]:
+    """Slot names from a TOML list or a comma-separated KBOPS_TEMPLATE_SLOTS."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"template_slots={raw!r} must be a list of slot names, e.g. [\"Order Number\"]")
+    return tuple(str(i).strip().strip("{} ") for i in items if str(i).strip())
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

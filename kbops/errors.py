@@ -9,6 +9,7 @@ two things: what is wrong (naming the bad value) and what to do about it.
     │   ├── SourceError          a source cannot be read at all (missing file, bad mapping)
     │   ├── ReviewError          a review action cannot be carried out
     │   │   ├── ReviewItemNotFound
+    │   │   ├── CandidateNotFound  no candidate has that id (resubmitting a refused one)
     │   │   ├── AlreadyDecided   another reviewer decided first (optimistic concurrency)
     │   │   ├── InvalidDecision  the decision itself is malformed (no reviewer, bad status…)
     │   │   └── AccountError     a reviewer account cannot be created, changed or found
@@ -57,6 +58,10 @@ class ReviewError(TerminalError):
 
 class ReviewItemNotFound(ReviewError):
     """No review item has the given id."""
+
+
+class CandidateNotFound(ReviewError):
+    """No candidate has the given id."""
 
 
 class AlreadyDecided(ReviewError):

@@ -27,6 +27,7 @@ from kbops.review.audit import record_audit
 from kbops.review.decisions import approve_candidate, merge_candidate
 from kbops.schema import Candidate, KbEntry, PipelineRun, ReviewItem, utcnow
 from kbops.text import detect_lang
+from kbops.validate.facts import linked_skus, load_factbook
 from kbops.validate.gate import check_rows
 
 #: The values a reviewer may put in ``review_items.decision`` (see sql/review_contract.sql).
@@ -49,6 +50,8 @@ class RouteResult:
 def _rule_for(rules: Iterable[ApprovalRule], candidate: Candidate, entry: KbEntry | None) -> ApprovalRule | None:
     if candidate.evidence.get("stale_values"):
         return None  # it quotes a fact that changed: a human must look, whatever the rules say
+    if candidate.evidence.get("near_duplicate"):
+        return None  # proposed as another entry's alternate question: a human decides
     for rule in rules:
         if not rule.covers(candidate.origin, candidate.kind):
             continue
@@ -71,8 +74,13 @@ def _priority(candidate: Candidate, entry: KbEntry | None) -> float:
     return float(candidate.support) + (5.0 if entry is not None and entry.status == "withdrawn" else 0.0)
 
 
-def route_candidates(settings: Settings) -> RouteResult:
-    """Auto-approve what a rule covers; queue the rest for a reviewer."""
+def route_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> RouteResult:
+    """Auto-approve what a rule covers; queue the rest for a reviewer.
+
+    A near-duplicate (``evidence["near_duplicate"]``, set by the gate) is never
+    auto-approved: it is queued as a proposal to join the existing entry as an
+    alternate question (``proposed_merge_into``).
+    """
     started = time.perf_counter()
     result = RouteResult()
     with session_scope(settings) as db:
@@ -80,7 +88,10 @@ def route_candidates(settings: Settings) -> RouteResult:
         db.add(run)
         db.flush()
         result.run_id = run.id
-        batch = list(db.scalars(select(Candidate).where(Candidate.status == "valid").order_by(Candidate.id)))
+        stmt = select(Candidate).where(Candidate.status == "valid")
+        if candidate_ids is not None:
+            stmt = stmt.where(Candidate.id.in_(candidate_ids))
+        batch = list(db.scalars(stmt.order_by(Candidate.id)))
         # Within one batch the newest proposal per entry wins; older ones never reach a rule or a reviewer.
         newest = {c.entry_key: c for c in batch}
         for candidate in batch:
@@ -127,13 +138,19 @@ def _route_batch(
             answer=candidate.answer,
             alt_questions=list(candidate.alt_questions),
             evidence=candidate.evidence,
-            warnings=_warnings(entry),
+            warnings=_warnings(entry) + _gate_warnings(candidate),
             support=candidate.support,
             priority=_priority(candidate, entry),
+            proposed_merge_into=(candidate.evidence.get("near_duplicate") or {}).get("entry_key"),
         )
         db.add(item)
         candidate.status = "queued"
         result.queued += 1
+
+
+def _gate_warnings(candidate: Candidate) -> list[str]:
+    """The gate's non-blocking flags (near-duplicate, a stale fact the sync flagged), for the reviewer."""
+    return [r for r in candidate.reasons or [] if isinstance(r, str)]
 
 
 def _warnings(entry: KbEntry | None) -> list[str]:
@@ -303,7 +320,7 @@ def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> Ap
     for item_id in ids:
         with session_scope(settings) as db:
             item = db.get(ReviewItem, item_id)
-            error = _apply_one(db, item)
+            error = _apply_one(db, item, settings)
             if error is None:
                 result.applied += 1
                 if item.decision == "approve":
@@ -333,7 +350,7 @@ def _merge_target_error(db: Session, item: ReviewItem, target_key: str, question
     return None
 
 
-def _apply_merge(db: Session, item: ReviewItem, candidate: Candidate) -> str | None:
+def _apply_merge(db: Session, item: ReviewItem, candidate: Candidate, settings: Settings) -> str | None:
     """Apply a merge: the item's question joins an existing entry's alternate questions."""
     target_key = (item.merge_into or "").strip() or item.proposed_merge_into
     if not target_key:
@@ -348,6 +365,7 @@ def _apply_merge(db: Session, item: ReviewItem, candidate: Candidate) -> str | N
     verdict = check_rows(
         [{"candidate_id": item.id, "entry_key": target.entry_key, "lang": target.lang, "question": question, "answer": target.answer}],
         _active_fingerprints(db),
+        template_slots=settings.template_slots,
     )[0]
     if not verdict.ok:
         return f"the question cannot join {target_key!r}: " + "; ".join(verdict.reasons)
@@ -363,10 +381,12 @@ def _apply_merge(db: Session, item: ReviewItem, candidate: Candidate) -> str | N
 
 
 def _active_fingerprints(db: Session) -> dict[str, str]:
-    return dict(db.execute(select(KbEntry.fingerprint, KbEntry.entry_key).where(KbEntry.status == "active")).all())
+    from kbops.validate import active_fingerprints
+
+    return active_fingerprints(db)
 
 
-def _apply_one(db: Session, item: ReviewItem) -> str | None:
+def _apply_one(db: Session, item: ReviewItem, settings: Settings) -> str | None:
     """Apply one decision; return an error message instead of applying a bad one."""
     decision = (item.decision or "").strip().lower()
     if decision not in DECISIONS:
@@ -382,17 +402,18 @@ def _apply_one(db: Session, item: ReviewItem) -> str | None:
         # Approving a near-duplicate accepts what routing proposed: an alternate question, not a new entry.
         decision = "merge"
     if decision == "merge":
-        return _apply_merge(db, item, candidate)
+        return _apply_merge(db, item, candidate, settings)
     question = (item.edited_question or "").strip() or item.question
     answer = (item.edited_answer or "").strip() or item.answer
-    if decision == "approve" and (question != item.question or answer != item.answer):
-        known = dict(db.execute(select(KbEntry.fingerprint, KbEntry.entry_key).where(KbEntry.status == "active")).all())
-        verdict = check_rows(
-            [{"candidate_id": item.id, "entry_key": item.entry_key, "lang": item.lang, "question": question, "answer": answer}],
-            known,
-        )[0]
+    if decision == "approve":
+        # Re-check at apply time, edited or not: a fact may have changed (or another
+        # entry taken the question) while the item waited in the queue.
+        evidence = {k: v for k, v in (candidate.evidence or {}).items() if k != "stale_values"}
+        row = {"candidate_id": item.id, "entry_key": item.entry_key, "origin": item.origin, "lang": item.lang, "question": question, "answer": answer, "depends_on": list(candidate.depends_on or []), "evidence": evidence}
+        verdict = check_rows([row], _active_fingerprints(db), facts=load_factbook(db, linked_skus(row)), template_slots=settings.template_slots)[0]
         if not verdict.ok:
-            return "edited text fails validation: " + "; ".join(verdict.reasons)
+            edited = question != item.question or answer != item.answer
+            return ("edited text fails validation: " if edited else "the answer fails validation now (edit it): ") + "; ".join(verdict.reasons)
     actor = item.decided_by.strip()
     via = item.decided_via or "sql"
     if decision == "approve":

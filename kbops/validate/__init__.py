@@ -1,4 +1,11 @@
-"""Validate: run the gate over every new candidate and record each row's verdict."""
+"""Validate: run the gate over every new candidate and record each row's verdict.
+
+Each run stores a :class:`~kbops.schema.ValidationReport` (what was checked,
+every refused or flagged row with its reasons, the GX run's statistics)
+linked from its ``pipeline_runs`` row (``stats["report_id"]``). Refused rows
+stay in ``candidates`` as ``invalid`` with their reasons; :func:`resubmit`
+fixes one and runs it through the gate again. Nothing is dropped.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,26 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kbops.config import Settings
 from kbops.db import session_scope
-from kbops.schema import Candidate, KbEntry, PipelineRun, utcnow
-from kbops.validate.gate import check_rows
+from kbops.errors import CandidateNotFound, ReviewError
+from kbops.review.audit import record_audit
+from kbops.schema import Candidate, KbEntry, PipelineRun, ValidationReport, utcnow
+from kbops.validate.facts import linked_skus, load_factbook
+from kbops.validate.gate import SUITE_NAME, RowVerdict, check_rows
+from kbops.validate.similar import find_near_duplicates
 
 
 @dataclass
 class ValidateResult:
     run_id: int = 0
+    report_id: int = 0
     checked: int = 0
     valid: int = 0
     invalid: int = 0
+    near_duplicates: int = 0
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -27,8 +41,77 @@ class ValidateResult:
         return asdict(self)
 
 
-def validate_candidates(settings: Settings) -> ValidateResult:
-    """Move candidates from ``new`` to ``valid`` or ``invalid`` (with reasons)."""
+def candidate_row(c: Candidate) -> dict[str, Any]:
+    """The gate's view of a candidate."""
+    return {
+        "candidate_id": c.id,
+        "entry_key": c.entry_key,
+        "origin": c.origin,
+        "lang": c.lang,
+        "question": c.question,
+        "answer": c.answer,
+        "depends_on": list(c.depends_on or []),
+        "evidence": dict(c.evidence or {}),
+    }
+
+
+def active_fingerprints(db: Session) -> dict[str, str]:
+    """Fingerprint → entry key for the question and every alternate question of active entries."""
+    from kbops.text import fingerprint
+
+    known: dict[str, str] = {}
+    for key, fp, alternates in db.execute(select(KbEntry.entry_key, KbEntry.fingerprint, KbEntry.alt_questions).where(KbEntry.status == "active")):
+        known.setdefault(fp, key)
+        for alt in alternates or []:
+            known.setdefault(fingerprint(alt), key)
+    return known
+
+
+def _active_entries(db: Session) -> list[dict[str, Any]]:
+    return [
+        {"entry_key": k, "lang": lang, "question": q, "alt_questions": list(alts or [])}
+        for k, lang, q, alts in db.execute(
+            select(KbEntry.entry_key, KbEntry.lang, KbEntry.question, KbEntry.alt_questions).where(KbEntry.status == "active").order_by(KbEntry.id)
+        )
+    ]
+
+
+_EMBEDDERS: dict[tuple[str, str], Any] = {}
+
+
+def _embedder(settings: Settings) -> Any:
+    """One embedder per model and cache for the process (loading the model costs seconds)."""
+    from kbops.index.embedder import Embedder
+
+    key = (settings.embedding_model, str(settings.embed_cache))
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = Embedder(settings.embedding_model, settings.embed_cache)
+    return _EMBEDDERS[key]
+
+
+def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats: dict[str, Any] | None = None) -> list[RowVerdict]:
+    """Run every rule over ``rows`` against the KB as it is now (facts, active entries)."""
+    if not rows:
+        return []
+    facts = load_factbook(db, {sku for row in rows for sku in linked_skus(row)})
+    eligible = [r for r in rows if r.get("origin") != "record" and (r.get("question") or "").strip()]
+    near = {}
+    if eligible:
+        entries = _active_entries(db)
+        if entries:
+            near = find_near_duplicates(eligible, entries, _embedder(settings), settings.near_duplicate_threshold)
+    return check_rows(
+        rows,
+        active_fingerprints(db),
+        facts=facts,
+        near_duplicates=near,
+        template_slots=settings.template_slots,
+        stats=stats,
+    )
+
+
+def validate_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> ValidateResult:
+    """Move candidates from ``new`` to ``valid`` or ``invalid`` (with reasons); store the run's report."""
     started = time.perf_counter()
     result = ValidateResult()
     with session_scope(settings) as db:
@@ -36,20 +119,24 @@ def validate_candidates(settings: Settings) -> ValidateResult:
         db.add(run)
         db.flush()
         result.run_id = run.id
-        batch = list(db.scalars(select(Candidate).where(Candidate.status == "new").order_by(Candidate.id)))
-        known = dict(db.execute(select(KbEntry.fingerprint, KbEntry.entry_key).where(KbEntry.status == "active")).all())
-        verdicts = check_rows(
-            [
-                {"candidate_id": c.id, "entry_key": c.entry_key, "lang": c.lang, "question": c.question, "answer": c.answer}
-                for c in batch
-            ],
-            known,
-        )
+        stmt = select(Candidate).where(Candidate.status == "new")
+        if candidate_ids is not None:
+            stmt = stmt.where(Candidate.id.in_(candidate_ids))
+        batch = list(db.scalars(stmt.order_by(Candidate.id)))
+        stats: dict[str, Any] = {}
+        verdicts = gate_rows(settings, db, [candidate_row(c) for c in batch], stats)
         by_id = {c.id: c for c in batch}
+        report_rows = []
         for verdict in verdicts:
             candidate = by_id[verdict.candidate_id]
-            candidate.reasons = verdict.reasons
+            candidate.reasons = verdict.reasons + verdict.flags
             candidate.status = "valid" if verdict.ok else "invalid"
+            evidence = dict(candidate.evidence or {})
+            evidence.pop("near_duplicate", None)
+            if verdict.ok and verdict.near_duplicate is not None:
+                evidence["near_duplicate"] = verdict.near_duplicate.as_dict()
+                result.near_duplicates += 1
+            candidate.evidence = evidence
             if verdict.ok:
                 result.valid += 1
             else:
@@ -57,7 +144,92 @@ def validate_candidates(settings: Settings) -> ValidateResult:
                 for reason in verdict.reasons:
                     code = reason.split(":", 1)[0]
                     result.failures[code] = result.failures.get(code, 0) + 1
+            if verdict.reasons or verdict.flags:
+                report_rows.append(
+                    {"candidate_id": candidate.id, "entry_key": candidate.entry_key, "status": candidate.status, "reasons": verdict.reasons, "flags": verdict.flags}
+                )
         result.checked = len(batch)
+        report = ValidationReport(
+            run_id=run.id,
+            suite=SUITE_NAME,
+            checked=result.checked,
+            valid=result.valid,
+            invalid=result.invalid,
+            near_duplicates=result.near_duplicates,
+            failures=dict(result.failures),
+            rows=report_rows,
+            statistics=stats,
+        )
+        db.add(report)
+        db.flush()
+        result.report_id = report.id
         result.seconds = round(time.perf_counter() - started, 3)
         run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
     return result
+
+
+def get_report(settings: Settings, report_id: int | None = None) -> ValidationReport | None:
+    """A stored validation report (the latest when no id is given)."""
+    with session_scope(settings) as db:
+        stmt = select(ValidationReport).order_by(ValidationReport.id.desc()).limit(1)
+        if report_id is not None:
+            stmt = select(ValidationReport).where(ValidationReport.id == report_id)
+        return db.scalar(stmt)
+
+
+def resubmit(
+    settings: Settings,
+    candidate_id: int,
+    *,
+    by: str,
+    question: str | None = None,
+    answer: str | None = None,
+    template_slots: list[str] | None = None,
+    door: str = "cli",
+) -> Candidate:
+    """Fix a refused candidate and run it through the gate again.
+
+    The candidate keeps its id and identity; the edit is audited (who, door,
+    before/after). It comes back ``valid`` (routing picks it up: it is routed
+    at once) or ``invalid`` with fresh reasons. ``template_slots`` declares
+    ``{{…}}`` names in the answer that the bot fills at answer time.
+    """
+    from kbops.review.queue import route_candidates
+
+    if not by or not by.strip():
+        raise ReviewError("a resubmission needs your name: pass --by NAME")
+    with session_scope(settings) as db:
+        candidate = db.get(Candidate, candidate_id)
+        if candidate is None:
+            raise CandidateNotFound(f"no candidate {candidate_id}; see `kbops review invalid`")
+        if candidate.status != "invalid":
+            raise ReviewError(f"candidate {candidate_id} is {candidate.status}, not invalid: only refused candidates are resubmitted")
+        before = {"question": candidate.question, "answer": candidate.answer, "reasons": list(candidate.reasons)}
+        if question is not None and question.strip():
+            candidate.question = question.strip()
+        if answer is not None and answer.strip():
+            candidate.answer = answer.strip()
+        if template_slots:
+            evidence = dict(candidate.evidence or {})
+            evidence["template_slots"] = sorted({*evidence.get("template_slots", []), *(s.strip("{} ") for s in template_slots)})
+            candidate.evidence = evidence
+        from kbops.text import fingerprint
+
+        candidate.fingerprint = fingerprint(candidate.question)
+        candidate.status, candidate.reasons = "new", []
+        record_audit(
+            db,
+            actor=by.strip(),
+            door=door,
+            action="resubmit",
+            before=before,
+            after={"question": candidate.question, "answer": candidate.answer},
+            note=f"candidate {candidate_id} ({candidate.entry_key})",
+        )
+    validate_candidates(settings, candidate_ids=[candidate_id])
+    with session_scope(settings) as db:
+        status = db.get(Candidate, candidate_id).status
+    if status == "valid":
+        route_candidates(settings, candidate_ids=[candidate_id])
+    with session_scope(settings) as db:
+        return db.get(Candidate, candidate_id)

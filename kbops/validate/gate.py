@@ -7,20 +7,30 @@ becomes a human-readable reason on that row. Rows that fail are kept
 nothing is silently dropped.
 
 Derived columns (lengths in characters for Chinese and words for English,
-language agreement, duplicate target) are computed with pandas first, so
-each rule stays one declarative expectation.
+language agreement, duplicate target, fact conflicts, near-duplicate target)
+are computed in Python first, so each rule stays one declarative expectation.
+
+Rules whose meta says ``"blocking": False`` do not make a row invalid: a
+near-duplicate is a *flag* (the row is routed as a proposal to add an
+alternate question to the existing entry). Every other failure is a reason.
 """
 
 from __future__ import annotations
 
 import os
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from kbops import pii
 from kbops.pii import PLACEHOLDER, find_private
 from kbops.text import detect_lang, fingerprint, normalize
+from kbops.validate.facts import FactBook, conflicts, linked_skus
+from kbops.validate.similar import NearDuplicate
+
+SUITE_NAME = "kbops_candidates"
 
 # Bounds: Chinese in characters, English in words.
 LENGTH_BOUNDS = {
@@ -30,24 +40,43 @@ LENGTH_BOUNDS = {
     ("answer", "en"): (3, 500),
 }
 
-PRIVATE_PATTERNS = [
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    r"(?<!\d)1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)",
-    r"(?<!\d)\d{17}[\dXx](?!\d)",
-    r"(?<!\d)(?:\d[ -]?){15,18}\d(?!\d)",
-    r"\+\d{1,3}[ -]?\(?\d{2,4}\)?[ -]?\d{3,4}[ -]?\d{4}",
-]
+def _private_patterns() -> list[str]:
+    """The scrubber's own patterns (kbops.pii), so the gate and the scrubber never disagree."""
+    out = []
+    for _label, pattern in pii._PATTERNS:
+        out.append(("(?i)" if pattern.flags & re.IGNORECASE else "") + pattern.pattern)
+    return out
+
+
+# A reply made only of greetings, sign-offs and "please wait" fillers answers nothing.
 NON_ANSWER = (
-    r"^(?:[\W\s]*(?:您好|你好|亲|请稍等|稍等|正在为您查询|正在查询|马上为您查询|好的|嗯|谢谢|感谢|不客气|再见|在的|"
-    r"hi|hello|thanks|thank you|please wait|one moment|let me check|ok|okay|bye|you're welcome))+[\W\s]*$"
+    r"^(?:[\W\s]*(?:您好|你好|亲爱的|亲|请稍等片刻|请稍等|请您稍等|稍等一下|稍等|正在为您查询|正在为您核实|正在查询|正在核实|马上为您查询|"
+    r"我帮您查一下|帮您查询一下|我看一下|好的|嗯嗯|嗯|哦|是的|谢谢您的耐心等待|感谢您的耐心等待|谢谢|感谢您的支持|感谢|不客气|"
+    r"再见|拜拜|在的|在呢|很高兴为您服务|请问有什么可以帮您|还有什么可以帮您|还有其他问题吗|祝您生活愉快|祝您购物愉快|祝您使用愉快|"
+    r"有问题随时找我们|欢迎下次光临|"
+    r"hi there|hi|hello|hey|dear customer|thanks for waiting|thank you for your patience|thanks|thank you|please wait|"
+    r"please hold on|please hold|one moment please|one moment|just a moment|let me check that for you|let me check|"
+    r"i'?ll check|checking now|ok|okay|bye|goodbye|have a (?:nice|great|good) day|you'?re welcome|"
+    r"is there anything else i can help you with|anything else|glad to help|happy to help|how can i help you|"
+    r"how may i help you))+[\W\s~～]*$"
 )
-MARKUP = r"<\s*/?\s*(?:script|iframe|style|object|embed|img|a|div|span|svg|form|input)\b|javascript:"
+# HTML/script markup or a script URL: knowledge is plain text, and pages render it.
+MARKUP = (
+    r"<\s*/?\s*[a-z][a-z0-9-]*(?:\s[^<>]*)?/?\s*>|<\s*(?:script|iframe|style|object|embed|img|svg|a|form|input)\b"
+    r"|javascript\s*:|vbscript\s*:|data\s*:\s*text/html|\bon(?:error|load|click|mouseover)\s*=|&lt;\s*script|\{\{\{|\$\{[^}]*\}"
+)
+# Control characters and U+FFFD (decoding damage): text that went through a broken export.
+BROKEN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]"
 
 
 @dataclass
 class RowVerdict:
+    """One row's outcome: blocking ``reasons`` (row invalid) and non-blocking ``flags``."""
+
     candidate_id: int
     reasons: list[str]
+    flags: list[str] = field(default_factory=list)
+    near_duplicate: NearDuplicate | None = None
 
     @property
     def ok(self) -> bool:
@@ -92,33 +121,58 @@ def _suite():
         )
     expectations += [
         gxe.ExpectColumnValuesToBeInSet(column="lang_match", value_set=[True], meta={"code": "language_mismatch"}),
-        gxe.ExpectColumnValuesToNotMatchRegexList(column="answer_text", regex_list=PRIVATE_PATTERNS, meta={"code": "private_data"}),
-        gxe.ExpectColumnValuesToNotMatchRegex(column="answer_text", regex=PLACEHOLDER.pattern, meta={"code": "placeholder"}),
+        gxe.ExpectColumnValuesToNotMatchRegexList(
+            column="all_text", regex_list=_private_patterns(), meta={"code": "private_data"}
+        ),
+        gxe.ExpectColumnValuesToNotMatchRegex(column="placeholder_text", regex=PLACEHOLDER.pattern, meta={"code": "placeholder"}),
         gxe.ExpectColumnValuesToNotMatchRegex(column="answer_text", regex=f"(?i){NON_ANSWER}", meta={"code": "non_answer"}),
         gxe.ExpectColumnValuesToNotMatchRegex(column="all_text", regex=f"(?i){MARKUP}", meta={"code": "markup"}),
+        gxe.ExpectColumnValuesToNotMatchRegex(column="all_text", regex=BROKEN, meta={"code": "broken_text"}),
         gxe.ExpectColumnValuesToBeNull(column="duplicate_of", meta={"code": "duplicate"}),
+        gxe.ExpectColumnValuesToBeNull(column="fact_conflict", meta={"code": "fact_conflict"}),
+        gxe.ExpectColumnValuesToBeNull(column="near_duplicate_of", meta={"code": "near_duplicate", "blocking": False}),
     ]
-    suite = context.suites.add(gx.ExpectationSuite(name="kbops_candidates", expectations=expectations))
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations))
     return batch_def, suite
 
 
-def check_rows(rows: list[dict[str, Any]], known_fingerprints: dict[str, str] | None = None) -> list[RowVerdict]:
-    """Validate rows (candidate_id, entry_key, lang, question, answer).
+def check_rows(
+    rows: list[dict[str, Any]],
+    known_fingerprints: dict[str, str] | None = None,
+    *,
+    facts: FactBook | None = None,
+    near_duplicates: dict[int, NearDuplicate] | None = None,
+    template_slots: tuple[str, ...] | list[str] = (),
+    stats: dict[str, Any] | None = None,
+) -> list[RowVerdict]:
+    """Validate rows (candidate_id, entry_key, lang, question, answer; optionally
+    origin, depends_on, evidence).
 
     ``known_fingerprints`` maps question fingerprints of active KB entries to
     their entry keys; a row asking the same question under another key is an
-    exact duplicate, as is the second of two rows in the batch.
+    exact duplicate, as is the second of two rows in the batch. ``facts`` are
+    the current facts answers are checked against (see
+    :mod:`kbops.validate.facts`); ``near_duplicates`` (candidate id → closest
+    active entry) come from :mod:`kbops.validate.similar`. ``template_slots``
+    are placeholder names (``Order Number`` for ``{{Order Number}}``) the bot
+    fills at answer time, so they are not unresolved placeholders; a row may
+    declare more in ``evidence["template_slots"]``. A row whose evidence has
+    ``stale_values`` (the sync already flagged the changed fact, old → new)
+    keeps its conflict as a flag for the reviewer instead of being blocked;
+    approving it unedited is refused at apply time.
     """
     import pandas as pd
 
     if not rows:
         return []
     known = dict(known_fingerprints or {})
+    near = near_duplicates or {}
     records = []
+    conflicts_by_id: dict[int, list[str]] = {}
     for row in rows:
         question = (row.get("question") or "").strip() or None
         answer = (row.get("answer") or "").strip() or None
-        lang = row.get("lang") or detect_lang((question or "") + (answer or ""))
+        lang = row.get("lang") or detect_lang(question or answer or "")
         duplicate_of = None
         if question:
             fp = fingerprint(question)
@@ -128,6 +182,15 @@ def check_rows(rows: list[dict[str, Any]], known_fingerprints: dict[str, str] | 
             else:
                 known.setdefault(fp, row["entry_key"])
         answer_lang = detect_lang(answer) if answer else lang
+        evidence = row.get("evidence") or {}
+        slots = [*template_slots, *(evidence.get("template_slots") or [])]
+        placeholder_text = answer or ""
+        for slot in slots:
+            placeholder_text = placeholder_text.replace("{{" + str(slot).strip("{} ") + "}}", "")
+        found = conflicts(answer or "", linked_skus(row), facts) if facts is not None and answer else []
+        conflicts_by_id[row["candidate_id"]] = found
+        blocking_conflict = found and not evidence.get("stale_values")
+        neighbour = near.get(row["candidate_id"]) if duplicate_of is None else None
         records.append(
             {
                 "candidate_id": row["candidate_id"],
@@ -135,11 +198,14 @@ def check_rows(rows: list[dict[str, Any]], known_fingerprints: dict[str, str] | 
                 "question": question,
                 "answer": answer,
                 "answer_text": answer or "",
+                "placeholder_text": placeholder_text,
                 "all_text": f"{question or ''}\n{answer or ''}",
                 "question_units": _units(question, lang),
                 "answer_units": _units(answer, lang),
                 "lang_match": answer_lang in (lang, "und"),
                 "duplicate_of": duplicate_of,
+                "fact_conflict": "; ".join(found) if blocking_conflict else None,
+                "near_duplicate_of": neighbour.entry_key if neighbour else None,
             }
         )
     frame = pd.DataFrame.from_records(records)
@@ -149,19 +215,35 @@ def check_rows(rows: list[dict[str, Any]], known_fingerprints: dict[str, str] | 
     )
     by_id = {r["candidate_id"]: r for r in records}
     reasons: dict[int, list[str]] = {r["candidate_id"]: [] for r in records}
+    flags: dict[int, list[str]] = {r["candidate_id"]: [] for r in records}
+    per_rule: dict[str, int] = {}
     for outcome in result.results:
         meta = outcome.expectation_config.meta or {}
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
             raise RuntimeError(f"validation rule {meta.get('code')} crashed: {outcome.exception_info.get('exception_message')}")
-        if outcome.success:
-            continue
-        for failed in outcome.result.get("unexpected_index_list") or []:
-            cid = int(failed["candidate_id"])
-            reasons[cid].append(_reason(meta, by_id[cid]))
-    return [RowVerdict(cid, sorted(set(r))) for cid, r in reasons.items()]
+        failed_ids = [int(f["candidate_id"]) for f in (outcome.result.get("unexpected_index_list") or [])]
+        per_rule[meta.get("code", "rule")] = per_rule.get(meta.get("code", "rule"), 0) + len(failed_ids)
+        for cid in failed_ids:
+            target = flags if meta.get("blocking") is False else reasons
+            target[cid].append(_reason(meta, by_id[cid], near.get(cid)))
+    for row in rows:
+        cid = row["candidate_id"]
+        if conflicts_by_id[cid] and (row.get("evidence") or {}).get("stale_values"):
+            flags[cid].append("fact_conflict: " + "; ".join(conflicts_by_id[cid]) + " (flagged by the sync; edit the answer before approving)")
+    if stats is not None:
+        stats.update({"suite": SUITE_NAME, "expectations": len(result.results), "success": bool(result.success), "failed_rows_by_rule": per_rule})
+    return [
+        RowVerdict(
+            cid,
+            sorted(set(r)),
+            sorted(set(flags[cid])),
+            near.get(cid) if by_id[cid]["near_duplicate_of"] and not r else None,
+        )
+        for cid, r in reasons.items()
+    ]
 
 
-def _reason(meta: dict[str, Any], row: dict[str, Any]) -> str:
+def _reason(meta: dict[str, Any], row: dict[str, Any], neighbour: NearDuplicate | None = None) -> str:
     code = meta.get("code", "rule")
     if code.endswith("_length"):
         col = code.split("_")[0]
@@ -170,19 +252,25 @@ def _reason(meta: dict[str, Any], row: dict[str, Any]) -> str:
     if code in ("empty_question", "empty_answer"):
         return f"{code}: the {code.split('_')[1]} is empty; write one"
     if code == "language_mismatch":
-        return f"language_mismatch: question is {row['lang']} but the answer is {detect_lang(row['answer_text'])}"
+        return f"language_mismatch: question is {row['lang']} but the answer is {detect_lang(row['answer_text'])}; answer in the question's language"
     if code == "private_data":
-        kinds = find_private(row["answer_text"]) or ["number"]
-        return f"private_data: answer contains private data ({', '.join(k.lower() for k in kinds)}); remove it"
+        where = [name for name in ("question", "answer") if row[name] and find_private(row[name])] or ["text"]
+        kinds = find_private(row["all_text"]) or ["number"]
+        return f"private_data: {' and '.join(where)} contains private data ({', '.join(k.lower() for k in kinds)}); remove it"
     if code == "placeholder":
-        found = PLACEHOLDER.search(row["answer_text"])
-        return f"placeholder: answer has an unresolved placeholder {found.group(0) if found else ''}; replace it with real text"
+        found = PLACEHOLDER.search(row["placeholder_text"])
+        return f"placeholder: answer has an unresolved placeholder {found.group(0) if found else ''}; replace it with real text (or declare it a template slot)"
     if code == "non_answer":
-        return "non_answer: the answer is a greeting or 'please wait', not an answer"
+        return "non_answer: the answer is a greeting, sign-off or 'please wait', not an answer"
     if code == "markup":
         return "markup: text contains HTML/script markup; knowledge must be plain text"
+    if code == "broken_text":
+        return "broken_text: text contains control characters or U+FFFD (a decoding error); re-export it as UTF-8"
     if code == "duplicate":
         return f"duplicate: the same question is already answered by {row['duplicate_of']}"
+    if code == "fact_conflict":
+        return f"fact_conflict: {row['fact_conflict']}; correct the answer to the current value"
+    if code == "near_duplicate":
+        score = f" (similarity {neighbour.score:.2f} to {neighbour.matched!r})" if neighbour else ""
+        return f"near_duplicate: asks what entry {row['near_duplicate_of']} answers{score}; proposed as its alternate question"
     return f"{code}: {meta}"
-
-

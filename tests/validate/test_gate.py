@@ -67,9 +67,9 @@ def test_reasons_are_specific():
     rows = numbered([BAD[1][1], BAD[3][1], BAD[4][1], BAD[6][1]])
     short, lang, phone, placeholder = (v.reasons for v in check_rows(rows))
     assert short == ["answer_length: answer is 3 characters, allowed 4–2000"]
-    assert lang == ["language_mismatch: question is zh but the answer is en"]
+    assert lang == ["language_mismatch: question is zh but the answer is en; answer in the question's language"]
     assert phone == ["private_data: answer contains private data (phone); remove it"]
-    assert placeholder == ["placeholder: answer has an unresolved placeholder [订单x]; replace it with real text"]
+    assert placeholder == ["placeholder: answer has an unresolved placeholder [订单x]; replace it with real text (or declare it a template slot)"]
 
 
 def test_duplicate_within_batch_flags_the_second_row():
