@@ -257,6 +257,7 @@ def create_review_app(settings: Settings) -> FastAPI:
         if viewer is not None and viewer.session.get("f"):
             flashes = viewer.session.pop("f")
             viewer.dirty = True
+        context.setdefault("tab", "")
         html = env.get_template(template).render(
             base=base(request),
             viewer=viewer,
