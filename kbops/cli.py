@@ -391,6 +391,88 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_new_password(args: argparse.Namespace) -> str:
+    """The new password from stdin (--password-stdin) or a prompt; never echoed, never an argument."""
+    import getpass
+
+    from kbops.errors import AccountError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise AccountError("--password-stdin read an empty line; pipe the password in, e.g. `printf '%s\\n' \"$PW\" | kbops reviewers add NAME --password-stdin`")
+        return password
+    if not sys.stdin.isatty():
+        raise AccountError("no terminal to ask for the password: pass --password-stdin and pipe it in")
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        raise AccountError("the two passwords differ; run the command again")
+    return first
+
+
+def _operator() -> str:
+    """Who runs the command, for the audit log of account changes."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_reviewers_add(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.accounts import add_reviewer, check_name
+
+    check_name(args.name)
+    password = None if args.no_password else _read_new_password(args)
+    account = add_reviewer(settings, args.name, password, role=args.role, by=_operator())
+    how = "signs in only through the trusted proxy header" if password is None else "signs in with a password"
+    print(f"reviewer {account.name} added ({account.role}; {how}); the review page is at /review on `kbops serve`")
+    return 0
+
+
+def cmd_reviewers_list(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.accounts import list_reviewers
+
+    rows = list_reviewers(settings)
+    if args.json:
+        _print_json([{"name": a.name, "role": a.role, "password": a.has_password, "created_at": a.created_at, "last_login_at": a.last_login_at} for a in rows])
+        return 0
+    if not rows:
+        print("no reviewer accounts; add one with `kbops reviewers add NAME --role admin`")
+    for a in rows:
+        last = f"{a.last_login_at:%Y-%m-%d %H:%M}" if a.last_login_at else "never"
+        print(f"{a.name:<24} {a.role:<9} {'password' if a.has_password else 'proxy header only':<18} last sign-in {last}")
+    return 0
+
+
+def cmd_reviewers_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.accounts import remove_reviewer
+
+    remove_reviewer(settings, args.name, by=_operator())
+    print(f"reviewer {args.name} removed; their past decisions stay in the audit log")
+    return 0
+
+
+def cmd_reviewers_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.accounts import get_reviewer, set_password
+    from kbops.errors import AccountError
+
+    if get_reviewer(settings, args.name) is None:
+        raise AccountError(f"no reviewer called {args.name!r}; see `kbops reviewers list`")
+    set_password(settings, args.name, _read_new_password(args), by=_operator())
+    print(f"password of {args.name} changed; their open sessions ended")
+    return 0
+
+
+def cmd_reviewers_role(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.review.accounts import set_role
+
+    set_role(settings, args.name, args.role, by=_operator())
+    print(f"{args.name} is now {args.role}")
+    return 0
+
+
 def cmd_sources_status(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.sources.status import sources_status
 
@@ -510,9 +592,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("export", cmd_export, "write the active KB to a .jsonl or .csv file (the import format)")
     p.add_argument("file", help="where to write")
 
-    p = add("serve", cmd_serve, "the bot HTTP API (POST /search, GET /healthz, GET /release)")
+    p = add("serve", cmd_serve, "the bot HTTP API (POST /search, GET /healthz, GET /release) and the review page at /review")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+    reviewers = sub.add_parser("reviewers", help="accounts for the review page: add, list, remove, passwd, role", description="accounts for the review page")
+    vsub = reviewers.add_subparsers(dest="reviewers_command", required=True, metavar="ACTION")
+    p = add("add", cmd_reviewers_add, "add an account (the password is prompted, or read from stdin with --password-stdin)", vsub)
+    p.add_argument("name", help="sign-in name (letters, digits, . _ - @)")
+    p.add_argument("--role", default="reviewer", choices=["reviewer", "admin"], help="reviewer decides items; admin also manages accounts (default reviewer)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.add_argument("--no-password", action="store_true", help="no password: signs in only through the trusted proxy header")
+    p = add("list", cmd_reviewers_list, "the accounts with their roles", vsub)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("remove", cmd_reviewers_remove, "remove an account (its decisions stay in the audit log)", vsub)
+    p.add_argument("name")
+    p = add("passwd", cmd_reviewers_passwd, "set a new password (ends the account's sessions)", vsub)
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p = add("role", cmd_reviewers_role, "make an account a reviewer or an admin", vsub)
+    p.add_argument("name")
+    p.add_argument("role", choices=["reviewer", "admin"])
 
     sources = sub.add_parser("sources", help="configured sources", description="configured sources")
     ssub = sources.add_subparsers(dest="sources_command", required=True, metavar="ACTION")

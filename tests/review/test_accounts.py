@@ -84,3 +84,46 @@ def test_account_changes_are_audited_and_the_last_admin_is_kept_on_the_web(setti
     with session_scope(settings) as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert actions == ["reviewer_add", "reviewer_role", "reviewer_remove"]
+
+
+def _cli(settings, monkeypatch, argv, stdin=""):
+    import io
+
+    from kbops.cli import main
+
+    for key, value in {"KBOPS_HOME": str(settings.home), "KBOPS_DATABASE_URL": settings.database_url}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(argv)
+
+
+def test_cli_adds_lists_and_removes_reviewers_without_echoing_the_password(settings, monkeypatch, capsys):
+    assert _cli(settings, monkeypatch, ["reviewers", "add", "lin", "--role", "admin", "--password-stdin"], "correct horse\n") == 0
+    assert _cli(settings, monkeypatch, ["reviewers", "add", "proxyuser", "--no-password"]) == 0
+    assert _cli(settings, monkeypatch, ["reviewers", "list", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "correct horse" not in out and '"role": "admin"' in out and '"password": false' in out
+    assert accounts.authenticate(settings, "lin", "correct horse") is not None
+    assert _cli(settings, monkeypatch, ["reviewers", "passwd", "lin", "--password-stdin"], "battery staple\n") == 0
+    assert accounts.authenticate(settings, "lin", "battery staple") is not None
+    assert _cli(settings, monkeypatch, ["reviewers", "role", "lin", "reviewer"]) == 0
+    assert accounts.get_reviewer(settings, "lin").role == "reviewer"
+    assert _cli(settings, monkeypatch, ["reviewers", "remove", "lin"]) == 0
+    assert accounts.get_reviewer(settings, "lin") is None
+
+
+@pytest.mark.parametrize(
+    "argv, stdin, message",
+    [
+        (["reviewers", "add", "lin", "--password-stdin"], "short\n", "at least 8"),
+        (["reviewers", "add", "lin", "--password-stdin"], "", "empty line"),
+        (["reviewers", "add", "lin"], "", "--password-stdin"),  # no terminal to prompt on
+        (["reviewers", "add", "two words", "--no-password"], "", "not allowed"),
+        (["reviewers", "remove", "ghost"], "", "no reviewer called 'ghost'"),
+        (["reviewers", "passwd", "ghost", "--password-stdin"], "long enough\n", "no reviewer called 'ghost'"),
+    ],
+)
+def test_cli_account_mistakes_are_one_line_errors(settings, monkeypatch, capsys, argv, stdin, message):
+    assert _cli(settings, monkeypatch, argv, stdin) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err and err.count("\n") == 1
