@@ -27,6 +27,13 @@ PLANTED = [
     ("Hello, my order #LM20261120-8841 has the wrong address.", "LM20261120-8841", "[ORDER]"),
     ("地址是上海市浦东新区张江路88号3栋1201，我白天都在家", "张江路88号3栋1201", "[ADDRESS]"),
     ("Please send it to 42 Baker Street, London.", "42 Baker Street", "[ADDRESS]"),
+    ("我叫王小明，麻烦尽快处理", "王小明", "[NAME]"),
+    ("收货人：李娜，电话稍后发您", "李娜", "[NAME]"),
+    ("联系人 陈晓东 下午在家", "陈晓东", "[NAME]"),
+    ("张先生您好，已为您登记", "张", "[NAME]"),
+    ("Hi, my name is Daniel Hughes and my parcel is late", "Daniel Hughes", "[NAME]"),
+    ("This is Sarah O'Neil from accounts", "Sarah", "[NAME]"),
+    ("Mrs. Thompson asked for a refund", "Thompson", "[NAME]"),
 ]
 
 
@@ -113,3 +120,40 @@ def test_jddc_placeholders_are_left_as_they_are():
 )
 def test_find_private_names_the_kind(text, kinds):
     assert find_private(text) == kinds
+
+
+# A chat-shaped corpus in both languages with every kind planted; nothing may survive.
+PLANTED_CHATS_ZH = [
+    ("您好，我叫刘德明，订单号2026112012345678一直没到", ["刘德明", "2026112012345678"]),
+    ("收件人：赵敏，手机 139 0000 1234，地址北京市海淀区中关村大街27号1号楼802", ["赵敏", "139 0000 1234", "中关村大街27号"]),
+    ("退款到卡号6217 0012 3456 7890 123，持卡人孙丽", ["6217 0012 3456 7890 123", "孙丽"]),
+    ("身份证11010519900307123X，邮箱 zhao.min@corp.cn", ["11010519900307123X", "zhao.min@corp.cn"]),
+    ("周女士的电话是+86-186-0000-5678", ["周", "186-0000-5678"]),
+]
+PLANTED_CHATS_EN = [
+    ("My name is Oliver Grant, order #LM20261120-8841, phone +1 (415) 555-0199", ["Oliver Grant", "LM20261120-8841", "555-0199"]),
+    ("Ship to 221 Baker Street, Apt 4B please, email oliver.grant@example.org", ["221 Baker Street", "oliver.grant@example.org"]),
+    ("Regards, Emily Watson. Card 4111 1111 1111 1111", ["Emily Watson", "4111 1111 1111 1111"]),
+    ("Mr. Patel will collect it; his number is 020 7946 0958", ["Patel", "7946 0958"]),
+]
+
+
+@pytest.mark.parametrize("corpus", [PLANTED_CHATS_ZH, PLANTED_CHATS_EN], ids=["zh", "en"])
+def test_zero_leaks_in_planted_chat_corpus(corpus):
+    leaks = [(text, value, scrub(text)) for text, values in corpus for value in values if value in scrub(text)]
+    assert leaks == []
+    # The whole conversation at once too (patterns must not depend on line starts).
+    joined = scrub("\n".join(text for text, _ in corpus))
+    assert [v for _, values in corpus for v in values if v in joined] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["这位先生说可以", "This is great, thanks", "My name is not important", "王府井店有货吗", "请问李宁的鞋子有货吗"],
+)
+def test_names_are_not_guessed_without_a_cue(text):
+    assert scrub(text) == text
+
+
+def test_find_private_names_a_name():
+    assert find_private("收货人：李娜") == ["NAME"]

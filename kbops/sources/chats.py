@@ -183,13 +183,19 @@ def _session(
                     break
         if role == "system" or not text or text.upper() == "NULL" or text.startswith(_SYSTEM_MARKERS):
             continue
+        # Scrub before the final cut, so a cut never leaves half a phone number unscrubbed.
+        text = scrub(text)
         if len(text) > MAX_TURN_CHARS:
             if not cut:
                 notes.append(f"a {role} turn of {len(text):,} characters was truncated to {MAX_TURN_CHARS:,}")
             text = text[:MAX_TURN_CHARS]
-        text = scrub(text)
         if turns and turns[-1]["role"] == role:
-            turns[-1]["text"] += " " + text
+            merged = turns[-1]["text"] + " " + text
+            if len(merged) > MAX_TURN_CHARS:
+                if len(turns[-1]["text"]) < MAX_TURN_CHARS:
+                    notes.append(f"merged {role} turns exceeded {MAX_TURN_CHARS:,} characters; truncated")
+                merged = merged[:MAX_TURN_CHARS]
+            turns[-1]["text"] = merged
             for k in ("sku", "at"):
                 if k in extra and k not in turns[-1]:
                     turns[-1][k] = extra[k]

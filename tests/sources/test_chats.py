@@ -60,8 +60,9 @@ def test_jddc_turns_are_split_merged_and_cleaned(tmp_path):
     assert rejected(items) == []
     s1 = sessions(items)["S1"]
     assert s1.turns == [
-        # consecutive customer lines merged
-        {"role": "customer", "text": "在吗 这个锅能用电磁炉吗"},
+        # consecutive customer lines merged; the row's SKU kept on the turn; the transfer
+        # line (用户发起转人工, transfer flag 1) marks the customer question before it
+        {"role": "customer", "text": "在吗 这个锅能用电磁炉吗", "sku": "100012", "handoff": True},
         # !@@@! messages split and re-joined; NULL and the transfer line dropped, so the
         # next agent line is merged into the same agent turn
         {"role": "agent", "text": "您好 可以的，支持电磁炉和燃气灶 还有其他问题吗"},
@@ -126,7 +127,8 @@ def test_jsonl_session_is_read(tmp_path):
     [s] = read_chats(jsonl_source(path))
     assert s.key == "S0001" and s.sku == "LM-1001" and s.lang == "zh"
     assert s.started_at.isoformat() == "2026-11-20T10:02:11+08:00"
-    assert s.turns == [{"role": "customer", "text": "在吗"}, {"role": "agent", "text": "您好"}]
+    # The transfer line is dropped and marks the customer question it followed as handed off.
+    assert s.turns == [{"role": "customer", "text": "在吗", "handoff": True}, {"role": "agent", "text": "您好"}]
 
 
 @pytest.mark.parametrize(
@@ -176,3 +178,98 @@ def test_normal_session_has_no_notes(tmp_path):
     line = {"session_id": "S1", "turns": [{"role": "customer", "text": "hi"}, {"role": "agent", "text": "hello"}]}
     [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
     assert s.notes == []
+
+
+# --- bad input: never a crash, always a recorded reason ------------------------------
+
+
+def test_jddc_session_split_across_the_file_is_one_session(tmp_path):
+    rows = JDDC_SESSION[:2] + JDDC_SESSION[7:] + JDDC_SESSION[2:3]
+    found = sessions(read_chats(jddc_source(write_jddc(tmp_path, rows))))
+    assert set(found) == {"S1", "S2"}
+    assert [t["role"] for t in found["S1"].turns] == ["customer", "agent"]
+
+
+def test_jddc_truncated_line_is_quarantined_and_the_rest_read(tmp_path):
+    path = tmp_path / "jddc.txt"
+    good = "\n".join("\t".join(r) for r in JDDC_SESSION)
+    path.write_text(good + "\nS3\tU3\t0\t0", encoding="utf-8")  # cut off mid-row, no newline
+    items = list(read_chats(jddc_source(path)))
+    [rej] = rejected(items)
+    assert rej.location == f"jddc.txt:{len(JDDC_SESSION) + 1}" and "found 4" in rej.reason
+    assert set(sessions(items)) == {"S1", "S2"}
+
+
+def test_jddc_line_in_another_encoding_is_quarantined(tmp_path):
+    path = tmp_path / "jddc.txt"
+    lines = ["\t".join(r).encode("utf-8") for r in JDDC_SESSION]
+    lines.insert(1, "\t".join(["S1", "U1", "0", "0", "0", "nan", "发票怎么开"]).encode("gbk"))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    items = list(read_chats(jddc_source(path)))
+    [rej] = rejected(items)
+    assert rej.location == "jddc.txt:2" and "UTF-8" in rej.reason
+    assert set(sessions(items)) == {"S1", "S2"}
+
+
+def test_jddc_ten_thousand_turn_session_and_one_megabyte_turn(tmp_path):
+    rows = [["BIG", "U9", str(i % 2), "0", "0", "nan", f"第{i}句"] for i in range(10_000)]
+    rows.insert(1, ["BIG", "U9", "1", "0", "0", "nan", "好" * 1_000_000])
+    items = list(read_chats(jddc_source(write_jddc(tmp_path, rows))))
+    [s] = sessions(items).values()
+    assert len(s.turns) <= MAX_TURNS
+    assert all(len(t["text"]) <= MAX_TURN_CHARS for t in s.turns)
+    assert any("10001 turns" in n for n in s.notes) and any("1,000,000" in n for n in s.notes)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<script>alert("x")</script>能开发票吗？',
+        '能开发票吗？<img src=x onerror="alert(1)">',
+        "&lt;script&gt;alert(1)&lt;/script&gt;能开发票吗？",
+        '<a href="javascript:alert(1)">能开发票吗？</a>',
+        "<SCRIPT>document.cookie",
+    ],
+)
+def test_markup_in_customer_text_is_stored_as_plain_text(tmp_path, text):
+    line = {"session_id": "H1", "turns": [{"role": "customer", "text": text}, {"role": "agent", "text": "可以的"}]}
+    [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
+    stored = s.turns[0]["text"] if s.turns[0]["role"] == "customer" else ""
+    assert "<" not in stored and ">" not in stored and "script" not in stored.lower()
+    assert any("markup" in n for n in s.notes) or "&lt;" in text
+    if "能开发票吗" in text:
+        assert "能开发票吗" in stored
+
+
+def test_control_characters_are_removed(tmp_path):
+    line = {"session_id": "C1", "turns": [{"role": "customer", "text": "能开\x00发票\x1b吗"}, {"role": "agent", "text": "可以"}]}
+    [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
+    assert s.turns[0]["text"] == "能开 发票 吗"
+
+
+def test_jsonl_turn_timing_and_sku_are_kept(tmp_path):
+    line = {
+        "session_id": "T1",
+        "turns": [
+            {"role": "customer", "text": "Does the LM-1001 fit a 5 litre pot?", "sku": "LM-1001", "at": "2026-11-20T10:02:11+08:00"},
+            {"role": "agent", "text": "Yes, it does.", "at": "2026-11-20T10:02:40+08:00"},
+        ],
+    }
+    [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
+    assert s.turns[0]["sku"] == "LM-1001" and s.turns[0]["at"] == "2026-11-20T10:02:11+08:00"
+    assert s.turns[1]["at"] == "2026-11-20T10:02:40+08:00"
+
+
+def test_private_data_in_a_session_never_reaches_the_turns(tmp_path):
+    line = {
+        "session_id": "P1",
+        "turns": [
+            {"role": "customer", "text": "我叫王小明，手机13812345678，地址上海市浦东新区张江路88号3栋1201"},
+            {"role": "agent", "text": "王先生您好，已记录"},
+            {"role": "customer", "text": "My name is Daniel Hughes, email daniel.h@example.com, card 6222021234567890"},
+        ],
+    }
+    [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
+    stored = json.dumps(s.turns, ensure_ascii=False)
+    for value in ("王小明", "13812345678", "张江路", "王先生", "Daniel", "Hughes", "daniel.h@example.com", "6222021234567890"):
+        assert value not in stored
