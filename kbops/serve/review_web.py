@@ -783,7 +783,8 @@ def _cards(db, rows: list[ReviewItem]) -> list[dict[str, Any]]:
             "stale_values": [sv for sv in ev.get("stale_values", []) if isinstance(sv, dict)],
             "document": {"key": ev["document"], "title": ev.get("title", ""), "version": ev.get("version")} if ev.get("document") else None,
             "file": {"name": ev["file"], "location": ev.get("location", "")} if ev.get("file") else None,
-            "other_evidence": {k: v for k, v in ev.items() if k not in {"excerpts", "sessions", "skus", "records", "sku", "stale_values", "document", "title", "version", "file", "location"}},
+            "quality": _quality(ev),
+            "other_evidence": {k: v for k, v in ev.items() if k not in _SHOWN_EVIDENCE},
             "current": None,
             "merge_targets": [],
             "audit": [],
@@ -809,6 +810,20 @@ def _cards(db, rows: list[ReviewItem]) -> list[dict[str, Any]]:
     return cards
 
 
+_SHOWN_EVIDENCE = {
+    "excerpts", "sessions", "skus", "records", "sku", "stale_values", "document", "title", "version", "file", "location",
+    "quality", "quality_parts", "answer_from", "nearest", "near_duplicates", "nearest_entries",
+}
+
+
+def _quality(ev: dict[str, Any]) -> dict[str, Any] | None:
+    """The miner's quality score and its parts, when the evidence has them."""
+    if not isinstance(ev.get("quality"), (int, float)):
+        return None
+    parts = ev.get("quality_parts") if isinstance(ev.get("quality_parts"), dict) else {}
+    return {"score": float(ev["quality"]), "parts": [(str(k), v) for k, v in parts.items() if isinstance(v, (int, float))]}
+
+
 def _merge_keys(r: ReviewItem) -> list[str]:
     """Entry keys the item could join: routing's proposal and the gate's nearest entries."""
     keys: list[str] = []
@@ -825,12 +840,15 @@ def _merge_keys(r: ReviewItem) -> list[str]:
 
 
 def _chat_evidence(ev: dict[str, Any], sessions: dict[str, ChatSession]) -> list[dict[str, Any]]:
+    """Each excerpt's session around the exchange: the customer turn asked, the next agent turn answered."""
     out = []
+    chosen = ev.get("answer_from") if isinstance(ev.get("answer_from"), dict) else {}
     for ex in ev.get("excerpts", [])[:5]:
         if not isinstance(ex, dict):
             continue
         session = sessions.get(str(ex.get("session")))
         turn = ex.get("turn") if isinstance(ex.get("turn"), int) else -1
+        picked = str(chosen.get("session")) == str(ex.get("session")) and chosen.get("turn") == ex.get("turn")
         if session is not None and 0 <= turn < len(session.turns or []) - 1:
             lo, hi = max(0, turn - 2), min(len(session.turns), turn + 4)
             turns = [
@@ -838,9 +856,9 @@ def _chat_evidence(ev: dict[str, Any], sessions: dict[str, ChatSession]) -> list
                 for i, t in enumerate(session.turns[lo:hi], start=lo)
                 if isinstance(t, dict)
             ]
-            out.append({"session": session.session_key, "source": session.source, "turns": turns, "more_before": lo > 0, "more_after": hi < len(session.turns)})
+            out.append({"session": session.session_key, "source": session.source, "turns": turns, "more_before": lo > 0, "more_after": hi < len(session.turns), "picked": picked})
         else:  # the session is gone (or evidence from elsewhere): show the excerpt itself
-            out.append({"session": str(ex.get("session", "")), "source": "", "more_before": False, "more_after": False, "turns": [
+            out.append({"session": str(ex.get("session", "")), "source": "", "more_before": False, "more_after": False, "picked": picked, "turns": [
                 {"role": "customer", "text": _cut(ex.get("question", "")), "mark": "asked"},
                 {"role": "agent", "text": _cut(ex.get("answer", "")), "mark": "answered"},
             ]})
