@@ -19,7 +19,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup demo test test-fast serve bench clean
+.PHONY: setup demo test test-fast serve bench clean chromium
 
 setup: $(STAMP) var/airflow/airflow.db
 
@@ -47,6 +47,10 @@ test-fast: setup
 
 serve: setup
 	$(BIN)/kbops serve --host 127.0.0.1 --port 8080
+
+# Debian's Chromium for the browser test (as root; .ci/run does this too). Without it the test skips.
+chromium:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && apt-get install -y chromium; } || echo "install Debian's chromium as root to run tests/serve/test_browser.py"
 
 clean:
 	rm -rf var/ .pytest_cache
