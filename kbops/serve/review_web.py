@@ -787,6 +787,7 @@ def _cards(db, rows: list[ReviewItem]) -> list[dict[str, Any]]:
             "other_evidence": {k: v for k, v in ev.items() if k not in _SHOWN_EVIDENCE},
             "current": None,
             "merge_targets": [],
+            "proposed_merge_into": getattr(r, "proposed_merge_into", None),
             "audit": [],
         }
         if entry is not None:
@@ -800,7 +801,7 @@ def _cards(db, rows: list[ReviewItem]) -> list[dict[str, Any]]:
             target = entries.get(key)
             if target is not None and target.status in ("active", "withdrawn") and key != r.entry_key:
                 card["merge_targets"].append({"entry_key": key, "question": target.question, "answer": _cut(target.answer, 300), "lang": target.lang,
-                                              "proposed": key == getattr(r, "proposed_merge_into", None)})
+                                              "proposed": key == getattr(r, "proposed_merge_into", None), "score": _similarity(ev, key)})
         mine = [e for e in events if e.review_item_id == r.id or (entry is not None and e.entry_id == entry.id)]
         card["audit"] = [
             {"at": e.at, "actor": e.actor, "door": e.door, "action": e.action, "note": e.note, "before": e.before, "after": e.after}
@@ -812,7 +813,7 @@ def _cards(db, rows: list[ReviewItem]) -> list[dict[str, Any]]:
 
 _SHOWN_EVIDENCE = {
     "excerpts", "sessions", "skus", "records", "sku", "stale_values", "document", "title", "version", "file", "location",
-    "quality", "quality_parts", "answer_from", "nearest", "near_duplicates", "nearest_entries",
+    "quality", "quality_parts", "answer_from", "nearest", "near_duplicates", "nearest_entries", "near_duplicate",
 }
 
 
@@ -824,6 +825,16 @@ def _quality(ev: dict[str, Any]) -> dict[str, Any] | None:
     return {"score": float(ev["quality"]), "parts": [(str(k), v) for k, v in parts.items() if isinstance(v, (int, float))]}
 
 
+def _similarity(ev: dict[str, Any], key: str) -> float | None:
+    """The gate's similarity score between the item and entry ``key``, when it recorded one."""
+    single = [ev["near_duplicate"]] if isinstance(ev.get("near_duplicate"), dict) else []
+    for near in single + [n for name in ("nearest", "near_duplicates", "nearest_entries") for n in (ev.get(name) or [])]:
+        if isinstance(near, dict) and near.get("entry_key") == key:
+            score = near.get("score", near.get("similarity"))
+            return float(score) if isinstance(score, (int, float)) else None
+    return None
+
+
 def _merge_keys(r: ReviewItem) -> list[str]:
     """Entry keys the item could join: routing's proposal and the gate's nearest entries."""
     keys: list[str] = []
@@ -831,8 +842,9 @@ def _merge_keys(r: ReviewItem) -> list[str]:
     if proposed:
         keys.append(proposed)
     ev = r.evidence or {}
+    single = [ev["near_duplicate"]] if isinstance(ev.get("near_duplicate"), dict) else []
     for name in ("nearest", "near_duplicates", "nearest_entries"):
-        for near in ev.get(name, []) or []:
+        for near in single + list(ev.get(name, []) or []):
             key = near.get("entry_key") if isinstance(near, dict) else near
             if isinstance(key, str) and key not in keys:
                 keys.append(key)

@@ -331,10 +331,14 @@ def test_an_edit_that_fails_validation_stays_open_with_the_reason_on_the_page(we
 
 def test_merge_into_an_existing_entry(web):
     entry = make_entry(web)
-    item = make_item(web, question="什么时候发货呀？", answer="48小时内发货。", evidence={"nearest": [{"entry_key": "faq:zh:shipping", "similarity": 0.93}]})
+    near = {"entry_key": "faq:zh:shipping", "score": 0.93, "matched": "多久发货？"}  # what the gate records
+    item = make_item(web, question="什么时候发货呀？", answer="48小时内发货。", evidence={"near_duplicate": near})
+    with session_scope(web) as db:
+        db.get(ReviewItem, item).proposed_merge_into = "faq:zh:shipping"  # what routing sets
     client = client_for(web, "wang")
     page = client.get(f"/review/items/{item}").text
-    assert "nearest existing entries" in page and "faq:zh:shipping" in page
+    assert "nearest existing entries" in page and "similarity 0.93 <strong>(proposed merge)</strong>" in page
+    assert "approving adds this question to it as an alternate phrasing" in page
     r = decide(client, item, "merge", merge_into="faq:zh:shipping", question="什么时候发货呀？")
     assert r.status_code == 303, r.text
     with session_scope(web) as db:
