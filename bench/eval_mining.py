@@ -71,20 +71,22 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
 
     approved = {ev.candidate_ref(p) for p in pool.proposals if (r := labels.get(ev.candidate_ref(p))) and r["label"] == "good" and r["text_hash"] == ev.text_hash(p)}
     questions = ev.held_out_questions(test)
+    queries = ev.BatchedQueries(embedder, [q.question for q in questions])
     frequent = ev.most_frequent_reply(train)
     rng = random.Random(seed)
     rows = {}
     for name, mined in (("kb", kb), ("kb_all", pool)):
         release = ev.build_release(mined.proposals, embedder)
         props = mined.proposals
-        pairs, rand_pairs, answered, covered = [], [], 0, 0
+        pairs, rand_pairs, answered, covered, answered_idx = [], [], 0, 0, []
         for q in questions:
-            ans = answer_from(release, embedder, settings, q.question, top_k=1)
+            ans = answer_from(release, queries, settings, q.question, top_k=1)
             top = ans.top
             pairs.append((top.answer if top else "", q.reference))
             rand_pairs.append((rng.choice(props).answer if props else "", q.reference))
             if top is not None and not ans.handoff:
                 answered += 1
+                answered_idx.append(len(pairs) - 1)
                 if ev.candidate_ref(props[top.entry_id - 1]) in approved:
                     covered += 1
         good, bad, stale = labelled(props)
@@ -94,6 +96,7 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
             "top_answer": vars(ev.score(pairs)),
             "top_answer_general_questions": vars(ev.score([p for p, q in zip(pairs, questions) if q.general])),
             "random_mined_answer": vars(ev.score(rand_pairs)),
+            "answered_only": {"top_answer": vars(ev.score([pairs[i] for i in answered_idx])), "random_mined_answer": vars(ev.score([rand_pairs[i] for i in answered_idx])), "most_frequent_reply": vars(ev.score([(frequent, pairs[i][1]) for i in answered_idx]))},
             "answered_share": round(answered / max(len(questions), 1), 4),
             "covered_by_approved_quality": round(covered / max(len(questions), 1), 4),
             "labelled": {"good": good, "bad": bad, "stale": stale, "precision": round(good / (good + bad), 4) if good + bad else None},
@@ -122,6 +125,7 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
         "sessions": {"train": len(train), "held_out": len(test)},
         "held_out_questions": len(questions),
         "held_out_general_questions": sum(q.general for q in questions),
+        "held_out_unk_share_mean": round(sum(queries.unk_share(q.question) for q in questions) / max(len(questions), 1), 3),
         "exchanges_mined": kb.exchanges,
         "most_frequent_reply": frequent,
         "most_frequent_reply_scores": vars(ev.score([(frequent, q.reference) for q in questions])),

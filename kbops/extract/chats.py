@@ -51,7 +51,8 @@ _GREETING = re.compile(
 )
 _QUESTION_CUES = re.compile(
     r"[？?]|吗|么|怎么|怎样|如何|能不能|能否|可不可以|可以|多久|多少|多长|什么|哪|是否|有没有|支持|为啥|为什么|"
-    r"\b(?:how|what|when|where|which|can|could|do|does|is|are|will|why)\b",
+    r"\b(?:how|what|when|where|which|can|could|do|does|is|are|will|why|want to (?:know|see|check)|need (?:to know|information|info|help)|"
+    r"help me|tell me|show me|information (?:about|on)|info (?:about|on))\b",
     re.IGNORECASE,
 )
 _CHITCHAT = re.compile(
@@ -67,7 +68,7 @@ _ORDER_QUESTION = re.compile(
     r"到哪(?:了|里了|儿了)|怎么还(?:没|不)|还没(?:到|发|收到|退)|什么时候(?:能)?(?:到|发货|送|退|寄)|"
     r"几(?:号|点|天)(?:能)?到|今天(?:能|可以)?到|明天(?:能|可以)?到|帮我(?:查|看|问|催|改|取消|处理|退)|"
     r"这(?:个|单|件)?(?:订单|快递|包裹)|怎么样了|进度|催一?下|\b(?:my|our) (?:order|parcel|package|refund|delivery|item)|"
-    r"\bwhere is\b",
+    r"\bwhere is\b|\d{6,}|\b(?:track|cancel|change|modify)\w* (?:the |this |that )?(?:order|purchase|parcel|package) ",
     re.IGNORECASE,
 )
 _DEICTIC = re.compile(r"^(?:那|那么|那个|这个|这|所以|然后|还有|还是|就是|那我|那要|那就|so|then|and|but|what about)(?![么样种款些])", re.IGNORECASE)
@@ -187,6 +188,8 @@ def question_part(text: str) -> str:
         sentence = _GREETING.sub("", sentence).strip()
         if not sentence or _CHITCHAT.match(sentence) or not _QUESTION_CUES.search(sentence):
             continue
+        if _SPECIFIC.search(sentence) and not re.search(r"[?？]", sentence):
+            continue  # "my name is [NAME]." introduces; it does not ask
         zh = detect_lang(sentence) == "zh"
         splitter = _CLAUSE if zh else _EN_CLAUSE
         clauses = [c for c in splitter.split(sentence) if c and not _CHITCHAT.match(c) and not _GREETING.fullmatch(c)]

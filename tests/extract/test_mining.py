@@ -1,0 +1,118 @@
+"""kbops.extract.mining: incremental mining in the KB database, and unanswered topics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from kbops.cli import main
+from kbops.db import session_scope
+from kbops.extract import extract_candidates
+from kbops.extract.mining import kb_scores, list_gaps
+from kbops.schema import Candidate, ChatExchange, ChatGap, ChatSession, KbEntry
+from kbops.sources.sync import sync_sources
+
+ENGLISH_CHATS = Path(__file__).parent / "data" / "english_chats.jsonl"
+
+
+def _counts(settings) -> tuple[int, int, int]:
+    with session_scope(settings) as db:
+        return (
+            db.scalar(select(func.count()).select_from(ChatSession)),
+            db.scalar(select(func.count()).select_from(ChatSession).where(ChatSession.mined.is_(True))),
+            db.scalar(select(func.count()).select_from(ChatExchange)),
+        )
+
+
+def test_sessions_already_mined_are_not_re_mined(settings, store):
+    sync_sources(settings, only="chats")
+    first = extract_candidates(settings)
+    sessions, mined, exchanges = _counts(settings)
+    assert first.sessions == sessions == mined > 0 and exchanges > 0
+    with session_scope(settings) as db:
+        before = {(r.session_id, r.turn_index): r.id for r in db.scalars(select(ChatExchange))}
+
+    again = extract_candidates(settings)
+    assert (again.sessions, again.exchanges, again.proposed) == (0, 0, 0)
+    assert _counts(settings) == (sessions, mined, exchanges)
+
+    # A day's new log: only its sessions are mined; earlier exchanges are untouched.
+    shutil.copy(ENGLISH_CHATS, store / "chats" / "day2.jsonl")
+    sync_sources(settings, only="chats")
+    day2 = extract_candidates(settings)
+    assert day2.sessions == 12
+    with session_scope(settings) as db:
+        after = {(r.session_id, r.turn_index): r.id for r in db.scalars(select(ChatExchange))}
+        assert {k: after[k] for k in before} == before
+        kinds = {k: n for k, n in db.execute(select(ChatExchange.kind, func.count()).group_by(ChatExchange.kind))}
+        assert kinds["handoff"] >= 2 and kinds["qa"] > 0
+        chat = db.scalars(select(Candidate).where(Candidate.origin == "chat", Candidate.lang == "en")).all()
+        returns = [c for c in chat if "30 days" in c.answer]
+        assert len(returns) == 1 and returns[0].support == 3
+        assert 0 < returns[0].evidence["quality"] <= 1
+        assert {(e["session"], e["turn"]) for e in returns[0].evidence["excerpts"]} == {("EN001", 2), ("EN002", 0), ("EN003", 0)}
+    assert _counts(settings)[1] == _counts(settings)[0]
+
+
+def test_handed_off_questions_become_an_open_gap_listed_by_the_cli(settings, store, monkeypatch, capsys):
+    shutil.copy(ENGLISH_CHATS, store / "chats" / "day2.jsonl")
+    sync_sources(settings, only="chats")
+    result = extract_candidates(settings)
+    assert result.gaps >= 1
+    with session_scope(settings) as db:
+        gaps = list_gaps(db, lang="en")
+        fan = [g for g in gaps if "fan" in g.question.lower()]
+        assert len(fan) == 1 and fan[0].support == 3 and fan[0].status == "open"
+        assert fan[0].reasons == {"handoff": 2, "no_answer": 1}
+        assert {e["session"] for e in fan[0].evidence} == {"EN010", "EN011", "EN012"}
+    for key, value in {
+        "KBOPS_HOME": str(settings.home),
+        "KBOPS_DATABASE_URL": settings.database_url,
+        "KBOPS_SOURCES": str(settings.sources_file),
+        "KBOPS_EMBED_CACHE": str(settings.embed_cache),
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("KBOPS_CONFIG", raising=False)
+    capsys.readouterr()
+    assert main(["review", "gaps", "--lang", "en", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any("fan" in r["question"].lower() and r["support"] == 3 for r in rows)
+    assert main(["review", "gaps"]) == 0
+    assert "ceiling fan" in capsys.readouterr().out
+    assert main(["review", "gaps", "--limit", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --limit 0")
+
+
+def test_a_topic_the_kb_answers_is_not_a_gap(settings, embedder):
+    with session_scope(settings) as db:
+        db.add(
+            KbEntry(
+                entry_key="faq:install", origin="import", kind="faq", lang="en",
+                question="Do you install ceiling fans?", alt_questions=["Is ceiling fan installation offered?"],
+                answer="Yes, installation is free in mainland cities.", fingerprint="x", approved_by="lin", approved_via="cli",
+            )
+        )
+        db.flush()
+        covered, other = kb_scores(db, ["Can someone install the ceiling fan for me?", "Do you sell gift cards?"], embedder, 0.6)
+    assert covered >= settings.handoff_threshold > other
+
+
+def test_gaps_are_replaced_not_accumulated(settings, store):
+    shutil.copy(ENGLISH_CHATS, store / "chats" / "day2.jsonl")
+    sync_sources(settings, only="chats")
+    extract_candidates(settings)
+    with session_scope(settings) as db:
+        n = db.scalar(select(func.count()).select_from(ChatGap))
+    (store / "chats" / "day3.jsonl").write_text(
+        json.dumps({"session_id": "EN100", "turns": [{"role": "customer", "text": "Do you offer installation for a ceiling fan?"}, {"role": "agent", "text": "Transferring you to our installation team."}]}) + "\n",
+        encoding="utf-8",
+    )
+    sync_sources(settings, only="chats")
+    assert extract_candidates(settings).sessions == 1
+    with session_scope(settings) as db:
+        assert db.scalar(select(func.count()).select_from(ChatGap)) == n
+        [fan] = [g for g in list_gaps(db, lang="en") if "fan" in g.question.lower()]
+        assert fan.support == 4
