@@ -70,7 +70,7 @@ def cmd_review_list(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         for c in rows:
             print(f"candidate {c.id:<5} {_short(c.question, 40):<40}  {'; '.join(c.reasons)}")
-        print(f"{len(rows)} invalid candidate(s)")
+        print(f"{len(rows)} invalid candidate(s); fix one with `kbops review resubmit ID --by NAME --answer TEXT`")
         return 0
     items = list_items(settings, state=args.state, limit=args.limit)
     if args.json:
@@ -82,9 +82,10 @@ def cmd_review_list(settings: Settings, args: argparse.Namespace) -> int:
     print(f"{'ID':>5}  {'ORIGIN':<7} {'LANG':<4} {'SUP':>3}  QUESTION / ANSWER")
     for i in items:
         flag = f"  [apply error: {i.apply_error}]" if i.apply_error else ""
-        print(f"{i.id:>5}  {i.origin:<7} {i.lang:<4} {i.support:>3}  {_short(i.question, 50)}{flag}")
+        merge = f"  [alternate of {i.proposed_merge_into}?]" if i.proposed_merge_into else ""
+        print(f"{i.id:>5}  {i.origin:<7} {i.lang:<4} {i.support:>3}  {_short(i.question, 50)}{merge}{flag}")
         print(f"{'':>24}→ {_short(i.answer, 70)}")
-    print(f"{len(items)} {args.state} item(s); decide with `kbops review approve|reject|edit ID --by NAME`")
+    print(f"{len(items)} {args.state} item(s); decide with `kbops review approve|reject|edit|merge ID --by NAME`")
     return 0
 
 
@@ -106,6 +107,8 @@ def _item_dict(i: Any) -> dict[str, Any]:
         "decision": i.decision,
         "decided_by": i.decided_by,
         "apply_error": i.apply_error,
+        "proposed_merge_into": i.proposed_merge_into,
+        "merge_into": i.merge_into,
         "created_at": i.created_at,
     }
 
@@ -123,6 +126,8 @@ def cmd_review_show(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{'also asked':>12}: {alt}")
     for w in item["warnings"]:
         print(f"{'warning':>12}: {w}")
+    if item["proposed_merge_into"]:
+        print(f"{'proposal':>12}: add as an alternate question of {item['proposed_merge_into']} (approve or `kbops review merge {item['id']}`)")
     if item["apply_error"]:
         print(f"{'apply error':>12}: {item['apply_error']}")
     for ex in item["evidence"].get("excerpts", [])[:3]:
@@ -166,6 +171,48 @@ def cmd_review_merge(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.review.queue import decide
 
     return _report_apply(decide(settings, args.ids, "merge", by=args.by, note=args.note, question=args.question, merge_into=args.into))
+
+
+def cmd_review_invalid(settings: Settings, args: argparse.Namespace) -> int:
+    args.invalid = True
+    return cmd_review_list(settings, args)
+
+
+def cmd_review_resubmit(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.errors import InvalidDecision
+    from kbops.validate import resubmit
+
+    if not (args.question or args.answer or args.slot):
+        raise InvalidDecision("nothing to fix: pass --question TEXT, --answer TEXT and/or --slot NAME")
+    c = resubmit(settings, args.id, by=args.by, question=args.question, answer=args.answer, template_slots=args.slot)
+    if c.status == "invalid":
+        print(f"candidate {c.id} is still invalid: {'; '.join(c.reasons)}")
+        return 1
+    print(f"candidate {c.id} passed the gate and is {c.status}")
+    return 0
+
+
+def cmd_review_report(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.errors import ReviewError
+    from kbops.validate import get_report
+
+    report = get_report(settings, args.id)
+    if report is None:
+        raise ReviewError(f"no validation report {args.id}" if args.id else "no validation report yet: run `kbops sync`")
+    data = {
+        "id": report.id, "run_id": report.run_id, "created_at": report.created_at, "suite": report.suite,
+        "checked": report.checked, "valid": report.valid, "invalid": report.invalid,
+        "near_duplicates": report.near_duplicates, "failures": report.failures, "rows": report.rows, "statistics": report.statistics,
+    }
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"validation report {report.id} (run {report.run_id}, {report.created_at:%Y-%m-%d %H:%M:%S}): checked {report.checked}, {report.valid} valid, {report.invalid} invalid, {report.near_duplicates} near-duplicate(s)")
+    for code, count in sorted(report.failures.items()):
+        print(f"  {code:<20} {count}")
+    for row in report.rows[: args.limit]:
+        print(f"  candidate {row['candidate_id']:<5} {row['status']:<8} {'; '.join(row['reasons'] + row['flags'])}")
+    return 0
 
 
 def cmd_review_log(settings: Settings, args: argparse.Namespace) -> int:
@@ -226,7 +273,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     a, b = result["apply"], result["build"]
-    print(f"applied {a['applied']} review decision(s) ({a['approved']} approved, {a['rejected']} rejected)")
+    print(f"applied {a['applied']} review decision(s) ({a['approved']} approved, {a['rejected']} rejected, {a.get('merged', 0)} merged)")
     for item_id, error in a["errors"].items():
         print(f"  ! item {item_id} not applied: {error}")
     for warning in b["warnings"]:
@@ -547,6 +594,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
     p.add_argument("--all", action="store_true", help="also topics the KB now covers")
     p.add_argument("--limit", type=int, default=50, help="at most this many topics")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("invalid", cmd_review_invalid, "candidates the validation gate refused, with reasons", rsub)
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = add("resubmit", cmd_review_resubmit, "fix a refused candidate and run it through the gate again", rsub)
+    p.add_argument("id", type=int, metavar="CANDIDATE_ID")
+    p.add_argument("--by", required=True, help="your name (recorded in the audit log)")
+    p.add_argument("--question", help="the corrected question")
+    p.add_argument("--answer", help="the corrected answer")
+    p.add_argument("--slot", action="append", help="declare a {{NAME}} template slot the bot fills (repeatable)")
+    p = add("report", cmd_review_report, "a stored validation report (default: the latest)", rsub)
+    p.add_argument("id", type=int, nargs="?", help="report id (see pipeline run stats)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many rows")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("log", cmd_review_log, "the audit log of decisions and automatic changes", rsub)
     p.add_argument("--limit", type=int, default=50, help="at most this many events")

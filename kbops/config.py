@@ -83,7 +83,7 @@ class Settings:
     rules: tuple[ApprovalRule, ...] = field(default=DEFAULT_RULES)
     # Validation gate (kbops/validate): a new question at least this similar to an
     # active entry's question is proposed as its alternate question, not a new entry.
-    near_duplicate_threshold: float = 0.85
+    near_duplicate_threshold: float = 0.80
     # Placeholder names the bot fills at answer time ({{Order Number}}), allowed in answers.
     template_slots: tuple[str, ...] = ()
     # Review page (kbops/serve/review_web.py): a reverse proxy that authenticates

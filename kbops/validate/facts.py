@@ -166,6 +166,7 @@ _NOT_PRICE = re.compile(
     r"or more|under|discount|per month|instal)",
     re.IGNORECASE,
 )
+_TAG = re.compile(r"<[^<>]{0,200}>")
 _CLAUSE_BREAK = re.compile(r"[。；;！!？?\n]|(?<!\d)[.,，、](?!\d)")
 
 _STOCK_COUNT = _p(
@@ -300,6 +301,7 @@ def conflicts(answer: str, skus: set[str], book: FactBook) -> list[str]:
     """Every fact the answer states that contradicts the current version, as 'what: answer says X, REF says Y'."""
     if not answer:
         return []
+    answer = _TAG.sub("", answer)  # "<b>15天</b>无理由退货" still states 15 days
     out: list[str] = []
     labels = {f.name: (f.label, f.unit) for f in POLICY_FACTS}
     for name, stated in policy_mentions(answer).items():

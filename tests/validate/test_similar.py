@@ -1,0 +1,49 @@
+"""kbops.validate.similar: near-duplicates by embedding similarity (lexical where the model cannot read)."""
+
+from __future__ import annotations
+
+from kbops.validate.similar import find_near_duplicates, identifiers, unreadable_share
+
+ENTRIES = [
+    {"entry_key": "policy:invoice:en", "lang": "en", "question": "Can I get an invoice?", "alt_questions": ["Do you issue electronic invoices?"]},
+    {"entry_key": "policy:refund:en", "lang": "en", "question": "How long does it take to get my refund?", "alt_questions": []},
+    {"entry_key": "product:LM-1001:price:en", "lang": "en", "question": "How much is the Lumi Smart Rice Cooker 3L?", "alt_questions": []},
+    {"entry_key": "policy:invoice:zh", "lang": "zh", "question": "可以开增值税专用发票吗？", "alt_questions": []},
+    {"entry_key": "policy:points:zh", "lang": "zh", "question": "积分怎么抵现？", "alt_questions": []},
+]
+
+
+def rows(*specs):
+    return [{"candidate_id": i, "entry_key": f"chat:{i}", "lang": lang, "question": q} for i, (lang, q) in enumerate(specs, start=1)]
+
+
+def test_paraphrase_is_a_near_duplicate_of_the_entry(embedder):
+    found = find_near_duplicates(rows(("en", "How do I get an invoice?"), ("zh", "能开增值税专用发票吗")), ENTRIES, embedder, 0.80)
+    assert found[1].entry_key == "policy:invoice:en" and found[1].score >= 0.80
+    assert found[2].entry_key == "policy:invoice:zh"
+
+
+def test_different_questions_are_not(embedder):
+    found = find_near_duplicates(
+        rows(("en", "Do you ship to Hong Kong?"), ("zh", "电饭煲内胆可以放洗碗机洗吗？"), ("zh", "积分可以转给别人吗？")), ENTRIES, embedder, 0.85
+    )
+    assert found == {}
+
+
+def test_different_identifiers_are_never_near_duplicates(embedder):
+    found = find_near_duplicates(rows(("en", "How much is the Lumi Smart Rice Cooker 5L?")), ENTRIES, embedder, 0.5)
+    assert 1 not in found or found[1].entry_key != "product:LM-1001:price:en"
+    assert identifiers("Rice Cooker 3L") != identifiers("Rice Cooker 5L")
+
+
+def test_threshold_is_respected_and_same_key_is_skipped(embedder):
+    q = rows(("en", "How do I get an invoice?"))
+    assert find_near_duplicates(q, ENTRIES, embedder, 0.999) == {}
+    same = [{**q[0], "entry_key": "policy:invoice:en"}]
+    assert find_near_duplicates(same, ENTRIES, embedder, 0.5).get(1) is None or find_near_duplicates(same, ENTRIES, embedder, 0.5)[1].entry_key != "policy:invoice:en"
+
+
+def test_unreadable_share_is_the_cjk_part():
+    assert unreadable_share("Can I get an invoice?") == 0.0
+    assert unreadable_share("可以开发票吗") == 1.0
+    assert 0 < unreadable_share("鹿米 Soundbar 多少钱") < 1
