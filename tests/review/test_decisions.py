@@ -94,3 +94,41 @@ def test_sql_door_merge_valid_and_invalid(queued):
     with session_scope(s) as db:
         assert db.get(ReviewItem, bad_target.id).state == "open"
         assert db.scalar(select(AuditEvent.door).where(AuditEvent.review_item_id == good.id)) == "sql"
+
+
+def _cli_env(settings, monkeypatch):
+    for key, value in {
+        "KBOPS_HOME": str(settings.home),
+        "KBOPS_DATABASE_URL": settings.database_url,
+        "KBOPS_SOURCES": str(settings.sources_file),
+        "KBOPS_EMBED_CACHE": str(settings.embed_cache),
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("KBOPS_CONFIG", raising=False)
+
+
+def test_merge_invalid_resubmit_and_report_from_the_command_line(queued, monkeypatch, capsys):
+    import json
+
+    from kbops.cli import main
+    from tests.validate import corpus_kit
+
+    s = queued
+    _cli_env(s, monkeypatch)
+    item = list_items(s)[0]
+    target = _active_target(s, item.lang)
+    assert main(["review", "merge", str(item.id), "--by", "lin"]) == 2  # no --into and nothing proposed
+    assert "--into" in capsys.readouterr().err
+    assert main(["review", "merge", str(item.id), "--into", target.entry_key, "--by", "lin"]) == 0
+    assert "1 merged" in capsys.readouterr().out
+    ids = corpus_kit.insert(s, [{"id": "x", "lang": "zh", "question": "退款到哪张卡？", "answer": "已退到银行卡6222021234567890123。"}], "cli")
+    validate_candidates(s)
+    assert main(["review", "invalid", "--json"]) == 0
+    [row] = [r for r in json.loads(capsys.readouterr().out) if r["candidate_id"] == ids["x"]]
+    assert row["reasons"][0].startswith("private_data")
+    assert main(["review", "report"]) == 0
+    assert "private_data" in capsys.readouterr().out
+    assert main(["review", "resubmit", str(ids["x"]), "--by", "lin", "--answer", "退款会按原支付方式退回，3–5个工作日到账。"]) == 0
+    assert "passed the gate" in capsys.readouterr().out
+    assert main(["review", "resubmit", "99999", "--by", "lin", "--answer", "x"]) == 2
+    assert "99999" in capsys.readouterr().err

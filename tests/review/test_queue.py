@@ -142,3 +142,72 @@ def test_a_changed_fact_withdraws_its_entries_before_any_review(db_with_pending_
     assert routed.by_rule.get("unchanged-text", 0) >= 1
     assert _entry(s, policy_item.entry_key).status == "active"
     assert any(i.question == new_q for i in list_items(s))
+
+
+def test_two_postgres_sessions_racing_on_one_item_exactly_one_wins(db_with_pending_reviews):
+    """Both sessions read the open row before either writes; the loser is told who won.
+
+    A third session holds the row lock until both deciders are blocked in their
+    UPDATE (seen in pg_stat_activity), so the race is forced, not hoped for.
+    """
+    s = db_with_pending_reviews
+    if not s.database_url.startswith("postgresql"):
+        pytest.skip("row-lock race needs PostgreSQL (set KBOPS_TEST_DATABASE_URL)")
+    import time
+
+    item = list_items(s)[0]
+    engine = engine_for(s)
+    outcomes: dict[str, str] = {}
+
+    def reviewer(name: str) -> None:
+        try:
+            decide(s, [item.id], "approve", by=name, door="web")
+            outcomes[name] = "won"
+        except AlreadyDecided as exc:
+            outcomes[name] = str(exc)
+
+    with engine.connect() as locker:
+        tx = locker.begin()
+        locker.execute(text("SELECT id FROM review_items WHERE id = :i FOR UPDATE"), {"i": item.id})
+        threads = [threading.Thread(target=reviewer, args=(n,)) for n in ("lin", "wang")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        with engine.connect() as probe:
+            while time.monotonic() < deadline:
+                waiting = probe.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                ).scalar()
+                if waiting == 2:
+                    break
+                time.sleep(0.05)
+            activity = probe.execute(text("SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity WHERE datname = current_database()")).all()
+        assert waiting == 2, f"both deciders should be blocked on the row lock: {activity}"
+        tx.rollback()
+    for t in threads:
+        t.join(30)
+    winner = [n for n, o in outcomes.items() if o == "won"]
+    assert len(winner) == 1, outcomes
+    [loser] = [n for n in outcomes if n not in winner]
+    assert f"already decided by {winner[0]}" in outcomes[loser]
+    with session_scope(s) as db:
+        row = db.get(ReviewItem, item.id)
+        assert (row.state, row.decided_by, row.row_version) == ("applied", winner[0], 2)
+        events = list(db.scalars(select(AuditEvent).where(AuditEvent.review_item_id == item.id)))
+        assert [(e.actor, e.door) for e in events] == [(winner[0], "web")]
+
+
+def test_every_decision_is_audited_with_who_when_door_and_before_after(db_with_pending_reviews):
+    s = db_with_pending_reviews
+    a, b = list_items(s)[:2]
+    decide(s, [a.id], "approve", by="lin", answer=("改过的答案：请在订单详情页申请。" if a.lang == "zh" else "Edited: apply in the order details page."), door="web")
+    with engine_for(s).begin() as conn:
+        conn.execute(text("UPDATE review_items SET decision = 'reject', decided_by = 'zhao', note = 'too vague' WHERE id = :i"), {"i": b.id})
+    apply_decisions(s)
+    with session_scope(s) as db:
+        approve = db.scalar(select(AuditEvent).where(AuditEvent.review_item_id == a.id))
+        reject = db.scalar(select(AuditEvent).where(AuditEvent.review_item_id == b.id))
+    assert (approve.actor, approve.door, approve.action) == ("lin", "web", "edit_approve")
+    assert approve.at is not None and approve.before is None and approve.after["answer"].startswith(("改过的答案", "Edited"))
+    assert (reject.actor, reject.door, reject.action, reject.note) == ("zhao", "sql", "reject", "too vague")
+    assert reject.before == {"question": b.question, "answer": b.answer}
