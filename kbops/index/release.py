@@ -236,6 +236,16 @@ def list_release_ids(index_dir: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def prune(index_dir: Path, keep: int) -> list[str]:
     """Delete the oldest releases beyond ``keep`` (never the active one) and stale temp dirs."""
     active = active_release_id(index_dir)
@@ -249,6 +259,9 @@ def prune(index_dir: Path, keep: int) -> list[str]:
     if root.is_dir():
         for tmp in root.glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
+    for stale in index_dir.glob(".ACTIVE.*.tmp"):  # a pointer write killed before its rename
+        if not _pid_alive(stale.name.split(".")[2]):
+            stale.unlink(missing_ok=True)
     return removed
 
 
@@ -274,7 +287,13 @@ def read_index_and_entries(index_dir: Path, release_id: str) -> tuple[dict[str, 
     return manifest, index, entries
 
 
-def load_release(index_dir: Path, release_id: str, expect_model: str | None = None, expect_dim: int | None = None) -> LoadedRelease:
+def load_release(
+    index_dir: Path,
+    release_id: str,
+    expect_model: str | None = None,
+    expect_dim: int | None = None,
+    lexical_scorer: str = "bm25",
+) -> LoadedRelease:
     from kbops.index.lexical import LexicalIndex
 
     manifest, index, entry_list = read_index_and_entries(index_dir, release_id)
@@ -291,4 +310,4 @@ def load_release(index_dir: Path, release_id: str, expect_model: str | None = No
     path = releases_dir(index_dir) / release_id
     entries = {int(e["id"]): e for e in entry_list}
     docs = [(int(eid), text) for eid, text in json.loads((path / "lexical.json").read_text(encoding="utf-8"))]
-    return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs))
+    return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs, lexical_scorer))

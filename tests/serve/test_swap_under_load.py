@@ -1,0 +1,102 @@
+"""Release swaps under concurrent load: a real uvicorn server, several clients
+querying while releases are activated and rolled back. Every request must
+succeed, and every answer must be the one its release holds (never a mix)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from kbops.index.publish import activate_release, build_release, rollback
+from kbops.pipeline import ingest
+from kbops.review.queue import decide, list_items
+from kbops.serve.api import create_app
+from kbops.serve.retriever import Retriever
+
+QUESTION = "How much is the Lumi Smart Rice Cooker 3L?"
+AUTH = {"Authorization": "Bearer s3cret"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _set_price(store, sku: str, price: str) -> None:
+    path = store / "prices.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join(f"{sku},{price},CNY,," if ln.startswith(f"{sku},") else ln for ln in lines) + "\n", encoding="utf-8")
+
+
+def _approve_all(settings) -> None:
+    ingest(settings)
+    items = [i.id for i in list_items(settings)]
+    if items:
+        decide(settings, items, "approve", by="lin")
+
+
+@pytest.mark.slow
+def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embedder, store):
+    _approve_all(settings)
+    first = build_release(settings, embedder=embedder).release_id
+    activate_release(settings, first, embedder=embedder)
+    s = dataclasses.replace(settings, api_token="s3cret")
+    app = create_app(s, Retriever(s, embedder=embedder, background_reload=True))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+
+    results: list[tuple[int, str | None, str | None]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as http:
+            while not stop.is_set():
+                r = http.post("/search", json={"query": QUESTION})
+                body = r.json() if r.status_code == 200 else {}
+                results.append((r.status_code, body.get("release_id"), body.get("answer")))
+
+    workers = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for w in workers:
+            w.start()
+        time.sleep(1.0)
+        _set_price(store, "LM-1001", "259.00")  # the second release changes the price
+        _approve_all(settings)
+        second = build_release(settings, embedder=embedder).release_id
+        activate_release(settings, second, embedder=embedder)
+        seen_second = time.monotonic() + 30
+        while time.monotonic() < seen_second and not any(rid == second for _, rid, _ in results[-20:]):
+            time.sleep(0.1)
+        assert rollback(s)["release_id"] == first  # and straight back, under the same load
+        back = time.monotonic() + 30
+        while time.monotonic() < back and not any(rid == first for _, rid, _ in results[-10:]):
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=30)
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    assert len(results) > 50, f"only {len(results)} requests were made"
+    failed = [r for r in results if r[0] != 200]
+    assert not failed, f"{len(failed)} of {len(results)} requests failed during the swaps: {failed[:3]}"
+    price = {first: "299.00", second: "259.00"}
+    mixed = [r for r in results if price[r[1]] not in (r[2] or "")]
+    assert not mixed, f"answers inconsistent with their release: {mixed[:3]}"
+    order = [rid for _, rid, _ in results]
+    assert second in order and order[-1] == first, "both swaps were picked up without a restart"
