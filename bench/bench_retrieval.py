@@ -6,9 +6,12 @@ Each intent is one FAQ entry whose question and alternate questions are 5
 phrasings of it (imported through `kbops import --approve`); the other
 phrasings of the intent are queries. Five intents are left out of the KB
 entirely: their queries have no right answer and should be handed off. For
-dense only, lexical only and the hybrid, reports recall@1 / recall@5 on the
-in-KB queries and, per handoff threshold, the share of queries answered and
-the precision of those answers (an answered out-of-KB query counts as wrong).
+dense only, lexical only and the hybrid (each lexical variant: BM25 and
+TF-IDF), reports recall@1 / recall@5 on the in-KB queries and, per handoff
+threshold, the share of queries answered and the precision of those answers
+(an answered out-of-KB query counts as wrong). Calibration: for each row, the
+lowest threshold whose answered precision reaches --target-precision, i.e.
+the most questions answered at that precision (the rest are handed off).
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from kbops.config import Settings
 from kbops.db import init_db
 from kbops.faq import import_faq
 from kbops.index.publish import activate_release, build_release, make_embedder
+from kbops.pii import find_private
 from kbops.serve.retriever import Retriever
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+FINE = [round(0.2 + 0.01 * i, 2) for i in range(71)]
 
 
 def main() -> None:
@@ -38,6 +43,7 @@ def main() -> None:
     parser.add_argument("--per-intent", type=int, default=5)
     parser.add_argument("--queries-per-intent", type=int, default=40)
     parser.add_argument("--held-out-intents", type=int, default=5)
+    parser.add_argument("--target-precision", type=float, default=0.9)
     args = parser.parse_args()
     path = Path(args.datasets) / "bitext" / "bitext_customer_support_4514.csv"
     if not path.is_file():
@@ -53,7 +59,10 @@ def main() -> None:
         phrasings = list(dict.fromkeys(by_intent[intent]))
         rng.shuffle(phrasings)
         if intent not in outside:
-            kb, rest = phrasings[: args.per_intent], phrasings[args.per_intent :]
+            # A curator writes KB questions without a customer's order number; queries keep theirs.
+            clean = [p for p in phrasings if not find_private(p)]
+            kb = clean[: args.per_intent]
+            rest = [p for p in phrasings if p not in kb]
             kb.sort(key=len, reverse=True)  # a curator would make the fullest phrasing the main question
             faq.append({"id": intent, "question": kb[0], "alt_questions": kb[1:], "answer": f"This is the answer about {intent.replace('_', ' ')}."})
         else:
@@ -73,9 +82,13 @@ def main() -> None:
         key_to_intent = {f"import:{r['id']}": r["id"] for r in faq}
         print(f"KB: {imported.approved} entries ({len(faq)} intents × {args.per_intent} phrasings); "
               f"queries: {sum(1 for _, i in queries if i)} in-KB, {sum(1 for _, i in queries if not i)} from {len(outside)} intents not in the KB\n")
-        print(f"{'channel':<9} {'R@1':>6} {'R@5':>6}   " + "  ".join(f"t={t:<4}" for t in THRESHOLDS))
-        for name, weight in (("dense", 1.0), ("lexical", 0.0), ("hybrid", settings.dense_weight)):
-            bot = Retriever(dataclasses.replace(settings, dense_weight=weight), embedder=embedder)
+        print(f"{'channel':<15} {'R@1':>6} {'R@5':>6}   " + "  ".join(f"t={t:<4}" for t in THRESHOLDS))
+        calibrated = []
+        rows = [("dense", 1.0, "bm25"), ("lexical", 0.0, "tfidf"), ("lexical", 0.0, "bm25"),
+                ("hybrid", settings.dense_weight, "tfidf"), ("hybrid", settings.dense_weight, "bm25")]
+        for name, weight, scorer in rows:
+            label = name if name == "dense" else f"{name}/{scorer}"
+            bot = Retriever(dataclasses.replace(settings, dense_weight=weight, lexical_scorer=scorer), embedder=embedder)
             r1 = r5 = n_in = 0
             scored = []
             for text, intent in queries:
@@ -86,11 +99,19 @@ def main() -> None:
                     r1 += top == intent
                     r5 += intent in [key_to_intent.get(h.entry_key) for h in hits]
                 scored.append((hits[0].score if hits else 0.0, top == intent and intent is not None))
-            cells = []
-            for t in THRESHOLDS:
+
+            def at(t: float) -> tuple[float, float]:
                 answered = [ok for score, ok in scored if score >= t]
-                cells.append(f"{len(answered) / len(scored):.0%}/{(sum(answered) / len(answered)) if answered else 0:.0%}")
-            print(f"{name:<9} {r1 / n_in:6.1%} {r5 / n_in:6.1%}   " + "  ".join(f"{c:<6}" for c in cells))
+                return len(answered) / len(scored), (sum(answered) / len(answered)) if answered else 0.0
+
+            cells = [f"{at(t)[0]:.0%}/{at(t)[1]:.0%}" for t in THRESHOLDS]
+            print(f"{label:<15} {r1 / n_in:6.1%} {r5 / n_in:6.1%}   " + "  ".join(f"{c:<6}" for c in cells))
+            best = next((t for t in FINE if at(t)[1] >= args.target_precision), None)
+            calibrated.append((label, best, *(at(best) if best is not None else (0.0, 0.0))))
+        print(f"\ncalibrated handoff threshold (lowest t with answered precision >= {args.target_precision:.0%}):")
+        for label, t, share, precision in calibrated:
+            shown = f"t={t:.2f}: answers {share:.1%} (hands off {1 - share:.1%}) at {precision:.1%} precision" if t is not None else "not reachable"
+            print(f"  {label:<15} {shown}")
         print("\ncells: answered share / precision of answered, at each handoff threshold t")
 
 

@@ -70,7 +70,11 @@ class Settings:
     sources_file: Path | None
     embedding_model: str
     embed_cache: Path
-    handoff_threshold: float = 0.5
+    # How the embedding model runs: "onnx" (ONNX Runtime, float32), "onnx-int8"
+    # (dynamic int8) or "torch" (sentence-transformers' encode(); the fallback).
+    # Part of the model id: switching re-embeds (kbops/index/embedder.py, bench/bench_embed.py).
+    embed_backend: str = "onnx"
+    handoff_threshold: float = 0.6
     ambiguity_margin: float = 0.02
     dense_weight: float = 0.6
     min_chat_support: int = 2
@@ -79,6 +83,8 @@ class Settings:
     # vectors, IVF with ivf_nprobe probed lists at and above it (bench/bench_ann.py).
     ivf_threshold: int = 30_000
     ivf_nprobe: int = 32
+    # The lexical channel's scorer: "bm25" or "tfidf" (kbops/index/lexical.py).
+    lexical_scorer: str = "bm25"
     api_token: str | None = None
     rules: tuple[ApprovalRule, ...] = field(default=DEFAULT_RULES)
     # Validation gate (kbops/validate): a new question at least this similar to an
@@ -142,6 +148,7 @@ class Settings:
             sources_file=Path(sources).expanduser().resolve() if sources else None,
             embedding_model=str(embedding_model),
             embed_cache=embed_cache.expanduser().resolve(),
+            embed_backend=str(pick("embed_backend", cls.embed_backend)).strip().lower(),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
             dense_weight=number("dense_weight", cls.dense_weight),
@@ -149,6 +156,7 @@ class Settings:
             release_retention=number("release_retention", cls.release_retention, int),
             ivf_threshold=number("ivf_threshold", cls.ivf_threshold, int),
             ivf_nprobe=number("ivf_nprobe", cls.ivf_nprobe, int),
+            lexical_scorer=str(pick("lexical_scorer", cls.lexical_scorer)).strip().lower(),
             api_token=pick("api_token") or None,
             rules=_rules(data.get("rules")),
             near_duplicate_threshold=number("near_duplicate_threshold", cls.near_duplicate_threshold),
@@ -163,6 +171,8 @@ class Settings:
                 f"review_session_hours={settings.review_session_hours} must be positive; "
                 "set KBOPS_REVIEW_SESSION_HOURS to how long a review-page sign-in lasts"
             )
+        if settings.lexical_scorer not in ("bm25", "tfidf"):
+            raise ConfigError(f"lexical_scorer={settings.lexical_scorer!r} must be 'bm25' or 'tfidf'; set KBOPS_LEXICAL_SCORER")
         if settings.ivf_threshold < 1 or settings.ivf_nprobe < 1:
             raise ConfigError(
                 f"ivf_threshold={settings.ivf_threshold} and ivf_nprobe={settings.ivf_nprobe} must be positive; "
@@ -172,6 +182,11 @@ class Settings:
             raise ConfigError(
                 f"near_duplicate_threshold={settings.near_duplicate_threshold} must be above 0 and at most 1; "
                 "set KBOPS_NEAR_DUPLICATE_THRESHOLD (1.0 proposes only identical phrasings)"
+            )
+        if settings.embed_backend not in ("torch", "onnx", "onnx-int8"):
+            raise ConfigError(
+                f"embed_backend={settings.embed_backend!r} is unknown; "
+                "set KBOPS_EMBED_BACKEND to onnx, onnx-int8 or torch"
             )
         if not 0.0 <= settings.dense_weight <= 1.0:
             raise ConfigError(

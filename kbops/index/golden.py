@@ -145,7 +145,9 @@ def score_release(settings: Settings, release_id: str, embedder: Embedder, pairs
     """Answer every golden question from ``release_id`` as the bot would."""
     from kbops.serve.retriever import answer_from
 
-    loaded = rel.load_release(settings.index_dir, release_id, expect_model=embedder.model_id, expect_dim=embedder.dim)
+    loaded = rel.load_release(
+        settings.index_dir, release_id, expect_model=embedder.model_id, expect_dim=embedder.dim, lexical_scorer=settings.lexical_scorer
+    )
     score = GoldenScore(release_id, 0, len(pairs), digest)
     for question, expected in pairs:
         answer = answer_from(loaded, embedder, settings, question, 1)

@@ -126,7 +126,10 @@ class Retriever:
 
     def _load(self, release_id: str) -> rel.LoadedRelease | None:
         try:
-            loaded = rel.load_release(self.settings.index_dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim)
+            loaded = rel.load_release(
+                self.settings.index_dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim,
+                lexical_scorer=self.settings.lexical_scorer,
+            )
         except ReleaseError as exc:
             self._refused[release_id] = str(exc)
             logging.getLogger("kbops.serve").error("release refused, still serving the previous one: %s", exc)
