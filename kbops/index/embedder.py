@@ -5,6 +5,13 @@ offline all-MiniLM-L6-v2); nothing is ever fetched from a hub. Vectors are
 L2-normalised float32, so inner product is cosine similarity. The cache is a
 SQLite file keyed by (model id, text hash): unchanged text is never embedded
 twice, across publishes and processes.
+
+Backends (``embed_backend`` in Settings): ``torch`` runs sentence-transformers'
+own ``encode()`` (any sentence-transformers directory; the fallback);
+``onnx`` and ``onnx-int8`` run the same model exported locally to ONNX
+Runtime (see :mod:`kbops.index.onnx_backend`). The backend is part of
+``model_id``: vectors of different backends never mix in the cache or in a
+release, and a server refuses a release built with another backend.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import numpy as np
 
 from kbops.errors import ConfigError
 
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -34,26 +43,66 @@ class CacheStats:
 
 
 class Embedder:
-    """Encode texts with a local sentence-transformers model and a vector cache."""
+    """Encode texts with a local sentence-transformers model and a vector cache.
 
-    def __init__(self, model_dir: str, cache_path: Path | None = None, batch_size: int = 64):
+    ``backend`` picks how the model runs (see the module docstring); the ONNX
+    backends keep their exported model under ``models_dir`` (built there
+    atomically on first use). Build one from Settings with :meth:`from_settings`.
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        cache_path: Path | None = None,
+        batch_size: int | None = None,
+        backend: str = "torch",
+        models_dir: Path | None = None,
+    ):
         path = Path(model_dir)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise ConfigError(
                 f"embedding model directory {model_dir!r} has no model files; set KBOPS_EMBEDDING_MODEL "
                 "to a local sentence-transformers directory"
             )
+        if backend not in BACKENDS:
+            raise ConfigError(f"embed_backend={backend!r} is unknown; set KBOPS_EMBED_BACKEND to one of {', '.join(BACKENDS)}")
         self.model_dir = path
-        self.model_id = f"{path.name}-{_dir_digest(path)}"
-        self.batch_size = batch_size
+        self.backend = backend
+        self.digest = _dir_digest(path)
+        if backend == "torch":
+            # unchanged from before backends existed, so existing caches and releases stay valid
+            self.model_id = f"{path.name}-{self.digest}"
+        else:
+            from kbops.index.onnx_backend import RECIPE, PipelineSpec, _require_runtime
+
+            _require_runtime()  # fail now, with the fix, rather than at the first query
+            PipelineSpec(path)  # and refuse a pipeline the ONNX path cannot reproduce
+            self.model_id = f"{path.name}-{self.digest}+{backend}-{RECIPE}"
+            if models_dir is None:
+                models_dir = cache_path.parent / "models" if cache_path is not None else Path.home() / ".cache" / "kbops" / "models"
+        self.models_dir = models_dir
+        # measured on this 2-core machine (bench/bench_embed.py): torch gains nothing past 64,
+        # ONNX Runtime with length-sorted batches is fastest around 16-32
+        self.batch_size = batch_size or (64 if backend == "torch" else 32)
         self.stats = CacheStats()
         self._model = None
+        self._onnx = None
         self._lock = threading.Lock()
         self._cache_path = cache_path
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             with self._cache() as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+
+    @classmethod
+    def from_settings(cls, settings) -> "Embedder":
+        """The embedder Settings describe: model, cache, backend, and ``$KBOPS_HOME/models`` for ONNX files."""
+        return cls(
+            settings.embedding_model,
+            settings.embed_cache,
+            backend=settings.embed_backend,
+            models_dir=settings.home / "models",
+        )
 
     def _cache(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._cache_path, timeout=30)
@@ -62,6 +111,7 @@ class Embedder:
 
     @property
     def model(self):
+        """The sentence-transformers model (torch backend; loaded on first use)."""
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
@@ -70,12 +120,27 @@ class Embedder:
             return self._model
 
     @property
+    def onnx(self):
+        """The ONNX Runtime encoder (ONNX backends; the model file is built on first use)."""
+        with self._lock:
+            if self._onnx is None:
+                from kbops.index.onnx_backend import OnnxEncoder, ensure_model
+
+                onnx_path = ensure_model(self.model_dir, self.digest, self.backend, self.models_dir)
+                self._onnx = OnnxEncoder(self.model_dir, onnx_path)
+            return self._onnx
+
+    @property
     def dim(self) -> int:
+        if self.backend != "torch":
+            return self.onnx.dim
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.backend != "torch":
+            return self.onnx.encode(texts, batch_size=self.batch_size)
         vecs = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vecs, dtype=np.float32)
 
@@ -112,6 +177,8 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, bypassing the cache: bot queries rarely repeat, and a
         cache write per query would sit on the hot path."""
+        if self.backend != "torch":
+            return self.onnx.encode_one(text)
         return self._encode([text])
 
     def unk_share(self, text: str) -> float:
@@ -121,6 +188,8 @@ class Embedder:
         for Chinese text carry no meaning, so retrieval leans on the lexical
         channel in proportion to this share.
         """
+        if self.backend != "torch":
+            return self.onnx.unk_share(text)
         tokenizer = self.model.tokenizer
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if not ids:
