@@ -327,6 +327,9 @@ def create_review_app(settings: Settings) -> FastAPI:
                               error=f"too many failed sign-ins for {name!r}; wait {int(LOGIN_WINDOW // 60)} minutes or ask an admin to reset the password")
             account = accounts.authenticate(settings, name, password)
             if account is None:
+                if len(failures) > 10_000:  # bound the memory a name-spraying client can use
+                    for stale in [k for k, v in failures.items() if not v or now - v[-1] >= LOGIN_WINDOW]:
+                        failures.pop(stale, None)
                 failures[key] = recent + [now]
                 return render(request, viewer, "login.html", status=401, no_accounts=False, name=name, error="wrong name or password")
             failures.pop(key, None)

@@ -115,7 +115,7 @@ def test_sign_in_and_decide_with_the_keyboard_then_publish_serves_it(settings, s
     page.keyboard.press("Enter")
     page.wait_for_selector("article.item.current-item")
     open_before = _open(settings)
-    assert len(open_before) >= 6
+    assert len(open_before) >= 7
 
     # Mined chat items show the conversation with the answering turn highlighted.
     page.goto(f"{server}/review/?origin=chat")
@@ -153,6 +153,13 @@ def test_sign_in_and_decide_with_the_keyboard_then_publish_serves_it(settings, s
     assert page.inner_text("#selected-count") == "2 selected"
     page.keyboard.press("Shift+A")
     page.wait_for_selector("text=2 item(s) approved")
+    # 5. Bulk reject: x, R (focuses the reason), type it, Enter — rejects, never approves.
+    bulk_rejected = _current_id(page)
+    page.keyboard.press("x")
+    page.keyboard.press("Shift+R")
+    page.keyboard.type("重复 / duplicate")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=1 item(s) rejected")
     assert dialogs == []
 
     with session_scope(settings) as db:
@@ -168,9 +175,12 @@ def test_sign_in_and_decide_with_the_keyboard_then_publish_serves_it(settings, s
         second: ("applied", "approve", "lin", "web"),
     }
     assert rows[rejected].note == "过于笼统 / too vague"
+    with session_scope(settings) as db:
+        row = db.get(ReviewItem, bulk_rejected)
+        assert (row.decision, row.note, row.decided_via) == ("reject", "重复 / duplicate", "web")
     assert entry.answer == new_answer and entry.approved_via == "web"
     assert {(approved, "approve"), (edited, "edit_approve"), (rejected, "reject"), (first, "approve"), (second, "approve")} <= events
-    assert len(_open(settings)) == len(open_before) - 5
+    assert len(_open(settings)) == len(open_before) - 6
 
     # The audit trail is on the item's page.
     page.goto(f"{server}/review/items/{edited}")

@@ -80,11 +80,14 @@
 
   document.addEventListener("keydown", (ev) => {
     const tag = (ev.target.tagName || "").toLowerCase();
-    const typing = tag === "input" || tag === "textarea" || tag === "select";
+    const kind = (ev.target.type || "").toLowerCase();
+    const typing = tag === "textarea" || tag === "select" || (tag === "input" && !["checkbox", "radio", "button", "submit"].includes(kind));
     if (ev.key === "Escape") { if (typing) ev.target.blur(); closePanels(); return; }
     if (typing) {
       // Ctrl/Cmd+Enter saves an edit from inside the textarea.
       if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { const f = ev.target.form; if (f) { ev.preventDefault(); f.requestSubmit(); } }
+      // Enter in the bulk reason field rejects the selection (never approves it).
+      if (ev.key === "Enter" && ev.target.id === "bulk-reason") { ev.preventDefault(); submitBulk("reject"); }
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
