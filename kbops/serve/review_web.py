@@ -291,7 +291,8 @@ def create_review_app(settings: Settings) -> FastAPI:
         except TransientError as e:
             return render(request, viewer, "error.html", status=503, message=str(e), back=f"{base(request)}/")
         except KbopsError as e:
-            return render(request, viewer, "error.html", status=400, message=str(e), back=f"{base(request)}/")
+            status = 404 if type(e).__name__.endswith("NotFound") else 400
+            return render(request, viewer, "error.html", status=status, message=str(e), back=f"{base(request)}/")
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
@@ -471,8 +472,15 @@ def create_review_app(settings: Settings) -> FastAPI:
             question, answer = _text(form, "question"), _text(form, "answer")
             if not question or not answer:
                 raise _PageError(400, "the fixed question and answer may not be empty", back=f"{base(request)}/invalid")
-            outcome = fn(settings, candidate_id, question=question, answer=answer, by=me.name, door="web")
-            viewer.flash("ok", f"candidate {candidate_id} resubmitted: {_describe(outcome)}")
+            slots = [x.strip() for x in _text(form, "template_slots").split(",") if x.strip()]
+            outcome = fn(settings, candidate_id, question=question, answer=answer, by=me.name, door="web", **({"template_slots": slots} if slots else {}))
+            status = getattr(outcome, "status", None)
+            if status == "invalid":
+                viewer.flash("warn", f"candidate {candidate_id} still fails the gate: " + "; ".join(str(r) for r in (outcome.reasons or [])))
+            elif status == "queued":
+                viewer.flash("ok", f"candidate {candidate_id} passed the gate and waits in the queue")
+            else:
+                viewer.flash("ok", f"candidate {candidate_id} resubmitted: {status or _describe(outcome)}")
             raise _Redirect(f"{base(request)}/invalid")
 
         return await handle(request, work, form=True)
@@ -585,10 +593,10 @@ def _return_query(form: Any) -> str:
 
 
 def _resubmit_fn():
-    """The validation gate's resubmit function once it exists (issue 5, the other half)."""
-    from kbops.review import queue
+    """The validation gate's resubmit function (kbops.validate.resubmit), when this version has it."""
+    import kbops.validate as validate
 
-    return getattr(queue, "resubmit_candidate", None) or getattr(queue, "resubmit", None)
+    return getattr(validate, "resubmit", None)
 
 
 def _describe(outcome: Any) -> str:

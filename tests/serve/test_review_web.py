@@ -423,3 +423,30 @@ def test_bad_input_gets_a_clear_4xx_page_never_a_traceback(web, method, path, da
     assert r.status_code == status and message in html.unescape(r.text), r.text[:500]
     assert "Traceback" not in r.text and r.headers["content-type"].startswith("text/html")
     assert item_row(web, item).state == "open"
+
+
+def test_invalid_candidates_are_listed_and_can_be_fixed_and_resubmitted(web):
+    with session_scope(web) as db:
+        bad = Candidate(entry_key="chat:zh:refund-time", origin="chat", kind="faq", lang="zh", question="退款多久到账？",
+                        answer="请拨打13812345678问客服。", fingerprint=fingerprint("退款多久到账？"), content_hash="bad1", status="invalid",
+                        reasons=["private_data: the answer contains a phone number"], tags=["chat"])
+        db.add(bad)
+        db.flush()
+        bad_id = bad.id
+    client = client_for(web, "wang")
+    page = client.get("/review/invalid")
+    assert page.status_code == 200 and "private_data: the answer contains a phone number" in page.text and "Fix and resubmit" in page.text
+    token = csrf_of(page.text)
+    r = client.post(f"/review/invalid/{bad_id}/resubmit", data={"csrf": token, "question": "退款多久到账？", "answer": "退款审核通过后1-3个工作日原路退回。"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert f"candidate {bad_id} passed the gate and waits in the queue" in client.get("/review/invalid").text
+    with session_scope(web) as db:
+        assert db.get(Candidate, bad_id).status == "queued"
+        assert db.scalar(select(ReviewItem).where(ReviewItem.candidate_id == bad_id)).answer.startswith("退款审核通过后")
+        event = db.scalar(select(AuditEvent).where(AuditEvent.action == "resubmit"))
+        assert (event.actor, event.door) == ("wang", "web")
+    r = client.post(f"/review/invalid/{bad_id}/resubmit", data={"csrf": token, "question": "q", "answer": "a"})
+    assert r.status_code == 400 and "not invalid" in r.text
+    r = client.post("/review/invalid/99999/resubmit", data={"csrf": token, "question": "q", "answer": "a"})
+    assert r.status_code == 404 and "99999" in r.text
