@@ -71,7 +71,7 @@ _ORDER_QUESTION = re.compile(
     r"\bwhere is\b|\d{6,}|\b(?:track|cancel|change|modify)\w* (?:the |this |that )?(?:order|purchase|parcel|package) ",
     re.IGNORECASE,
 )
-_DEICTIC = re.compile(r"^(?:那|那么|那个|这个|这|所以|然后|还有|还是|就是|那我|那要|那就|so|then|and|but|what about)(?![么样种款些])", re.IGNORECASE)
+_DEICTIC = re.compile(r"^(?:那|那么|那个|所以|然后|还有|还是|就是|那我|那要|那就|so|then|and|but|what about)(?![么样种款些])", re.IGNORECASE)
 _FILLER = re.compile(
     r"请稍等|稍等|稍候|正在为您|马上为您|为您查询|帮您查询|查询一下|很高兴为您服务|有什么(?:问题|可以)|请问还有其他|还有其他|"
     r"不客气|祝您|感谢您|亲爱哒|您太客气|欢迎|^(?:您好|你好|亲|在的)[，,!！~～呢哦]*$|评价|满意度|点击表情|"
