@@ -116,3 +116,27 @@ def test_gaps_are_replaced_not_accumulated(settings, store):
         assert db.scalar(select(func.count()).select_from(ChatGap)) == n
         [fan] = [g for g in list_gaps(db, lang="en") if "fan" in g.question.lower()]
         assert fan.support == 4
+
+
+def test_bad_chat_input_is_recorded_never_crashes_and_is_stored_as_text(settings, store):
+    lines = [
+        json.dumps({"session_id": "X1", "turns": [{"role": "customer", "text": '<script>alert("x")</script>Do you ship to Hong Kong?'}, {"role": "agent", "text": "We currently deliver to mainland China only, so we can't ship to Hong Kong."}]}),
+        json.dumps({"session_id": "X2", "turns": [{"role": "customer", "text": "x" * 1_000_000}, {"role": "agent", "text": "ok"}]}),
+        json.dumps({"session_id": "X3", "turns": [{"role": "customer" if i % 2 == 0 else "agent", "text": f"turn {i}"} for i in range(10_000)]}),
+        '{"session_id": "X4", "turns": [{"role": "customer", "text": "cut off',
+        json.dumps({"session_id": "X5", "turns": [{"role": "robot", "text": "?"}]}),
+    ]
+    path = store / "chats" / "bad.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8") + "能开发票吗\n".encode("gbk"))
+    [result] = sync_sources(settings, only="chats")
+    assert result.quarantined == 3  # the cut-off line, the unknown role, the GBK line
+    notes = "\n".join(result.messages)
+    assert "markup" in notes and "1,000,000" in notes and "10000 turns" in notes
+    extract_candidates(settings)
+    with session_scope(settings) as db:
+        stored = {s.session_key: s for s in db.scalars(select(ChatSession).where(ChatSession.session_key.in_(["X1", "X2", "X3"])))}
+        assert set(stored) == {"X1", "X2", "X3"} and all(s.mined for s in stored.values())
+        assert "<" not in json.dumps(stored["X1"].turns) and "Hong Kong" in stored["X1"].turns[0]["text"]
+        assert max(len(t["text"]) for t in stored["X2"].turns) <= 4_000
+        texts = [c.question + c.answer for c in db.scalars(select(Candidate).where(Candidate.origin == "chat"))]
+        assert texts and not any("<" in t or "script" in t.lower() for t in texts)
