@@ -6,12 +6,15 @@ Builds (or reuses, via the embedding cache in var/bench/) a KB of 2 × P
 price entries (zh + en) from a generated store, publishes it, then times
 `Retriever.search` for English and Chinese questions, the FAISS search and
 the lexical scoring separately, and `POST /search` through a real uvicorn
-server on 127.0.0.1. Reports p50 / p99 in milliseconds and the release size.
+server on 127.0.0.1. Reports p50 / p99 in milliseconds, the release size on
+disk, the index type the release chose, and the memory the loaded release
+takes in the serving process (resident set growth while loading it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -61,9 +64,12 @@ def main() -> None:
         release_dir = rel.releases_dir(settings.index_dir) / built["release_id"]
         size = sum(p.stat().st_size for p in release_dir.iterdir())
         bot = Retriever(settings)
+        bot.embedder.dim  # load the model first: its memory is not the release's
+        rss_before = _rss_mb()
         started = time.perf_counter()
         loaded = bot.release()
         load_s = time.perf_counter() - started
+        rss_release = _rss_mb() - rss_before
         picks = [i * 7919 % args.products for i in range(args.queries)]
         en = [f"How much does the Lumi product {i:06d} cost?" for i in picks]
         zh = [f"鹿米{i:06d}号商品多少钱" for i in picks]
@@ -72,15 +78,21 @@ def main() -> None:
         rows = {
             "end to end, English (embed + FAISS + lexical + fuse)": timed(lambda q: bot.search(q), en),
             "end to end, Chinese (lexical only: [UNK] query)": timed(lambda q: bot.search(q), zh),
-            "FAISS search alone (IDMap2 FlatIP, k=50)": timed(lambda v: loaded.index.search(v.reshape(1, -1), 50), vecs),
+            f"FAISS search alone ({loaded.manifest['index_type']}, k=50)": timed(lambda v: loaded.index.search(v.reshape(1, -1), 50), vecs),
             "lexical scoring alone (English query)": timed(lambda q: loaded.lexical.scores(q), en),
             "query embedding alone": timed(bot.embedder.encode_query, en[:100]),
         }
         rows["HTTP POST /search (uvicorn, loopback), English"] = _http(settings, en[:100])
-        print(f"KB: {built['entries']:,} entries, {built['vectors']:,} vectors; release on disk {size / 1e6:.0f} MB; load + verify {load_s:.1f}s\n")
+        print(f"KB: {built['entries']:,} entries, {built['vectors']:,} vectors, index {loaded.manifest['index_type']}; "
+              f"release on disk {size / 1e6:.0f} MB; load + verify {load_s:.1f}s; memory of the loaded release {rss_release:.0f} MB\n")
         print(f"{'':56} {'p50 ms':>8} {'p99 ms':>8}")
         for name, values in rows.items():
             print(f"{name:56} {statistics.median(values):8.2f} {pct(values, 0.99):8.2f}")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _http(settings: Settings, queries: list[str]) -> list[float]:

@@ -391,7 +391,7 @@ def cmd_releases(settings: Settings, args: argparse.Namespace) -> int:
         if "error" in r:
             print(f"{mark} {r['release_id']}  BROKEN: {r['error']}")
         else:
-            print(f"{mark} {r['release_id']}  {r['created_at'][:19]}  {r['entries']:>6} entries  {r['vectors']:>6} vectors")
+            print(f"{mark} {r['release_id']}  {r['created_at'][:19]}  {r['entries']:>6} entries  {r['vectors']:>6} vectors  {r['index_type']}")
     return 0
 
 

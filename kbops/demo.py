@@ -159,8 +159,16 @@ def main() -> int:
 
     step(4, "the bot answers (Chinese and English)")
     retriever = Retriever(settings)
+    answered = {}
     for q in ["鹿米智能电饭煲多少钱？", "How much is the Lumi Smart Rice Cooker?", "能开增值税专用发票吗？", "Do you ship to Hong Kong?", "退款多久能到账？"]:
-        ask(retriever, settings, q)
+        a = ask(retriever, settings, q)
+        if not a["handoff"]:
+            answered[q] = a["hits"][0]["entry_key"]
+    from kbops.index.golden import add_golden
+
+    add_golden(settings, list(answered.items()), by="demo-operator")
+    say(f"    kbops golden add … --by demo-operator: {len(answered)} golden questions pinned; "
+        "a release that answers fewer of them is not activated")
 
     step(5, f"the price of {SKU} changes upstream: {OLD_PRICE} → {NEW_PRICE}")
     set_price(store / "prices.csv", SKU, NEW_PRICE)
@@ -179,6 +187,11 @@ def main() -> int:
         f"the bot quotes {NEW_PRICE} in English": not en["handoff"] and NEW_PRICE in (en["answer"] or ""),
         f"no served entry still says {OLD_PRICE}": not stale,
     }
+    from kbops.index.golden import check_active
+
+    golden = check_active(settings, retriever.embedder)
+    say(f"    golden questions on release {release_id}: {golden.correct}/{golden.total} answered correctly")
+    checks["the new release answers every golden question"] = golden.total > 0 and golden.correct == golden.total
 
     step(6, "a question the KB cannot answer is handed off to a human")
     off = ask(retriever, settings, "你们老板最喜欢什么颜色？")

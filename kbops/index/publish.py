@@ -312,7 +312,7 @@ def list_releases(settings: Settings) -> list[dict[str, Any]]:
     for rid in reversed(rel.list_release_ids(settings.index_dir)):
         try:
             m = rel.read_manifest(settings.index_dir, rid, verify=True)
-            out.append({"release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"], "vectors": m["vector_count"], "model": m["model"]})
+            out.append({"release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"], "vectors": m["vector_count"], "model": m["model"], "index_type": m.get("index_type", "IDMap2,FlatIP")})
         except ReleaseError as exc:  # show broken releases instead of hiding them
             out.append({"release_id": rid, "active": rid == active, "error": str(exc)})
     return out
