@@ -71,11 +71,13 @@ _ORDER_QUESTION = re.compile(
     r"\bwhere is\b|\d{6,}|\b(?:track|cancel|change|modify)\w* (?:the |this |that )?(?:order|purchase|parcel|package) ",
     re.IGNORECASE,
 )
+# Asking for a person is a handoff request, not a question the KB could answer.
+_HUMAN_REQUEST = re.compile(r"(?:找|转|要|接)(?:个)?(?:人工|真人|客服)|人工客服|\b(?:human|real person|live agent|representative|speak to (?:an? )?(?:agent|person))\b", re.IGNORECASE)
 _DEICTIC = re.compile(r"^(?:那|那么|那个|所以|然后|还有|还是|就是|那我|那要|那就|so|then|and|but|what about)(?![么样种款些])", re.IGNORECASE)
 _FILLER = re.compile(
     r"请稍等|稍等|稍候|正在为您|马上为您|为您查询|帮您查询|查询一下|很高兴为您服务|有什么(?:问题|可以)|请问还有其他|还有其他|"
     r"不客气|祝您|感谢您|亲爱哒|您太客气|欢迎|^(?:您好|你好|亲|在的)[，,!！~～呢哦]*$|评价|满意度|点击表情|"
-    r"善解人意|缘分|应该做的|不便|见谅|谅解|抱歉|不好意思|耐心等待|理解|怠慢|辛苦您|久等|"
+    r"善解人意|缘分|应该做的|不便|见谅|谅解|耐心等待|感谢您的理解|怠慢|辛苦您|久等|^(?:抱歉|不好意思|对不起)[~～。！!]*$|"
     r"请问您是咨询|咨询之前的问题|服务专员|工号|小红人|专属客服|为您转接|转接|"
     r"please wait|one moment|let me check|happy to help|how can i help|anything else|you're welcome|"
     r"have a (?:nice|great) day|thank(?:s| you) for (?:contacting|reaching|your patience|waiting)|sorry for|apolog|"
@@ -89,6 +91,12 @@ _ORDER_ANSWER = re.compile(
     r"已经?(?:为您|帮您|给您)|小妹|妹子|妹纸|请问是|这个商品吗|这个吗|是这个|"
     r"\b(?:your order|your parcel|your package|your refund|order number|i have (?:checked|updated|cancel)|i'(?:ve|ll) (?:check|update|cancel|escalat))",
     re.IGNORECASE,
+)
+# "抱歉，我们暂不支持货到付款…": the apology goes, the answer stays.
+_APOLOGY = re.compile(r"^(?:非常|十分|很)?(?:抱歉|不好意思|对不起)[，,、~～\s]*|^(?:sorry|i'm sorry|unfortunately)[,\s]+", re.IGNORECASE)
+_APOLOGY_ANY = re.compile(
+    r"(?:真的|确实|实在)?(?:是)?(?:很|非常|十分)?(?:抱歉|不好意思)(?:的)?(?:呢|哦|呀|啦)?[，,~～。！!]?|给您添麻烦了?[，,]?|耽误您的?时间了?|"
+    r"理解您的意思|嗯嗯|刚才很"
 )
 _CLARIFYING = re.compile(r"(?:吗|么|是吧|对吧)[。.]?$|[？?]$")
 _HANDOFF_REPLY = re.compile(r"转接|转人工|专属客服|transfer(?:ring)? you|escalat", re.IGNORECASE)
@@ -200,7 +208,7 @@ def question_part(text: str) -> str:
     question = ("".join(kept) if detect_lang(text) == "zh" else " ".join(kept)).strip()
     if not question or len(question) > MAX_QUESTION_CHARS:
         return ""
-    if _SPECIFIC.search(question) or _ORDER_QUESTION.search(question) or _DEICTIC.match(question):
+    if _SPECIFIC.search(question) or _ORDER_QUESTION.search(question) or _DEICTIC.match(question) or _HUMAN_REQUEST.search(question):
         return ""
     minimum = 3 if detect_lang(question) == "zh" else 2
     return question if _informative(question) >= minimum else ""
@@ -216,7 +224,9 @@ def answer_part(text: str) -> str:
             return ""  # asks for the order or acts on it: the whole reply is about one order
         if _SPECIFIC.search(sentence):
             continue
-        sentence = _ADDRESS_TERMS.sub("", sentence).strip(" ，,")
+        sentence = _APOLOGY_ANY.sub("", _APOLOGY.sub("", _ADDRESS_TERMS.sub("", sentence))).strip(" ，,~～")
+        if len(normalize(sentence)) < 4:
+            continue  # nothing left once the apology is gone
         if sentence:
             kept.append(sentence)
     if kept and all(_CLARIFYING.search(s) for s in kept):
@@ -296,10 +306,10 @@ def dense_view(embedder: Any, texts: Sequence[str], dense_weight: float) -> Dens
     return DenseView(vectors, unk, dense_weight)
 
 
-def _fused_pairs(questions: Sequence[str], dense: DenseView | None, threshold: float) -> dict[tuple[int, int], float]:
+def _fused_pairs(questions: Sequence[str], dense: DenseView | None, threshold: float, background: Sequence[str] = ()) -> dict[tuple[int, int], float]:
     # A fused score is a weighted mean, so a pair reaching ``threshold`` reaches it
     # in at least one channel: the candidates are the lexical pairs ∪ the dense pairs.
-    m = tfidf(questions)
+    m = tfidf(list(questions) + list(background))[: len(questions)] if background else tfidf(questions)
     lexical = _pairs(m, threshold)
     if dense is None:
         return lexical
@@ -350,8 +360,16 @@ def group_exchanges(
     )
 
 
-def _leader_groups(items: Sequence[Any], questions: Sequence[str], answers: Sequence[str] | None, langs: Sequence[str], dense: DenseView | None, similarity: float) -> list[list[Any]]:
-    q_pairs = _fused_pairs(questions, dense, similarity)
+def _leader_groups(
+    items: Sequence[Any],
+    questions: Sequence[str],
+    answers: Sequence[str] | None,
+    langs: Sequence[str],
+    dense: DenseView | None,
+    similarity: float,
+    background: Sequence[str] = (),
+) -> list[list[Any]]:
+    q_pairs = _fused_pairs(questions, dense, similarity, background)
     a_pairs = _pairs(tfidf(answers), SAME_ANSWER) if answers is not None else {}
     neighbours: dict[int, dict[int, float]] = defaultdict(dict)
     for (i, j), s in list(q_pairs.items()) + list(a_pairs.items()):
@@ -489,9 +507,16 @@ class Gap:
     evidence: list[dict[str, Any]]
 
 
-def group_gaps(items: Sequence[Unanswered], dense: DenseView | None = None, min_support: int = 1) -> list[Gap]:
-    """Group unanswered questions into topics, most-asked first."""
-    groups = _leader_groups(items, [u.question for u in items], None, [u.lang for u in items], dense, SIMILARITY)
+def group_gaps(
+    items: Sequence[Unanswered], dense: DenseView | None = None, min_support: int = 1, background: Sequence[str] = ()
+) -> list[Gap]:
+    """Group unanswered questions into topics, most-asked first.
+
+    ``background``: other customer questions (the answered ones) to weigh words
+    by: among a handful of unanswered questions that all say "货到付款", that
+    word would otherwise look common and weigh nothing.
+    """
+    groups = _leader_groups(items, [u.question for u in items], None, [u.lang for u in items], dense, SIMILARITY, background)
     out = []
     for group in groups:
         group = sorted(group, key=lambda u: (u.session, u.turn))

@@ -84,7 +84,7 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None = None) -> 
         proposal = group_proposal(group, settings.min_chat_support)
         if proposal is not None:
             result.proposals.append(proposal)
-    gaps = group_gaps(unanswered, _dense(embedder, [u.question for u in unanswered], settings))
+    gaps = group_gaps(unanswered, _dense(embedder, [u.question for u in unanswered], settings), background=[ex.question for ex in exchanges])
     result.gaps = refresh_gaps(db, settings, gaps, embedder)
     return result
 
