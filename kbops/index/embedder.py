@@ -47,7 +47,8 @@ class Embedder:
 
     ``backend`` picks how the model runs (see the module docstring); the ONNX
     backends keep their exported model under ``models_dir`` (built there
-    atomically on first use). Build one from Settings with :meth:`from_settings`.
+    atomically on first use). Build one from Settings with :meth:`from_settings`;
+    the constructor's own default is the plain ``torch`` path.
     """
 
     def __init__(
@@ -76,13 +77,13 @@ class Embedder:
             from kbops.index.onnx_backend import RECIPE, PipelineSpec, _require_runtime
 
             _require_runtime()  # fail now, with the fix, rather than at the first query
-            PipelineSpec(path)  # and refuse a pipeline the ONNX path cannot reproduce
+            self._onnx_dim = PipelineSpec(path).dim  # refuses a pipeline the ONNX path cannot reproduce
             self.model_id = f"{path.name}-{self.digest}+{backend}-{RECIPE}"
             if models_dir is None:
                 models_dir = cache_path.parent / "models" if cache_path is not None else Path.home() / ".cache" / "kbops" / "models"
         self.models_dir = models_dir
-        # measured on this 2-core machine (bench/bench_embed.py): torch gains nothing past 64,
-        # ONNX Runtime with length-sorted batches is fastest around 16-32
+        # ONNX Runtime with length-sorted batches: 32 was fastest of 16 / 32 / 64 on this 2-core
+        # machine (bench/bench_embed.py --batch-sizes 16,64); torch keeps its previous 64
         self.batch_size = batch_size or (64 if backend == "torch" else 32)
         self.stats = CacheStats()
         self._model = None
@@ -133,7 +134,7 @@ class Embedder:
     @property
     def dim(self) -> int:
         if self.backend != "torch":
-            return self.onnx.dim
+            return self._onnx_dim  # from the model's pooling config: no build needed to know it
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
