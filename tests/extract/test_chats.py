@@ -302,6 +302,7 @@ def test_quality_and_evidence_links():
     assert weak.evidence["quality"] < quality
 
 
+@pytest.mark.slow
 def test_bitext_utterances_group_by_intent(embedder):
     """Real English phrasings (Bitext): general intents are kept and grouped purely; order-specific ones dropped."""
     import csv
