@@ -71,7 +71,10 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
 
     approved = {ev.candidate_ref(p) for p in pool.proposals if (r := labels.get(ev.candidate_ref(p))) and r["label"] == "good" and r["text_hash"] == ev.text_hash(p)}
     questions = ev.held_out_questions(test)
-    queries = ev.BatchedQueries(embedder, [q.question for q in questions])
+    # A second, stricter reference: held-out questions the miner itself would accept whose agent
+    # reply had a general answer; scored against that answer (filler and order details removed).
+    substantive = [ex for s in test for ex in ev.mine_session(s.key, s.turns, s.sku).exchanges]
+    queries = ev.BatchedQueries(embedder, [q.question for q in questions] + [ex.question for ex in substantive])
     frequent = ev.most_frequent_reply(train)
     rng = random.Random(seed)
     rows = {}
@@ -89,6 +92,11 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
                 answered_idx.append(len(pairs) - 1)
                 if ev.candidate_ref(props[top.entry_id - 1]) in approved:
                     covered += 1
+        sub_pairs, sub_rand = [], []
+        for ex in substantive:
+            top = answer_from(release, queries, settings, ex.question, top_k=1).top
+            sub_pairs.append((top.answer if top else "", ex.answer))
+            sub_rand.append((rng.choice(props).answer if props else "", ex.answer))
         good, bad, stale = labelled(props)
         rows[name] = {
             "candidates": len(props),
@@ -97,6 +105,12 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
             "top_answer_general_questions": vars(ev.score([p for p, q in zip(pairs, questions) if q.general])),
             "random_mined_answer": vars(ev.score(rand_pairs)),
             "answered_only": {"top_answer": vars(ev.score([pairs[i] for i in answered_idx])), "random_mined_answer": vars(ev.score([rand_pairs[i] for i in answered_idx])), "most_frequent_reply": vars(ev.score([(frequent, pairs[i][1]) for i in answered_idx]))},
+            "general_answers_as_reference": {
+                "n": len(substantive),
+                "top_answer": vars(ev.score(sub_pairs)),
+                "random_mined_answer": vars(ev.score(sub_rand)),
+                "most_frequent_reply": vars(ev.score([(frequent, ex.answer) for ex in substantive])),
+            },
             "answered_share": round(answered / max(len(questions), 1), 4),
             "covered_by_approved_quality": round(covered / max(len(questions), 1), 4),
             "labelled": {"good": good, "bad": bad, "stale": stale, "precision": round(good / (good + bad), 4) if good + bad else None},

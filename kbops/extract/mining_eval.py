@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kbops.extract.candidates import Proposal
-from kbops.extract.chats import _QUESTION_CUES, DenseView, dense_view, group_exchanges, group_proposal, mine_session, question_part
+from kbops.extract.chats import _QUESTION_CUES, DenseView, dense_view, group_exchanges, group_proposal, mine_session, question_part  # noqa: F401 (mine_session re-exported for the bench)
 from kbops.sources.chats import Session
 
 SEED = 20261126
