@@ -79,7 +79,7 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
     rng = random.Random(seed)
     rows = {}
     for name, mined in (("kb", kb), ("kb_all", pool)):
-        release = ev.build_release(mined.proposals, embedder)
+        release = ev.build_release(mined.proposals, embedder, settings.lexical_scorer)
         props = mined.proposals
         pairs, rand_pairs, answered, covered, answered_idx = [], [], 0, 0, []
         for q in questions:

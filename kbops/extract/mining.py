@@ -113,7 +113,7 @@ def _dense(embedder: Any | None, texts: Sequence[str], settings: Settings) -> De
 
 def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any | None) -> int:
     """Replace ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count."""
-    scores = kb_scores(db, [g.question for g in gaps], embedder, settings.dense_weight)
+    scores = kb_scores(db, [g.question for g in gaps], embedder, settings.dense_weight, settings.lexical_scorer)
     db.execute(delete(ChatGap))
     now = utcnow()
     rows = []
@@ -130,7 +130,7 @@ def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any
     return sum(1 for r in rows if r["status"] == "open")
 
 
-def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense_weight: float) -> list[float]:
+def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense_weight: float, lexical_scorer: str = "bm25") -> list[float]:
     """Best score of each question against the active KB entries, fused like the bot's retriever."""
     from kbops.index.lexical import LexicalIndex
 
@@ -138,7 +138,7 @@ def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense
     if not entries or not questions:
         return [0.0] * len(questions)
     docs = [(eid, text) for eid, q, alts in entries for text in [q, *(alts or [])]]
-    lexical = LexicalIndex(docs)
+    lexical = LexicalIndex(docs, lexical_scorer)
     dense = None
     if embedder is not None:
         view = dense_view(embedder, list(questions), dense_weight)

@@ -120,8 +120,9 @@ def text_hash(p: Proposal) -> str:
 # --- KB as the bot sees it ----------------------------------------------------------
 
 
-def build_release(proposals: Sequence[Proposal], embedder: Any) -> Any:
-    """An in-memory release of ``proposals`` (entry id = position + 1) for :func:`answer_from`."""
+def build_release(proposals: Sequence[Proposal], embedder: Any, lexical_scorer: str = "bm25") -> Any:
+    """An in-memory release of ``proposals`` (entry id = position + 1) for :func:`answer_from`,
+    with the lexical scorer the bot uses (``settings.lexical_scorer``)."""
     import faiss
 
     from kbops.index.lexical import LexicalIndex
@@ -130,12 +131,12 @@ def build_release(proposals: Sequence[Proposal], embedder: Any) -> Any:
     entries: dict[int, dict[str, Any]] = {}
     texts: list[tuple[int, str]] = []
     for i, p in enumerate(proposals, start=1):
-        entries[i] = {"entry_key": p.entry_key, "question": p.question, "answer": p.answer, "lang": p.lang, "tags": list(p.tags), "valid_from": None, "valid_to": None}
+        entries[i] = {"entry_key": p.entry_key, "kind": p.kind, "question": p.question, "answer": p.answer, "lang": p.lang, "tags": list(p.tags), "valid_from": None, "valid_to": None}
         texts.extend((i, t) for t in [p.question, *p.alt_questions])
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
     if texts:
         index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
-    return LoadedRelease("eval", {}, index, entries, LexicalIndex(texts))
+    return LoadedRelease("eval", {}, index, entries, LexicalIndex(texts, lexical_scorer))
 
 
 class BatchedQueries:

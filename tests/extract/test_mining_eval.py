@@ -67,7 +67,7 @@ def test_jddc_mining_quality_stays_above_the_measured_floor(embedder):
     assert precision >= 0.20  # measured 0.236
     top = [(p, row) for p, row in fresh if p.evidence["quality"] >= 0.65]
     assert sum(row["label"] == "good" for _, row in top) / len(top) >= 0.35  # measured 0.439: the score ranks
-    release = ev.build_release(pool.proposals, embedder)
+    release = ev.build_release(pool.proposals, embedder, settings.lexical_scorer)
     questions = ev.held_out_questions(test)
     queries = ev.BatchedQueries(embedder, [q.question for q in questions])
     pairs = [((answer_from(release, queries, settings, q.question, top_k=1).top or None), q.reference) for q in questions]
