@@ -274,6 +274,7 @@ class LoadedRelease:
     index: Any
     entries: dict[int, dict[str, Any]]
     lexical: Any
+    kinds: frozenset[str] = frozenset()  # the entry kinds (the API's "category" filter values)
 
 
 def read_index_and_entries(index_dir: Path, release_id: str) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:
@@ -310,4 +311,5 @@ def load_release(
     path = releases_dir(index_dir) / release_id
     entries = {int(e["id"]): e for e in entry_list}
     docs = [(int(eid), text) for eid, text in json.loads((path / "lexical.json").read_text(encoding="utf-8"))]
-    return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs, lexical_scorer))
+    kinds = frozenset(e["kind"] for e in entries.values())
+    return LoadedRelease(release_id, manifest, index, entries, LexicalIndex(docs, lexical_scorer), kinds)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kbops.config import Settings
 from kbops.errors import KbopsError, QueryError, ReleaseError
@@ -24,10 +24,15 @@ from kbops.serve.retriever import MAX_TOP_K, Retriever, log_answer
 
 
 class SearchRequest(BaseModel):
+    """A bot query; unknown fields (a misspelt filter) are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
     query: str = Field(..., description="the customer's question", max_length=100_000)
     top_k: int = Field(3, description=f"entries to return, 1–{MAX_TOP_K}")
     lang: str | None = Field(None, description="only entries in this language: zh or en")
     tags: list[str] | None = Field(None, description="only entries with one of these tags")
+    category: list[str] | None = Field(None, description="only entries of these kinds (price, stock, shipping, warranty, policy, faq…)")
 
 
 def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAPI:
@@ -53,7 +58,7 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
 
     @app.post("/search", dependencies=[Depends(auth)])
     def search(req: SearchRequest) -> dict[str, Any]:
-        answer = get_retriever().search(req.query, top_k=req.top_k, lang=req.lang, tags=req.tags)
+        answer = get_retriever().search(req.query, top_k=req.top_k, lang=req.lang, tags=req.tags, categories=req.category)
         log_answer(settings, answer)
         return answer.as_dict()
 

@@ -160,6 +160,7 @@ class Retriever:
         *,
         lang: str | None = None,
         tags: list[str] | None = None,
+        categories: list[str] | None = None,
         now: datetime | None = None,
     ) -> Answer:
         query = (query or "").strip()
@@ -171,7 +172,11 @@ class Retriever:
             raise QueryError(f"top_k={top_k!r} must be a whole number from 1 to {MAX_TOP_K}")
         if lang is not None and lang not in ("zh", "en"):
             raise QueryError(f"lang filter {lang!r} must be 'zh' or 'en'")
-        return answer_from(self.release(), self.embedder, self.settings, query, top_k, lang=lang, tags=tags, now=now)
+        loaded = self.release()
+        unknown = sorted(set(categories or ()) - loaded.kinds)
+        if unknown:
+            raise QueryError(f"category {unknown[0]!r} is not in this release; categories: {', '.join(sorted(loaded.kinds))}")
+        return answer_from(loaded, self.embedder, self.settings, query, top_k, lang=lang, tags=tags, categories=categories, now=now)
 
 
 def answer_from(
@@ -183,6 +188,7 @@ def answer_from(
     *,
     lang: str | None = None,
     tags: list[str] | None = None,
+    categories: list[str] | None = None,
     now: datetime | None = None,
 ) -> Answer:
     """Rank ``loaded``'s entries for an already validated query and decide on handoff.
@@ -209,6 +215,8 @@ def answer_from(
         if lang and entry["lang"] != lang:
             continue
         if tags and not set(tags) & set(entry["tags"]):
+            continue
+        if categories and entry["kind"] not in categories:
             continue
         d, lx = max(dense.get(eid, 0.0), 0.0), lexical.get(eid, 0.0)
         score = w * d + (1 - w) * lx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import pytest
@@ -45,11 +46,42 @@ def test_read_token_is_required(api):
     assert client.post("/search", json={"query": "hi"}, headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-@pytest.mark.parametrize("payload", [{"query": ""}, {"query": "ok", "top_k": 0}, {"query": "ok", "top_k": 10**9}, {"query": "ok", "lang": "fr"}])
-def test_bad_requests_get_4xx_with_a_message(api, payload):
+@pytest.mark.parametrize(
+    "payload, says",
+    [
+        ({"query": ""}, "empty"),
+        ({"query": "   "}, "empty"),
+        ({"query": "x" * 100_000}, "limit"),
+        ({"query": "ok", "top_k": 0}, "top_k"),
+        ({"query": "ok", "top_k": -1}, "top_k"),
+        ({"query": "ok", "top_k": 10**9}, "top_k"),
+        ({"query": "ok", "lang": "fr"}, "lang"),
+        ({"query": "ok", "category": ["spaceships"]}, "category 'spaceships' is not in this release"),
+        ({"query": "ok", "colour": "red"}, "colour"),
+        ({"top_k": 3}, "query"),
+    ],
+)
+def test_bad_requests_get_4xx_with_a_message(api, payload, says):
     client, _ = api
     r = client.post("/search", json=payload, headers=AUTH)
-    assert 400 <= r.status_code < 500 and r.json()["detail"]
+    assert 400 <= r.status_code < 500
+    assert says in json.dumps(r.json()["detail"], ensure_ascii=False)
+
+
+def test_binary_and_mixed_script_input_is_handled(api):
+    client, _ = api
+    r = client.post("/search", content=b"\xff\xfe\x00garbage", headers={**AUTH, "Content-Type": "application/json"})
+    assert r.status_code == 422
+    mixed = client.post("/search", json={"query": "Lumi 电饭煲 how much 多少钱 \u0000\U0001F600 ٣"}, headers=AUTH)
+    assert mixed.status_code == 200 and "handoff" in mixed.json()
+
+
+def test_category_and_tag_filters(api):
+    client, _ = api
+    r = client.post("/search", json={"query": "How much is the Lumi Smart Rice Cooker?", "category": ["stock"], "top_k": 5}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["hits"] and all("stock" in h["tags"] for h in r.json()["hits"])
+    r = client.post("/search", json={"query": "退款多久能到账", "category": ["policy"], "lang": "zh"}, headers=AUTH)
+    assert r.status_code == 200 and all(h["lang"] == "zh" and "policy" in h["tags"] for h in r.json()["hits"])
 
 
 def test_new_release_is_picked_up_without_restart_or_a_failed_request(api, embedder):
