@@ -14,6 +14,8 @@ COMMANDS = [
     [], ["init"], ["sync"], ["review"], ["review", "list"], ["review", "show"], ["review", "approve"],
     ["review", "reject"], ["review", "edit"], ["review", "log"], ["publish"], ["ask"], ["releases"],
     ["rollback"], ["serve"], ["sources"], ["sources", "status"], ["import"], ["export"],
+    ["review", "gaps"], ["review", "merge"], ["golden"], ["golden", "add"], ["golden", "list"],
+    ["golden", "remove"], ["golden", "check"],
 ]
 
 
