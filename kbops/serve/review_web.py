@@ -414,7 +414,10 @@ def create_review_app(settings: Settings) -> FastAPI:
                     viewer.flash("error", f"item {failed} was not applied: {error}")
                 raise _Redirect(f"{base(request)}/?{back_query}#item-{item_id}")
             past = {"approve": "approved", "reject": "rejected", "merge": "merged"}[decision]
-            viewer.flash("ok", f"item {item_id} {past}" + (" with your edits" if action == "edit" else "") + (f" into {kwargs['merge_into']}" if action == "merge" else ""))
+            message = f"item {item_id} {past}" + (" with your edits" if action == "edit" else "") + (f" into {kwargs['merge_into']}" if action == "merge" else "")
+            if decision == "approve" and getattr(result, "merged", 0):
+                message += ": it was a near-duplicate, so its question joined the existing entry as an alternate phrasing"
+            viewer.flash("ok", message)
             nxt = _int(form.get("next"))
             raise _Redirect(f"{base(request)}/?{back_query}" + (f"#item-{nxt}" if nxt else ""))
 
@@ -438,9 +441,9 @@ def create_review_app(settings: Settings) -> FastAPI:
             note = _text(form, "reason")
             if action == "reject" and not note:
                 raise _PageError(400, f"rejecting {len(ids)} item(s) needs a reason: type it into the reason field", back=f"{base(request)}/?{back_query}")
-            done, skipped, errors = _bulk_decide(settings, ids, action, {"by": me.name, "door": "web", "note": note})
+            done, merged, skipped, errors = _bulk_decide(settings, ids, action, {"by": me.name, "door": "web", "note": note})
             past = "approved" if action == "approve" else "rejected"
-            viewer.flash("ok", f"{done} item(s) {past}")
+            viewer.flash("ok", f"{done} item(s) {past}" + (f" ({merged} near-duplicate(s) joined their existing entries as alternate phrasings)" if merged else ""))
             for message in skipped:
                 viewer.flash("warn", message)
             for item_id, error in list(errors.items())[:5]:
@@ -619,8 +622,11 @@ def _decide(settings: Settings, ids: list[int], decision: str, kwargs: dict[str,
         raise InvalidDecision(f"this version cannot {decision}: {exc}") from None
 
 
-def _bulk_decide(settings: Settings, ids: list[int], action: str, kwargs: dict[str, Any]) -> tuple[int, list[str], dict[int, str]]:
-    """Decide many items: the open ones in one call; already-decided ones are reported, not fatal."""
+def _bulk_decide(settings: Settings, ids: list[int], action: str, kwargs: dict[str, Any]) -> tuple[int, int, list[str], dict[int, str]]:
+    """Decide many items: the open ones in one call; already-decided ones are reported, not fatal.
+
+    Returns (applied, of which merged as near-duplicates, skipped messages, apply errors by item).
+    """
     with session_scope(settings) as db:
         rows = {r.id: r for r in db.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids)))}
     skipped: list[str] = []
@@ -631,22 +637,23 @@ def _bulk_decide(settings: Settings, ids: list[int], action: str, kwargs: dict[s
     for r in taken[:10]:
         skipped.append(f"item {r.id} was already decided by {r.decided_by or 'the pipeline'} ({r.decision or r.state})")
     todo = [i for i in ids if i in rows and rows[i] not in taken]
-    done, errors = 0, {}
+    done, merged, errors = 0, 0, {}
     if not todo:
-        return 0, skipped, errors
+        return 0, 0, skipped, errors
     try:
         result = _decide(settings, todo, action, kwargs)
-        return result.applied, skipped, dict(result.errors)
+        return result.applied, getattr(result, "merged", 0), skipped, dict(result.errors)
     except AlreadyDecided:
         pass  # someone decided one of them between our read and our claim: go one by one
     for item_id in todo:
         try:
             result = _decide(settings, [item_id], action, kwargs)
             done += result.applied
+            merged += getattr(result, "merged", 0)
             errors.update(result.errors)
         except AlreadyDecided as exc:
             skipped.append(str(exc))
-    return done, skipped, errors
+    return done, merged, skipped, errors
 
 
 # --- reading the queue -----------------------------------------------------------------

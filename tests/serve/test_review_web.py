@@ -345,6 +345,14 @@ def test_merge_into_an_existing_entry(web):
         target = db.get(KbEntry, entry)
         assert "什么时候发货呀？" in target.alt_questions and target.answer == "下单后48小时内发货。"
     assert item_row(web, item).decision == "merge"
+    # Plain approval of an item routing flagged as a near-duplicate joins the entry, and says so.
+    dup = make_item(web, question="几天能发货？", answer="48小时内发货。", evidence={"near_duplicate": near})
+    with session_scope(web) as db:
+        db.get(ReviewItem, dup).proposed_merge_into = "faq:zh:shipping"
+    assert decide(client, dup).status_code == 303
+    assert "it was a near-duplicate, so its question joined the existing entry" in client.get("/review/").text
+    with session_scope(web) as db:
+        assert "几天能发货？" in db.get(KbEntry, entry).alt_questions
     other = make_item(web, question="能开发票吗？")
     r = decide(client, other, "merge", merge_into="no:such:entry")
     assert r.status_code == 400 and "no:such:entry" in r.text and item_row(web, other).state == "open"
