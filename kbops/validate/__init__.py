@@ -94,7 +94,8 @@ def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats
     if not rows:
         return []
     facts = load_factbook(db, {sku for row in rows for sku in linked_skus(row)})
-    eligible = [r for r in rows if r.get("origin") != "record" and (r.get("question") or "").strip()]
+    # Records are templated per product (identity = key); an over-long question fails its length bound anyway.
+    eligible = [r for r in rows if r.get("origin") != "record" and 0 < len((r.get("question") or "").strip()) <= 1000]
     near = {}
     if eligible:
         entries = _active_entries(db)

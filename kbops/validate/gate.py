@@ -32,6 +32,9 @@ from kbops.validate.similar import NearDuplicate
 
 SUITE_NAME = "kbops_candidates"
 
+#: Pattern rules (private data, placeholders, markup…) read this many characters of a text.
+SCAN_LIMIT = 20_000
+
 # Bounds: Chinese in characters, English in words.
 LENGTH_BOUNDS = {
     ("question", "zh"): (2, 150),
@@ -49,11 +52,23 @@ EXTRA_PRIVATE = [
 ]
 
 
+# Unbounded leading runs backtrack quadratically on a long run of the same class (a 20,000-character
+# CJK answer took 4.5 s in the address pattern, a 1 MB one would take hours): the gate bounds them.
+# Provinces are at most 10 characters before 省/市/自治区; an e-mail local part is at most 64.
+_BOUNDED = (
+    (r"[\u4e00-\u9fff]{2,}(?:省", r"[\u4e00-\u9fff]{2,10}(?:省"),
+    ("[A-Za-z0-9._%+-]+@", "[A-Za-z0-9._%+-]{1,64}@"),
+)
+
+
 def _private_patterns() -> list[str]:
     """The scrubber's own patterns (kbops.pii), so the gate refuses whatever the scrubber would remove, plus EXTRA_PRIVATE."""
     out = []
     for _label, pattern in pii._PATTERNS:
-        out.append(("(?i)" if pattern.flags & re.IGNORECASE else "") + pattern.pattern)
+        text = pattern.pattern
+        for unbounded, bounded in _BOUNDED:
+            text = text.replace(unbounded, bounded)
+        out.append(("(?i)" if pattern.flags & re.IGNORECASE else "") + text)
     return out + EXTRA_PRIVATE
 
 
@@ -218,10 +233,13 @@ def check_rows(
         answer_lang = detect_lang(answer) if answer else lang
         evidence = row.get("evidence") or {}
         slots = [*template_slots, *(evidence.get("template_slots") or [])]
-        placeholder_text = answer or ""
+        # Pattern rules read at most SCAN_LIMIT characters: an over-long text already fails its
+        # length bound, and a 1 MB answer must not make regexes backtrack for minutes.
+        scan_q, scan_a = (question or "")[:SCAN_LIMIT], (answer or "")[:SCAN_LIMIT]
+        placeholder_text = scan_a
         for slot in slots:
             placeholder_text = placeholder_text.replace("{{" + str(slot).strip("{} ") + "}}", "")
-        found = conflicts(answer or "", linked_skus(row), facts) if facts is not None and answer else []
+        found = conflicts(scan_a, linked_skus(row), facts) if facts is not None and answer else []
         conflicts_by_id[row["candidate_id"]] = found
         blocking_conflict = found and not evidence.get("stale_values")
         neighbour = near.get(row["candidate_id"]) if duplicate_of is None else None
@@ -231,9 +249,9 @@ def check_rows(
                 "lang": lang,
                 "question": question,
                 "answer": answer,
-                "answer_text": answer or "",
+                "answer_text": scan_a,
                 "placeholder_text": placeholder_text,
-                "all_text": f"{question or ''}\n{answer or ''}",
+                "all_text": f"{scan_q}\n{scan_a}",
                 "question_units": _units(question, lang),
                 "answer_units": _units(answer, lang),
                 "lang_match": answer_lang in (lang, "und") and answers_in(lang, answer),

@@ -31,13 +31,14 @@ CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    """Rows of corpus/<name>.jsonl; ``{"repeat": TEXT, "bytes": N}`` answers are expanded to N UTF-8 bytes."""
+    """Rows of corpus/<name>.jsonl; ``{"repeat": TEXT, "bytes": N}`` questions/answers are expanded to N UTF-8 bytes."""
     rows = []
     for line in (CORPUS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
-        if isinstance(row["answer"], dict):
-            unit, size = row["answer"]["repeat"], row["answer"]["bytes"]
-            row["answer"] = unit * (size // len(unit.encode("utf-8")) + 1)
+        for col in ("question", "answer"):
+            if isinstance(row[col], dict):
+                unit, size = row[col]["repeat"], row[col]["bytes"]
+                row[col] = unit * (size // len(unit.encode("utf-8")) + 1)
         rows.append(row)
     return rows
 

@@ -1,0 +1,191 @@
+"""The validation gate: what it catches on the bad-input corpus, and how fast it runs.
+
+    .venv/bin/python bench/bench_gate.py [--rows 2000] [--repeat 3]
+
+1. Catch rate: builds a real KB from the bundled sample store (synced,
+   extracted, every candidate approved), then runs the bad-input corpus
+   (tests/validate/corpus/bad.jsonl: hostile or broken candidates, four of
+   them 1 MB answers) and the hand-written good set through
+   ``validate_candidates`` — the same path the pipeline uses (facts, exact
+   and near-duplicates against the KB, the GX suite, the stored report).
+   Reports caught / should-be-caught (and caught for the expected reason)
+   and good rows blocked.
+2. Throughput, rows/s, medians of ``--repeat`` runs on ``--rows`` realistic
+   rows (Bitext instruction/response pairs when $KBOPS_DATASETS is set,
+   otherwise the good set repeated):
+   * ``gx``: the GX suite alone (``check_rows``, no DB);
+   * ``plain``: the obvious alternative — the same rules as a Python loop of
+     ``re.search`` calls, no GX — on the same rows;
+   * ``full``: ``validate_candidates`` end to end (DB read/write, facts,
+     near-duplicate embeddings against the active KB, GX, report) on the
+     same rows inserted as candidates; embeddings are cached after the
+     first run, as in a steady pipeline, and the first (cold) run is shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from kbops.config import Settings  # noqa: E402
+from kbops.db import init_db  # noqa: E402
+from kbops.pii import PLACEHOLDER  # noqa: E402
+from kbops.text import detect_lang, fingerprint  # noqa: E402
+from kbops.validate import validate_candidates  # noqa: E402
+from kbops.validate.gate import BROKEN, LENGTH_BOUNDS, MARKUP, NON_ANSWER, _private_patterns, _units, answers_in, check_rows  # noqa: E402
+from tests.validate import corpus_kit  # noqa: E402
+
+
+def settings_for(root: Path) -> Settings:
+    store = root / "store"
+    shutil.copytree(ROOT / "examples" / "sample_store", store)
+    s = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_SOURCES": str(store / "sources.toml"), "KBOPS_EMBED_CACHE": str(root / "embeddings.sqlite")}, config_file=None)
+    init_db(s)
+    return s
+
+
+def realistic_rows(n: int) -> list[dict]:
+    datasets = os.environ.get("KBOPS_DATASETS") or str(ROOT.parent / "shared" / "datasets")
+    path = Path(datasets) / "bitext" / "bitext_customer_support_4514.csv"
+    rows = []
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                rows.append({"lang": "en", "question": r["instruction"], "answer": r["response"]})
+        source = "Bitext"
+    else:
+        rows = [{"lang": r["lang"], "question": r["question"], "answer": r["answer"], "evidence": r.get("evidence", {})} for r in corpus_kit.load("good")]
+        source = "good set"
+    out = [{**rows[i % len(rows)], "id": f"r{i}"} for i in range(n)]
+    for i, r in enumerate(out):
+        if i >= len(rows):  # repeats get a distinct question so they are not all duplicates
+            r["question"] = f"{r['question']} ({i})"
+    print(f"throughput rows: {n} from {source}")
+    return out
+
+
+PRIVATE = [re.compile(p) for p in _private_patterns()]
+NON_ANSWER_RE = re.compile(f"(?i){NON_ANSWER}")
+MARKUP_RE = re.compile(f"(?i){MARKUP}")
+BROKEN_RE = re.compile(BROKEN)
+
+
+def plain_check(rows: list[dict]) -> list[list[str]]:
+    """The same row rules without GX: a loop of regex searches (the obvious alternative)."""
+    seen: dict[str, str] = {}
+    out = []
+    for row in rows:
+        q, a, lang = (row.get("question") or "").strip(), (row.get("answer") or "").strip(), row["lang"]
+        reasons = []
+        if not q:
+            reasons.append("empty_question")
+        if not a:
+            reasons.append("empty_answer")
+        for col, text in (("question", q), ("answer", a)):
+            lo, hi = LENGTH_BOUNDS[(col, lang)]
+            if not lo <= _units(text, lang) <= hi:
+                reasons.append(f"{col}_length")
+        if not (detect_lang(a) in (lang, "und") if a else True) or not answers_in(lang, a):
+            reasons.append("language_mismatch")
+        both = f"{q}\n{a}"
+        if any(p.search(both) for p in PRIVATE):
+            reasons.append("private_data")
+        if PLACEHOLDER.search(a):
+            reasons.append("placeholder")
+        if NON_ANSWER_RE.search(a):
+            reasons.append("non_answer")
+        if MARKUP_RE.search(both):
+            reasons.append("markup")
+        if BROKEN_RE.search(both):
+            reasons.append("broken_text")
+        if q:
+            fp = fingerprint(q)
+            if seen.setdefault(fp, row["id"]) != row["id"]:
+                reasons.append("duplicate")
+        out.append(reasons)
+    return out
+
+
+def gate_rows(rows: list[dict]) -> list[dict]:
+    return [{"candidate_id": i, "entry_key": r["id"], "lang": r["lang"], "question": r["question"], "answer": r["answer"]} for i, r in enumerate(rows)]
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        s = settings_for(root)
+        t = time.perf_counter()
+        corpus_kit.build_kb(s)
+        print(f"sample KB built in {time.perf_counter() - t:.1f} s")
+
+        # 1. catch rate -------------------------------------------------------------
+        for name in ("bad", "good"):
+            rows = corpus_kit.load(name)
+            ids = corpus_kit.insert(s, rows, name)
+            t = time.perf_counter()
+            result = validate_candidates(s)
+            seconds = time.perf_counter() - t
+            score = corpus_kit.score(rows, corpus_kit.outcomes(s, ids))
+            mb = sum(len(r["answer"].encode("utf-8")) for r in rows) / 1e6
+            print(f"\n[{name}] {len(rows)} rows ({mb:.1f} MB of text) validated in {seconds:.1f} s (report {result.report_id})")
+            if score["should_catch"]:
+                print(f"  caught {score['caught']}/{score['should_catch']} (for the expected reason: {score['caught_for_expected_reason']}); missed: {score['missed'] or 'none'}")
+                print(f"  by category: {score['by_category']}")
+            print(f"  must pass: {score['must_pass']}, blocked: {len(score['blocked'])} {score['blocked'] or ''}")
+            print(f"  near-duplicate proposals: {len(score['flagged_near_duplicate'])}")
+
+        # 2. throughput -------------------------------------------------------------
+        rows = realistic_rows(args.rows)
+        check_rows(gate_rows(rows[:10]))  # build the GX context once (not timed)
+        gx = timed(lambda: check_rows(gate_rows(rows)), args.repeat)
+        plain = timed(lambda: plain_check(rows), args.repeat)
+        blocked_gx = sum(1 for v in check_rows(gate_rows(rows)) if not v.ok)
+        blocked_plain = sum(1 for r in plain_check(rows) if r)
+        full = []
+        for run in range(args.repeat + 1):
+            ids = corpus_kit.insert(s, rows, f"tp{run}")
+            t = time.perf_counter()
+            validate_candidates(s, candidate_ids=list(ids.values()))
+            full.append(time.perf_counter() - t)
+        n = len(rows)
+
+        def rate(xs: list[float]) -> float:
+            return n / statistics.median(xs)
+
+        print(f"\nthroughput on {n} rows (median of {args.repeat}):")
+        print(f"  gx     {rate(gx):8.0f} rows/s  ({statistics.median(gx):.2f} s)  blocked {blocked_gx}")
+        print(f"  plain  {rate(plain):8.0f} rows/s  ({statistics.median(plain):.2f} s)  blocked {blocked_plain}  (same rules, no GX)")
+        print(f"  full   {rate(full[1:]):8.0f} rows/s  ({statistics.median(full[1:]):.2f} s)  validate_candidates with DB, facts, near-duplicates, report; cold first run {n / full[0]:.0f} rows/s")
+        print(f"  ratio gx/plain time: {statistics.median(gx) / statistics.median(plain):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
