@@ -20,6 +20,10 @@
      near-duplicate embeddings against the active KB, GX, report) on the
      same rows inserted as candidates; embeddings are cached after the
      first run, as in a steady pipeline, and the first (cold) run is shown too.
+3. Near-duplicate threshold (with $KBOPS_DATASETS): one Bitext phrasing per
+   intent as the KB, 600 held-out phrasings as new questions; for each
+   threshold, how many are proposed as an alternate question and how many of
+   those proposals point at the entry of their own intent (precision).
 """
 
 from __future__ import annotations
@@ -185,6 +189,37 @@ def main() -> None:
         print(f"  plain  {rate(plain):8.0f} rows/s  ({statistics.median(plain):.2f} s)  blocked {blocked_plain}  (same rules, no GX)")
         print(f"  full   {rate(full[1:]):8.0f} rows/s  ({statistics.median(full[1:]):.2f} s)  validate_candidates with DB, facts, near-duplicates, report; cold first run {n / full[0]:.0f} rows/s")
         print(f"  ratio gx/plain time: {statistics.median(gx) / statistics.median(plain):.1f}x")
+        calibrate_near_duplicates(s)
+
+
+def calibrate_near_duplicates(settings: Settings) -> None:
+    from kbops.validate import _embedder
+    from kbops.validate.similar import find_near_duplicates
+
+    datasets = os.environ.get("KBOPS_DATASETS") or str(ROOT.parent / "shared" / "datasets")
+    path = Path(datasets) / "bitext" / "bitext_customer_support_4514.csv"
+    if not path.is_file():
+        print("\nnear-duplicate calibration skipped: set KBOPS_DATASETS to the shared datasets")
+        return
+    import random
+
+    with path.open(encoding="utf-8") as fh:
+        data = list(csv.DictReader(fh))
+    random.Random(1).shuffle(data)
+    kb: dict[str, str] = {}
+    held: list[dict] = []
+    for r in data:
+        if r["intent"] not in kb:
+            kb[r["intent"]] = r["instruction"]
+        elif len(held) < 600:
+            held.append(r)
+    entries = [{"entry_key": intent, "lang": "en", "question": q, "alt_questions": []} for intent, q in kb.items()]
+    rows = [{"candidate_id": i, "entry_key": f"new:{i}", "lang": "en", "question": r["instruction"]} for i, r in enumerate(held)]
+    print(f"\nnear-duplicate threshold on Bitext: {len(entries)} entries (one phrasing per intent), {len(rows)} held-out phrasings")
+    for threshold in (0.70, 0.75, 0.80, 0.85, 0.90):
+        found = find_near_duplicates(rows, entries, _embedder(settings), threshold)
+        right = sum(1 for cid, near in found.items() if near.entry_key == held[cid]["intent"])
+        print(f"  {threshold:.2f}: proposed {len(found):4d} ({len(found) / len(rows):5.1%}), same intent {right / max(1, len(found)):6.1%}")
 
 
 if __name__ == "__main__":

@@ -69,9 +69,11 @@ def active_fingerprints(db: Session) -> dict[str, str]:
 
 def _active_entries(db: Session) -> list[dict[str, Any]]:
     return [
-        {"entry_key": k, "lang": lang, "question": q, "alt_questions": list(alts or [])}
-        for k, lang, q, alts in db.execute(
-            select(KbEntry.entry_key, KbEntry.lang, KbEntry.question, KbEntry.alt_questions).where(KbEntry.status == "active").order_by(KbEntry.id)
+        {"entry_key": k, "lang": lang, "question": q, "alt_questions": list(alts or []), "skus": linked_skus({"depends_on": deps})}
+        for k, lang, q, alts, deps in db.execute(
+            select(KbEntry.entry_key, KbEntry.lang, KbEntry.question, KbEntry.alt_questions, KbEntry.depends_on)
+            .where(KbEntry.status == "active")
+            .order_by(KbEntry.id)
         )
     ]
 
@@ -100,7 +102,9 @@ def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats
     if eligible:
         entries = _active_entries(db)
         if entries:
-            near = find_near_duplicates(eligible, entries, _embedder(settings), settings.near_duplicate_threshold)
+            near = find_near_duplicates(
+                [{**r, "skus": linked_skus(r)} for r in eligible], entries, _embedder(settings), settings.near_duplicate_threshold
+            )
     return check_rows(
         rows,
         active_fingerprints(db),

@@ -12,7 +12,10 @@ Chinese (every CJK character is ``[UNK]``), so for text it cannot read the
 score leans on lexical similarity (cosine of :func:`kbops.text.tokens`, CJK
 character uni+bigrams) in proportion to the unreadable share, the same
 blend retrieval uses. Two questions naming different identifiers (SKUs,
-sizes, amounts: "3L" vs "1.7L") are never near-duplicates. Candidates from
+sizes, amounts: "3L" vs "1.7L") are never near-duplicates, nor are a question
+about one product and an entry about another (both linked to SKUs, none
+shared: "How long is the vacuum's warranty?" asked about LM-1008 is not
+LM-1009's warranty entry). Candidates from
 structured records (one templated entry per product and fact) are skipped:
 their identity is their entry key, not their phrasing.
 """
@@ -94,6 +97,7 @@ def find_near_duplicates(
     e_idents = [identifiers(t) for t in texts]
     e_lang = np.array([entries[i]["lang"] for i, _ in phrasings])
     e_key = [entries[i]["entry_key"] for i, _ in phrasings]
+    e_skus = [frozenset(entries[i].get("skus") or ()) for i, _ in phrasings]
     # Inverted index over CJK bigrams (rare enough to be selective) for rows the model cannot read.
     postings: dict[str, list[int]] = {}
     for j, toks in enumerate(e_tokens):
@@ -115,9 +119,12 @@ def find_near_duplicates(
             shared = Counter(j for tok in q_tokens if len(tok) == 2 and tok in postings for j in postings[tok])
             pool |= {j for j, _ in shared.most_common(50)}
         q_idents = identifiers(q)
+        q_skus = frozenset(row.get("skus") or ())
         best: NearDuplicate | None = None
         for j in pool:
             if not same_lang[j] or e_key[j] == row["entry_key"] or e_idents[j] != q_idents:
+                continue
+            if q_skus and e_skus[j] and not q_skus & e_skus[j]:
                 continue
             share = max(q_unread, float(e_unread[j]))
             score = (1.0 - share) * float(dense[j]) + share * _lexical(q_tokens, e_tokens[j])

@@ -47,3 +47,10 @@ def test_unreadable_share_is_the_cjk_part():
     assert unreadable_share("Can I get an invoice?") == 0.0
     assert unreadable_share("可以开发票吗") == 1.0
     assert 0 < unreadable_share("鹿米 Soundbar 多少钱") < 1
+
+
+def test_a_question_about_another_product_is_not_a_near_duplicate(embedder):
+    entries = [{"entry_key": "product:LM-1009:warranty:en", "lang": "en", "question": "How long is the warranty on the Lumi Anti-Mite Vacuum?", "alt_questions": [], "skus": {"LM-1009"}}]
+    row = rows(("en", "How long is the Lumi Anti-Mite Vacuum warranty?"))
+    assert find_near_duplicates(row, entries, embedder, 0.80)[1].entry_key == "product:LM-1009:warranty:en"
+    assert find_near_duplicates([{**row[0], "skus": {"LM-1008"}}], entries, embedder, 0.80) == {}
