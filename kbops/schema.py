@@ -170,7 +170,10 @@ class Candidate(Base):
     """A proposed Q&A pair, before and after validation.
 
     ``status``: new → invalid | valid → queued | auto_approved | duplicate;
-    queued → approved | rejected | superseded. ``content_hash`` identifies the
+    queued → approved | rejected | superseded | merged (joined another entry
+    as an alternate question); invalid → new again when fixed and resubmitted.
+    ``reasons`` holds the gate's blocking reasons and its non-blocking flags
+    (a near-duplicate; the entry it may join is ``evidence["near_duplicate"]``). ``content_hash`` identifies the
     proposal (entry key + texts + dependency versions) so re-extraction of the
     same facts proposes nothing new.
     """
