@@ -74,6 +74,8 @@ class Settings:
     # (dynamic int8) or "torch" (sentence-transformers' encode(); the fallback).
     # Part of the model id: switching re-embeds (kbops/index/embedder.py, bench/bench_embed.py).
     embed_backend: str = "onnx"
+    # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
+    models_dir: Path | None = None
     handoff_threshold: float = 0.6
     ambiguity_margin: float = 0.02
     dense_weight: float = 0.6
@@ -149,6 +151,7 @@ class Settings:
             embedding_model=str(embedding_model),
             embed_cache=embed_cache.expanduser().resolve(),
             embed_backend=str(pick("embed_backend", cls.embed_backend)).strip().lower(),
+            models_dir=Path(pick("models_dir") or home / "models").expanduser().resolve(),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
             dense_weight=number("dense_weight", cls.dense_weight),

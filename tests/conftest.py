@@ -18,6 +18,9 @@ from kbops.index.embedder import Embedder
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample_store"
 PG_URL = os.environ.get("KBOPS_TEST_DATABASE_URL")
+# The ONNX export of the bundled model is built once (atomically) and shared by
+# every test, every subprocess they start, and `make demo`.
+MODELS_DIR = os.environ.setdefault("KBOPS_MODELS_DIR", str(ROOT / "var" / "models"))
 
 
 def datasets_dir() -> Path | None:
@@ -68,6 +71,7 @@ def settings(tmp_path, database_url, store, embed_cache) -> Settings:
             "KBOPS_DATABASE_URL": database_url,
             "KBOPS_SOURCES": str(store / "sources.toml"),
             "KBOPS_EMBED_CACHE": str(embed_cache),
+            "KBOPS_MODELS_DIR": MODELS_DIR,
         },
         config_file=None,
     )
@@ -77,7 +81,9 @@ def settings(tmp_path, database_url, store, embed_cache) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedder(embed_cache):
-    """The real bundled model (loaded once for the session) with the session's vector cache."""
-    e = Embedder(Settings.load(env={}).embedding_model, embed_cache)
+    """The real bundled model through the default backend (loaded once for the session),
+    with the session's vector cache."""
+    defaults = Settings.load(env={"KBOPS_MODELS_DIR": MODELS_DIR}, config_file=None)
+    e = Embedder(defaults.embedding_model, embed_cache, backend=defaults.embed_backend, models_dir=defaults.models_dir)
     _ = e.dim
     return e

@@ -102,7 +102,7 @@ class Embedder:
             settings.embedding_model,
             settings.embed_cache,
             backend=settings.embed_backend,
-            models_dir=settings.home / "models",
+            models_dir=settings.models_dir or settings.home / "models",
         )
 
     def _cache(self) -> sqlite3.Connection:

@@ -57,7 +57,8 @@ class BuildResult:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    return Embedder(settings.embedding_model, settings.embed_cache)
+    """The one embedder Settings describe (model, backend, cache); it loads lazily."""
+    return Embedder.from_settings(settings)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -201,15 +202,18 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     versions = _servable_versions(settings, now)
     digest = content_hash(versions)
     active = rel.active_release_id(settings.index_dir)
+    embedder = embedder or make_embedder(settings)
     if active and not full:
         try:
-            if rel.read_manifest(settings.index_dir, active)["kb_digest"] == digest:
+            manifest = rel.read_manifest(settings.index_dir, active)
+            # Same KB *and* same embedder: after a model or backend change the
+            # server would refuse the active release, so this is not a no-op.
+            if manifest["kb_digest"] == digest and manifest["model"] == embedder.model_id:
                 result.release_id, result.entries = active, len(versions)
                 result.seconds = round(time.perf_counter() - started, 3)
                 return result
         except ReleaseError:
             pass  # an unreadable active release means: build a new one
-    embedder = embedder or make_embedder(settings)
     base = None if full or not active else _incremental_base(settings, active, embedder.model_id)
     if base is None:
         entries, index, embedded = _full_build(settings, versions, embedder)

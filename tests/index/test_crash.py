@@ -60,6 +60,7 @@ def _env(settings) -> dict[str, str]:
         KBOPS_DATABASE_URL=settings.database_url,
         KBOPS_SOURCES=str(settings.sources_file),
         KBOPS_EMBED_CACHE=str(settings.embed_cache),
+        KBOPS_MODELS_DIR=str(settings.models_dir),
         HF_HUB_OFFLINE="1",
     )
     return env
