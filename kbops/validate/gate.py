@@ -43,33 +43,9 @@ LENGTH_BOUNDS = {
     ("answer", "en"): (3, 500),
 }
 
-# Formats the scrubber (kbops.pii) does not know yet; the gate refuses them too.
-EXTRA_PRIVATE = [
-    # international numbers with short area codes: +44 20 7946 0958
-    r"\+\d{1,3}[ -]?(?:\(?\d{1,4}\)?[ -]){1,3}\d{3,4}[ -]?\d{2,4}(?!\d)",
-    # street addresses with suffixes the scrubber lacks: 1600 Amphitheatre Parkway
-    r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\s+){1,3}(?:Parkway|Pkwy|Place|Pl\.|Terrace|Highway|Hwy|Square|Plaza|Crescent|Close)\b",
-]
-
-
-# Unbounded leading runs backtrack quadratically on a long run of the same class (a 20,000-character
-# CJK answer took 4.5 s in the address pattern, a 1 MB one would take hours): the gate bounds them.
-# Provinces are at most 10 characters before 省/市/自治区; an e-mail local part is at most 64.
-_BOUNDED = (
-    (r"[\u4e00-\u9fff]{2,}(?:省", r"[\u4e00-\u9fff]{2,10}(?:省"),
-    ("[A-Za-z0-9._%+-]+@", "[A-Za-z0-9._%+-]{1,64}@"),
-)
-
-
 def _private_patterns() -> list[str]:
-    """The scrubber's own patterns (kbops.pii), so the gate refuses whatever the scrubber would remove, plus EXTRA_PRIVATE."""
-    out = []
-    for _label, pattern in pii._PATTERNS:
-        text = pattern.pattern
-        for unbounded, bounded in _BOUNDED:
-            text = text.replace(unbounded, bounded)
-        out.append(("(?i)" if pattern.flags & re.IGNORECASE else "") + text)
-    return out + EXTRA_PRIVATE
+    """The scrubber's own patterns (kbops.pii), so the gate refuses whatever the scrubber would remove."""
+    return [("(?i)" if pattern.flags & re.IGNORECASE else "") + pattern.pattern for _label, pattern in pii.PRIVATE_PATTERNS]
 
 
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
