@@ -13,11 +13,13 @@ not applied; the row stays open with ``apply_error`` saying why.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from kbops.config import ApprovalRule, Settings
@@ -25,7 +27,7 @@ from kbops.db import session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
 from kbops.review.audit import record_audit
 from kbops.review.decisions import approve_candidate, merge_candidate
-from kbops.schema import Candidate, KbEntry, PipelineRun, ReviewItem, utcnow
+from kbops.schema import Candidate, KbEntry, PipelineRun, QueryLogEntry, ReviewItem, utcnow
 from kbops.text import detect_lang
 from kbops.validate.facts import linked_skus, load_factbook
 from kbops.validate.gate import check_rows
@@ -69,9 +71,38 @@ def _rule_for(rules: Iterable[ApprovalRule], candidate: Candidate, entry: KbEntr
     return None
 
 
-def _priority(candidate: Candidate, entry: KbEntry | None) -> float:
-    """Higher first: evidence from many sessions, and replacements of withdrawn entries."""
-    return float(candidate.support) + (5.0 if entry is not None and entry.status == "withdrawn" else 0.0)
+TRAFFIC_DAYS = 7
+
+
+def _priority(candidate: Candidate, entry: KbEntry | None, traffic: int = 0) -> float:
+    """Higher first. Three signals, in the units a reviewer thinks in:
+
+    * evidence: distinct sessions that asked it, weighted by the miner's quality
+      score (0–1; records and policies count as 0.5) — ``support × (0.5 + quality)``;
+    * a withdrawn entry the bot can no longer serve: +5, plus 2·ln(1 + queries
+      that entry answered in the last ``TRAFFIC_DAYS`` days) — customers are being
+      handed off on it right now;
+    * age is the tie-breaker at read time (oldest first), not baked in here.
+    """
+    quality = (candidate.evidence or {}).get("quality")
+    quality = float(quality) if isinstance(quality, (int, float)) else 0.5
+    score = float(candidate.support) * (0.5 + min(max(quality, 0.0), 1.0))
+    if entry is not None and entry.status == "withdrawn":
+        score += 5.0 + 2.0 * math.log1p(traffic)
+    return round(score, 3)
+
+
+def _recent_traffic(db: Session, entry_ids: list[int]) -> dict[int, int]:
+    """Queries each entry answered in the last TRAFFIC_DAYS days (from the bot's query log)."""
+    if not entry_ids:
+        return {}
+    since = utcnow() - timedelta(days=TRAFFIC_DAYS)
+    rows = db.execute(
+        select(QueryLogEntry.entry_id, func.count())
+        .where(QueryLogEntry.entry_id.in_(entry_ids), QueryLogEntry.at >= since)
+        .group_by(QueryLogEntry.entry_id)
+    )
+    return {int(eid): int(n) for eid, n in rows}
 
 
 def route_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> RouteResult:
@@ -118,6 +149,7 @@ def _route_batch(
     result: RouteResult,
 ) -> None:
     """Route each candidate: a rule approves it, or it waits for a reviewer."""
+    traffic = _recent_traffic(db, [e.id for e in entries.values() if e.status == "withdrawn"])
     for candidate in batch:
         result.superseded += _supersede_open_items(db, candidate, open_items.pop(candidate.entry_key, []))
         entry = entries.get(candidate.entry_key)
@@ -140,7 +172,7 @@ def _route_batch(
             evidence=candidate.evidence,
             warnings=_warnings(entry) + _gate_warnings(candidate),
             support=candidate.support,
-            priority=_priority(candidate, entry),
+            priority=_priority(candidate, entry, traffic.get(entry.id, 0) if entry is not None else 0),
             proposed_merge_into=(candidate.evidence.get("near_duplicate") or {}).get("entry_key"),
         )
         db.add(item)

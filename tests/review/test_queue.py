@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -211,3 +212,43 @@ def test_every_decision_is_audited_with_who_when_door_and_before_after(db_with_p
     assert approve.at is not None and approve.before is None and approve.after["answer"].startswith(("改过的答案", "Edited"))
     assert (reject.actor, reject.door, reject.action, reject.note) == ("zhao", "sql", "reject", "too vague")
     assert reject.before == {"question": b.question, "answer": b.answer}
+
+
+def test_priority_weighs_support_quality_and_traffic_of_withdrawn_entries():
+    """A withdrawn entry customers are asking about right now outranks a quiet one;
+    among mined questions, more sessions and a better quality score rank higher."""
+    from kbops.review.queue import _priority
+
+    def cand(support, quality=None):
+        return Candidate(support=support, evidence={} if quality is None else {"quality": quality})
+
+    withdrawn = KbEntry(status="withdrawn")
+    busy, quiet = _priority(cand(1), withdrawn, traffic=200), _priority(cand(1), withdrawn, traffic=0)
+    assert busy > quiet > _priority(cand(1), None)
+    assert _priority(cand(4, 0.9), None) > _priority(cand(4, 0.2), None) > _priority(cand(2, 0.2), None)
+    assert _priority(cand(3), KbEntry(status="active"), traffic=500) == _priority(cand(3), None), "traffic matters only when withdrawn"
+
+
+def test_routing_reads_withdrawn_entries_traffic_from_the_query_log(db_with_pending_reviews):
+    from datetime import timedelta
+
+    from kbops.schema import QueryLogEntry, utcnow
+
+    s = db_with_pending_reviews
+    items = {i.entry_key: i for i in list_items(s)}
+    key = next(k for k, i in items.items() if i.origin == "policy")
+    decide(s, [items[key].id], "approve", by="lin")
+    with session_scope(s) as db:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+        db.add_all([QueryLogEntry(question="q", entry_id=entry.id, handoff=False) for _ in range(30)])
+        db.add(QueryLogEntry(question="old", entry_id=entry.id, handoff=False, at=utcnow() - timedelta(days=30)))
+        entry.status = "withdrawn"
+        cand = db.get(Candidate, items[key].candidate_id)
+        fresh = Candidate(
+            content_hash="x" * 64, fingerprint="y" * 64, entry_key=key, origin=cand.origin, kind=cand.kind, lang=cand.lang, question=cand.question,
+            answer=cand.answer + "（更新）", alt_questions=[], tags=list(cand.tags), evidence={}, depends_on=[], support=1, status="valid",
+        )
+        db.add(fresh)
+    route_candidates(s)
+    queued = next(i for i in list_items(s) if i.entry_key == key)
+    assert queued.priority == pytest.approx(1 * (0.5 + 0.5) + 5 + 2 * math.log1p(30), abs=1e-3), "30 recent queries count, the month-old one not"
