@@ -349,10 +349,11 @@ def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> Ap
         if item_ids is not None:
             stmt = stmt.where(ReviewItem.id.in_(item_ids))
         ids = list(db.scalars(stmt.order_by(ReviewItem.id)))
+    checked = _precheck_approvals(settings, ids) if len(ids) > 1 else {}
     for item_id in ids:
         with session_scope(settings) as db:
             item = db.get(ReviewItem, item_id)
-            error = _apply_one(db, item, settings)
+            error = _apply_one(db, item, settings, checked.get(item_id))
             if error is None:
                 result.applied += 1
                 if item.decision == "approve":
@@ -418,8 +419,35 @@ def _active_fingerprints(db: Session) -> dict[str, str]:
     return active_fingerprints(db)
 
 
-def _apply_one(db: Session, item: ReviewItem, settings: Settings) -> str | None:
-    """Apply one decision; return an error message instead of applying a bad one."""
+def _approval_row(item: ReviewItem, candidate: Candidate) -> dict[str, Any]:
+    """The gate's view of what an approval would publish (edits applied)."""
+    evidence = {k: v for k, v in (candidate.evidence or {}).items() if k != "stale_values"}
+    question = (item.edited_question or "").strip() or item.question
+    answer = (item.edited_answer or "").strip() or item.answer
+    return {"candidate_id": item.id, "entry_key": item.entry_key, "origin": item.origin, "lang": item.lang, "question": question, "answer": answer, "depends_on": list(candidate.depends_on or []), "evidence": evidence}
+
+
+def _precheck_approvals(settings: Settings, ids: list[int]) -> dict[int, Any]:
+    """One gate run for every plain approval among ``ids`` (a bulk approve of N items
+    costs one great-expectations validation, not N); verdicts by review item id."""
+    with session_scope(settings) as db:
+        rows = []
+        for item in db.scalars(select(ReviewItem).where(ReviewItem.id.in_(ids))):
+            if (item.decision or "").strip().lower() == "approve" and not (item.proposed_merge_into and not (item.edited_answer or "").strip()):
+                candidate = db.get(Candidate, item.candidate_id)
+                if candidate is not None:
+                    rows.append(_approval_row(item, candidate))
+        if not rows:
+            return {}
+        skus = {sku for row in rows for sku in linked_skus(row)}
+        verdicts = check_rows(rows, _active_fingerprints(db), facts=load_factbook(db, skus), template_slots=settings.template_slots)
+    return {row["candidate_id"]: verdict for row, verdict in zip(rows, verdicts)}
+
+
+def _apply_one(db: Session, item: ReviewItem, settings: Settings, verdict: Any = None) -> str | None:
+    """Apply one decision; return an error message instead of applying a bad one.
+
+    ``verdict``: the gate's verdict on this approval when a bulk pre-check made one."""
     decision = (item.decision or "").strip().lower()
     if decision not in DECISIONS:
         return f"decision {item.decision!r} is not one of {', '.join(DECISIONS)}; set decision to approve, reject or merge"
@@ -440,9 +468,9 @@ def _apply_one(db: Session, item: ReviewItem, settings: Settings) -> str | None:
     if decision == "approve":
         # Re-check at apply time, edited or not: a fact may have changed (or another
         # entry taken the question) while the item waited in the queue.
-        evidence = {k: v for k, v in (candidate.evidence or {}).items() if k != "stale_values"}
-        row = {"candidate_id": item.id, "entry_key": item.entry_key, "origin": item.origin, "lang": item.lang, "question": question, "answer": answer, "depends_on": list(candidate.depends_on or []), "evidence": evidence}
-        verdict = check_rows([row], _active_fingerprints(db), facts=load_factbook(db, linked_skus(row)), template_slots=settings.template_slots)[0]
+        if verdict is None:
+            row = _approval_row(item, candidate)
+            verdict = check_rows([row], _active_fingerprints(db), facts=load_factbook(db, linked_skus(row)), template_slots=settings.template_slots)[0]
         if not verdict.ok:
             edited = question != item.question or answer != item.answer
             return ("edited text fails validation: " if edited else "the answer fails validation now (edit it): ") + "; ".join(verdict.reasons)
