@@ -194,6 +194,9 @@ def parse_row(source: SourceConfig, row: dict[str, str], location: str) -> Parse
             return Rejected(location, f"op {op!r} is not 'upsert' or 'delete'", _raw(row))
     if not key:
         return Rejected(location, f"key field {source.column(source.key)!r} is empty", _raw(row))
+    with_nul = [k for k, v in fields.items() if "\x00" in v]
+    if with_nul:  # PostgreSQL cannot store NUL in text: refuse the row, not the batch
+        return Rejected(location, f"field(s) {with_nul} contain a NUL character (\\x00); remove it from the export", _raw(row).replace("\x00", "\\x00"))
     too_long = [k for k, v in fields.items() if len(v) > _MAX_FIELD]
     if too_long:
         return Rejected(location, f"field(s) {too_long} longer than {_MAX_FIELD} characters", truncate(str(row), 500))
@@ -295,6 +298,9 @@ def read_documents(source: SourceConfig) -> Iterator[Parsed | Rejected]:
             continue
         if not text.strip():
             yield Rejected(rel, "document is empty", whole_file=True)
+            continue
+        if "\x00" in text:
+            yield Rejected(rel, "document contains a NUL character (\\x00), so it is not text; save it as plain UTF-8", whole_file=True)
             continue
         title = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("# ")), path.stem)
         lang = _lang_from_name(path.name) or detect_lang(text)

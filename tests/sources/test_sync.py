@@ -219,3 +219,18 @@ def test_unusable_file_deletes_nothing(synced, store):
     assert result.deleted == 0 and result.held_back == 0
     assert any("no deletions" in m for m in result.messages)
     assert len(live_keys(settings, "products")) == 20
+
+
+def test_nul_characters_are_quarantined_not_a_crash(synced, store):
+    """PostgreSQL cannot store NUL in text; a row or document carrying one is refused with a reason."""
+    settings, _ = synced
+    with (store / "products.csv").open("a", encoding="utf-8") as fh:
+        fh.write("LM-1999,空\x00字符,Nul\x00Lamp,lighting,3,standard,12\n")
+    (store / "policies" / "binary.md").write_bytes(b"# Binary\n\n## What?\n\x00\x01 garbage\n")
+    results = by_source(sync_sources(settings))
+    assert results["products"].quarantined == 1 and results["policies"].quarantined == 1
+    with session_scope(settings) as db:
+        reasons = [r.reason for r in db.scalars(select(QuarantinedRow))]
+    assert any("NUL character" in r and "remove it" in r for r in reasons)
+    assert any("NUL character" in r and "plain UTF-8" in r for r in reasons)
+    assert "LM-1999" not in live_keys(settings, "products")
