@@ -204,7 +204,8 @@ def main() -> int:
     say("\nnext:")
     say("    .venv/bin/kbops review list        # the review queue (KBOPS_HOME=var)")
     say("    .venv/bin/kbops ask 积分怎么用       # ask the bot from the shell")
-    say("    make serve                          # the bot API on http://127.0.0.1:8080 (POST /search, /docs)")
+    say("    .venv/bin/kbops reviewers add lin   # a reviewer account for the review page")
+    say("    make serve                          # the bot API on http://127.0.0.1:8080 (POST /search, /docs), review page at /review/")
     return 0 if all(checks.values()) else 1
 
 
