@@ -291,9 +291,10 @@ def activate_release(
     previous = rel.active_release_id(settings.index_dir)
     if previous == release_id:
         return {"release_id": release_id, "previous": previous, "changed": False, "pruned": []}
-    rel.read_manifest(settings.index_dir, release_id, verify=True)
-    outcome = golden.gate(settings, release_id, embedder or make_embedder(settings), force) if check_golden and golden.has_golden(settings) else None
-    rel.activate(settings.index_dir, release_id)
+    gated = check_golden and golden.has_golden(settings)
+    # The golden check loads (and so verifies) the release; activate() then need not hash it again.
+    outcome = golden.gate(settings, release_id, embedder or make_embedder(settings), force) if gated else None
+    rel.activate(settings.index_dir, release_id, verify=not gated)
     if outcome and outcome["forced"]:
         from kbops.review.audit import record_audit
 

@@ -198,9 +198,10 @@ def write_release(
     return release_id
 
 
-def activate(index_dir: Path, release_id: str) -> None:
-    """Point ACTIVE at ``release_id`` with an atomic rename (after verifying it)."""
-    read_manifest(index_dir, release_id, verify=True)
+def activate(index_dir: Path, release_id: str, verify: bool = True) -> None:
+    """Point ACTIVE at ``release_id`` with an atomic rename (after verifying it, unless
+    the caller has just loaded and verified it)."""
+    read_manifest(index_dir, release_id, verify=verify)
     tmp = index_dir / f".ACTIVE.{os.getpid()}.tmp"
     _write(tmp, (release_id + "\n").encode("utf-8"))
     os.replace(tmp, pointer_path(index_dir))
