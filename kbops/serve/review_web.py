@@ -59,6 +59,7 @@ from kbops.db import session_scope
 from kbops.errors import AccountError, AlreadyDecided, InvalidDecision, KbopsError, ReviewItemNotFound, TransientError
 from kbops.review import accounts
 from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem, SourceRecord
+from kbops.validate import resubmit as resubmit_candidate
 
 HERE = Path(__file__).parent
 COOKIE = "kbops_review"
@@ -461,7 +462,7 @@ def create_review_app(settings: Settings) -> FastAPI:
             with session_scope(settings) as db:
                 rows = list(db.scalars(select(Candidate).where(Candidate.status == "invalid").order_by(Candidate.id.desc()).limit(500)))
                 cands = [_candidate_view(c) for c in rows]
-            return render(request, viewer, "invalid.html", tab="invalid", candidates=cands, can_resubmit=_resubmit_fn() is not None)
+            return render(request, viewer, "invalid.html", tab="invalid", candidates=cands)
 
         return await handle(request, work)
 
@@ -469,21 +470,18 @@ def create_review_app(settings: Settings) -> FastAPI:
     async def resubmit(request: Request, candidate_id: int) -> Response:
         def work(viewer: Viewer, form: Any) -> Response:
             me = require(request, viewer)
-            fn = _resubmit_fn()
-            if fn is None:
-                raise _PageError(404, "resubmitting fixed candidates is not available in this version; fix the source and re-run `kbops sync`")
             question, answer = _text(form, "question"), _text(form, "answer")
             if not question or not answer:
                 raise _PageError(400, "the fixed question and answer may not be empty", back=f"{base(request)}/invalid")
             slots = [x.strip() for x in _text(form, "template_slots").split(",") if x.strip()]
-            outcome = fn(settings, candidate_id, question=question, answer=answer, by=me.name, door="web", **({"template_slots": slots} if slots else {}))
-            status = getattr(outcome, "status", None)
+            outcome = resubmit_candidate(settings, candidate_id, question=question, answer=answer, by=me.name, door="web", **({"template_slots": slots} if slots else {}))
+            status = outcome.status
             if status == "invalid":
                 viewer.flash("warn", f"candidate {candidate_id} still fails the gate: " + "; ".join(str(r) for r in (outcome.reasons or [])))
             elif status == "queued":
                 viewer.flash("ok", f"candidate {candidate_id} passed the gate and waits in the queue")
             else:
-                viewer.flash("ok", f"candidate {candidate_id} resubmitted: {status or _describe(outcome)}")
+                viewer.flash("ok", f"candidate {candidate_id} resubmitted: {status}")
             raise _Redirect(f"{base(request)}/invalid")
 
         return await handle(request, work, form=True)
@@ -593,21 +591,6 @@ def _return_query(form: Any) -> str:
     raw = str(form.get("return_query") or "")[:2000]
     known = {"origin", "lang", "tag", "warnings", "page", "per_page"}
     return urlencode([(k, v) for k, v in parse_qsl(raw) if k in known])
-
-
-def _resubmit_fn():
-    """The validation gate's resubmit function (kbops.validate.resubmit), when this version has it."""
-    import kbops.validate as validate
-
-    return getattr(validate, "resubmit", None)
-
-
-def _describe(outcome: Any) -> str:
-    if hasattr(outcome, "as_dict"):
-        outcome = outcome.as_dict()
-    if isinstance(outcome, dict):
-        return ", ".join(f"{k} {v}" for k, v in outcome.items() if not isinstance(v, (dict, list)))
-    return str(outcome)
 
 
 # --- deciding --------------------------------------------------------------------------

@@ -7,25 +7,10 @@ from sqlalchemy import select, text
 
 from kbops.db import engine_for, session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision
-from kbops.extract import extract_candidates
-from kbops.review.queue import apply_decisions, decide, list_items, route_candidates
+from kbops.review.queue import apply_decisions, decide, list_items
+from tests.review.conftest import entry_by_key
 from kbops.schema import AuditEvent, Candidate, KbEntry, ReviewItem
-from kbops.sources.sync import sync_sources
 from kbops.validate import validate_candidates
-
-
-@pytest.fixture
-def queued(settings):
-    sync_sources(settings)
-    extract_candidates(settings)
-    validate_candidates(settings)
-    route_candidates(settings)
-    return settings
-
-
-def _entry(settings, key):
-    with session_scope(settings) as db:
-        return db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
 
 
 def _active_target(settings, lang):
@@ -39,12 +24,12 @@ def test_merge_adds_the_question_as_an_alternate_of_the_target(queued):
     target = _active_target(s, item.lang)
     result = decide(s, [item.id], "merge", by="lin", merge_into=target.entry_key, door="web")
     assert (result.applied, result.merged, result.errors) == (1, 1, {})
-    after = _entry(s, target.entry_key)
+    after = entry_by_key(s, target.entry_key)
     added = after.alt_questions[len(target.alt_questions):]
     assert added[0] == item.question and set(added[1:]) <= set(item.alt_questions)
     assert after.answer == target.answer and after.id == target.id
     assert after.revision == target.revision + 1
-    assert _entry(s, item.entry_key) is None, "a merge creates no new entry"
+    assert entry_by_key(s, item.entry_key) is None, "a merge creates no new entry"
     with session_scope(s) as db:
         row = db.get(ReviewItem, item.id)
         assert (row.state, row.decision, row.merge_into, row.decided_via) == ("applied", "merge", target.entry_key, "web")
@@ -90,7 +75,7 @@ def test_sql_door_merge_valid_and_invalid(queued):
     assert result.merged == 1
     assert set(result.errors) == {no_target.id, bad_target.id}
     assert "merge_into" in result.errors[no_target.id] and "'nope'" in result.errors[bad_target.id]
-    assert good.question in _entry(s, target.entry_key).alt_questions
+    assert good.question in entry_by_key(s, target.entry_key).alt_questions
     with session_scope(s) as db:
         assert db.get(ReviewItem, bad_target.id).state == "open"
         assert db.scalar(select(AuditEvent.door).where(AuditEvent.review_item_id == good.id)) == "sql"

@@ -12,28 +12,15 @@ from kbops.db import engine_for, session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
 from kbops.extract import extract_candidates
 from kbops.review.queue import apply_decisions, decide, list_items, route_candidates
+from tests.review.conftest import entry_by_key
 from kbops.schema import AuditEvent, Candidate, KbEntry, ReviewItem
 from kbops.sources.sync import sync_sources
 from kbops.validate import validate_candidates
 
 
-@pytest.fixture
-def db_with_pending_reviews(settings):
-    sync_sources(settings)
-    extract_candidates(settings)
-    validate_candidates(settings)
-    route_candidates(settings)
-    return settings
-
-
-def _entry(settings, key):
-    with session_scope(settings) as db:
-        return db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
-
-
-def test_structured_facts_are_auto_approved_and_the_rest_queued(db_with_pending_reviews):
-    s = db_with_pending_reviews
-    price = _entry(s, "product:LM-1001:price:zh")
+def test_structured_facts_are_auto_approved_and_the_rest_queued(queued):
+    s = queued
+    price = entry_by_key(s, "product:LM-1001:price:zh")
     assert price is not None and price.status == "active" and price.approved_by == "rule:structured-facts"
     assert "299.00" in price.answer
     items = list_items(s)
@@ -43,22 +30,22 @@ def test_structured_facts_are_auto_approved_and_the_rest_queued(db_with_pending_
         assert db.scalar(select(AuditEvent).where(AuditEvent.actor == "rule:structured-facts")) is not None
 
 
-def test_approve_reject_and_edit_through_the_cli_path(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_approve_reject_and_edit_through_the_cli_path(queued):
+    s = queued
     a, b, c = list_items(s)[:3]
     assert decide(s, [a.id], "approve", by="lin").approved == 1
     assert decide(s, [b.id], "reject", by="lin", note="too specific").rejected == 1
     assert decide(s, [c.id], "approve", by="lin", answer="改过的答案：请在订单详情页申请。" if c.lang == "zh" else "Edited: apply in the order details page.").approved == 1
-    assert _entry(s, a.entry_key).status == "active"
-    assert _entry(s, b.entry_key) is None
-    assert _entry(s, c.entry_key).answer.startswith(("改过的答案", "Edited"))
+    assert entry_by_key(s, a.entry_key).status == "active"
+    assert entry_by_key(s, b.entry_key) is None
+    assert entry_by_key(s, c.entry_key).answer.startswith(("改过的答案", "Edited"))
     with session_scope(s) as db:
         actions = [e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.door == "cli").order_by(AuditEvent.id))]
     assert actions == ["approve", "reject", "edit_approve"]
 
 
-def test_decision_mistakes_are_refused_with_clear_errors(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_decision_mistakes_are_refused_with_clear_errors(queued):
+    s = queued
     item = list_items(s)[0]
     with pytest.raises(InvalidDecision, match="--by"):
         decide(s, [item.id], "approve", by=" ")
@@ -71,19 +58,19 @@ def test_decision_mistakes_are_refused_with_clear_errors(db_with_pending_reviews
         decide(s, [item.id], "approve", by="wang")
 
 
-def test_an_edited_answer_that_fails_validation_is_not_applied(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_an_edited_answer_that_fails_validation_is_not_applied(queued):
+    s = queued
     item = list_items(s)[0]
     result = decide(s, [item.id], "approve", by="lin", answer="请拨打13812345678联系我们的客服人员处理。")
     assert result.approved == 0 and "private_data" in result.errors[item.id]
     with session_scope(s) as db:
         row = db.get(ReviewItem, item.id)
         assert row.state == "open" and "private_data" in row.apply_error
-    assert _entry(s, item.entry_key) is None
+    assert entry_by_key(s, item.entry_key) is None
 
 
-def test_sql_door_valid_and_invalid_decisions(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_sql_door_valid_and_invalid_decisions(queued):
+    s = queued
     good, bad_status, no_name = list_items(s)[:3]
     with engine_for(s).begin() as conn:
         conn.execute(text("UPDATE review_items SET decision = 'approve', decided_by = 'zhao' WHERE id = :i"), {"i": good.id})
@@ -93,7 +80,7 @@ def test_sql_door_valid_and_invalid_decisions(db_with_pending_reviews):
     assert result.approved == 1
     assert set(result.errors) == {bad_status.id, no_name.id}
     assert "maybe" in result.errors[bad_status.id] and "decided_by" in result.errors[no_name.id]
-    assert _entry(s, good.entry_key).approved_via == "sql"
+    assert entry_by_key(s, good.entry_key).approved_via == "sql"
     with session_scope(s) as db:
         assert db.get(ReviewItem, bad_status.id).state == "open"
         # Fixing the row through SQL lets the next apply succeed.
@@ -101,8 +88,8 @@ def test_sql_door_valid_and_invalid_decisions(db_with_pending_reviews):
     assert apply_decisions(s).approved == 1
 
 
-def test_two_reviewers_deciding_at_once_exactly_one_wins(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_two_reviewers_deciding_at_once_exactly_one_wins(queued):
+    s = queued
     item = list_items(s)[0]
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
@@ -126,8 +113,8 @@ def test_two_reviewers_deciding_at_once_exactly_one_wins(db_with_pending_reviews
         assert db.scalar(select(Candidate.status).where(Candidate.id == item.candidate_id)) == "approved"
 
 
-def test_a_changed_fact_withdraws_its_entries_before_any_review(db_with_pending_reviews, store):
-    s = db_with_pending_reviews
+def test_a_changed_fact_withdraws_its_entries_before_any_review(queued, store):
+    s = queued
     policy_item = next(i for i in list_items(s) if i.origin == "policy")
     decide(s, [policy_item.id], "approve", by="lin")
     doc = store / "policies" / policy_item.evidence["document"]
@@ -135,23 +122,23 @@ def test_a_changed_fact_withdraws_its_entries_before_any_review(db_with_pending_
     doc.write_text(doc.read_text(encoding="utf-8") + f"\n\n## {new_q}\n{new_a}\n", encoding="utf-8")
     [result] = sync_sources(s, only="policies")
     assert result.changed == 1 and result.withdrawn >= 1
-    assert _entry(s, policy_item.entry_key).status == "withdrawn"
+    assert entry_by_key(s, policy_item.entry_key).status == "withdrawn"
     # Unchanged sections come back by the unchanged-text rule; the new one waits for review.
     extract_candidates(s)
     validate_candidates(s)
     routed = route_candidates(s)
     assert routed.by_rule.get("unchanged-text", 0) >= 1
-    assert _entry(s, policy_item.entry_key).status == "active"
+    assert entry_by_key(s, policy_item.entry_key).status == "active"
     assert any(i.question == new_q for i in list_items(s))
 
 
-def test_two_postgres_sessions_racing_on_one_item_exactly_one_wins(db_with_pending_reviews):
+def test_two_postgres_sessions_racing_on_one_item_exactly_one_wins(queued):
     """Both sessions read the open row before either writes; the loser is told who won.
 
     A third session holds the row lock until both deciders are blocked in their
     UPDATE (seen in pg_stat_activity), so the race is forced, not hoped for.
     """
-    s = db_with_pending_reviews
+    s = queued
     if not s.database_url.startswith("postgresql"):
         pytest.skip("row-lock race needs PostgreSQL (set KBOPS_TEST_DATABASE_URL)")
     import time
@@ -198,8 +185,8 @@ def test_two_postgres_sessions_racing_on_one_item_exactly_one_wins(db_with_pendi
         assert [(e.actor, e.door) for e in events] == [(winner[0], "web")]
 
 
-def test_every_decision_is_audited_with_who_when_door_and_before_after(db_with_pending_reviews):
-    s = db_with_pending_reviews
+def test_every_decision_is_audited_with_who_when_door_and_before_after(queued):
+    s = queued
     a, b = list_items(s)[:2]
     decide(s, [a.id], "approve", by="lin", answer=("改过的答案：请在订单详情页申请。" if a.lang == "zh" else "Edited: apply in the order details page."), door="web")
     with engine_for(s).begin() as conn:
@@ -229,12 +216,12 @@ def test_priority_weighs_support_quality_and_traffic_of_withdrawn_entries():
     assert _priority(cand(3), KbEntry(status="active"), traffic=500) == _priority(cand(3), None), "traffic matters only when withdrawn"
 
 
-def test_routing_reads_withdrawn_entries_traffic_from_the_query_log(db_with_pending_reviews):
+def test_routing_reads_withdrawn_entries_traffic_from_the_query_log(queued):
     from datetime import timedelta
 
     from kbops.schema import QueryLogEntry, utcnow
 
-    s = db_with_pending_reviews
+    s = queued
     items = {i.entry_key: i for i in list_items(s)}
     key = next(k for k, i in items.items() if i.origin == "policy")
     decide(s, [items[key].id], "approve", by="lin")
