@@ -19,16 +19,18 @@ export TRANSFORMERS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup demo test test-fast serve bench clean chromium
+.PHONY: setup demo test test-fast lint serve bench clean chromium
 
 setup: $(STAMP) var/airflow/airflow.db
 
 # torch is pinned first so nothing can pull a CUDA build (the CPU wheel is on local disk).
+# `.[all,dev]`: the core library plus Airflow (`airflow`), the HTTP doors (`serve`) and the
+# test/lint tools (`dev`); a bot-only host would install `kbops[serve]` alone.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	@touch $(STAMP)
 
 var/airflow/airflow.db: $(STAMP)
@@ -39,7 +41,12 @@ var/airflow/airflow.db: $(STAMP)
 demo: setup
 	$(BIN)/python -m kbops.demo
 
-test: setup
+# ruff (style, imports, likely bugs) and mypy (types) over the whole tree; settings in pyproject.toml.
+# Both always run, so one `make lint` lists every finding; `ruff check --fix .` fixes the [*] ones.
+lint: $(STAMP)
+	@status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy kbops || status=1; exit $$status
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -53,4 +60,4 @@ chromium:
 	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && apt-get install -y chromium; } || echo "install Debian's chromium as root to run tests/serve/test_browser.py"
 
 clean:
-	rm -rf var/ .pytest_cache
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 
 from kbops.config import Settings
-from kbops.index.publish import make_embedder
+from kbops.index.embedder import Embedder
 from kbops.index.release import flat_index, ivf_index
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     settings = Settings.load(env={"KBOPS_EMBED_CACHE": str(Path("var/bench/embeddings.sqlite").resolve())})
-    embedder = make_embedder(settings)
+    embedder = Embedder.from_settings(settings)
     corpus = texts(Path(args.datasets), 20000)
     if len(corpus) < args.queries * 2:
         raise SystemExit(f"found only {len(corpus)} texts under {args.datasets}; pass --datasets")

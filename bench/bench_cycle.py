@@ -8,7 +8,7 @@ then changes ``--changed`` prices and times the cycle that makes the bot
 serve them: sync → extract → validate → route (auto-approve) → apply →
 build → activate. Checks that the bot quotes a changed price afterwards.
 The cycle runs the same kbops functions the DAGs call; Airflow adds its
-own per-task overhead on top (≈ 10 s per `airflow dags test` here).
+own per-task overhead on top (bench/README.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 1. Catch rate: builds a real KB from the bundled sample store (synced,
    extracted, every candidate approved), then runs the bad-input corpus
    (tests/validate/corpus/bad.jsonl: hostile or broken candidates, four of
-   them 1 MB answers) and the hand-written good set through
+   them 1 MB answers; run by bench/gate_corpus.py) and the hand-written good set through
    ``validate_candidates`` — the same path the pipeline uses (facts, exact
    and near-duplicates against the KB, the GX suite, the stored report).
    Reports caught / should-be-caught (and caught for the expected reason)
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import random
 import re
 import shutil
 import statistics
@@ -41,17 +42,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+import gate_corpus  # noqa: E402
+
 from kbops.config import Settings  # noqa: E402
 from kbops.db import init_db  # noqa: E402
+from kbops.index.embedder import Embedder  # noqa: E402
 from kbops.pii import PLACEHOLDER  # noqa: E402
+from kbops.pipeline import validate_candidates  # noqa: E402
 from kbops.text import detect_lang, fingerprint  # noqa: E402
-from kbops.validate import validate_candidates  # noqa: E402
-from kbops.validate.gate import BROKEN, LENGTH_BOUNDS, MARKUP, NON_ANSWER, _private_patterns, _units, answers_in, check_rows  # noqa: E402
-from tests.validate import corpus_kit  # noqa: E402
+from kbops.validate.gate import BROKEN, LENGTH_BOUNDS, MARKUP, NON_ANSWER, answers_in, check_rows, length_units, private_patterns  # noqa: E402
+from kbops.validate.similar import find_near_duplicates  # noqa: E402
 
 
 def settings_for(root: Path) -> Settings:
@@ -72,7 +77,7 @@ def realistic_rows(n: int) -> list[dict]:
                 rows.append({"lang": "en", "question": r["instruction"], "answer": r["response"]})
         source = "Bitext"
     else:
-        rows = [{"lang": r["lang"], "question": r["question"], "answer": r["answer"], "evidence": r.get("evidence", {})} for r in corpus_kit.load("good")]
+        rows = [{"lang": r["lang"], "question": r["question"], "answer": r["answer"], "evidence": r.get("evidence", {})} for r in gate_corpus.load("good")]
         source = "good set"
     out = [{**rows[i % len(rows)], "id": f"r{i}"} for i in range(n)]
     for i, r in enumerate(out):
@@ -82,7 +87,7 @@ def realistic_rows(n: int) -> list[dict]:
     return out
 
 
-PRIVATE = [re.compile(p) for p in _private_patterns()]
+PRIVATE = [re.compile(p) for p in private_patterns()]
 NON_ANSWER_RE = re.compile(f"(?i){NON_ANSWER}")
 MARKUP_RE = re.compile(f"(?i){MARKUP}")
 BROKEN_RE = re.compile(BROKEN)
@@ -101,7 +106,7 @@ def plain_check(rows: list[dict]) -> list[list[str]]:
             reasons.append("empty_answer")
         for col, text in (("question", q), ("answer", a)):
             lo, hi = LENGTH_BOUNDS[(col, lang)]
-            if not lo <= _units(text, lang) <= hi:
+            if not lo <= length_units(text, lang) <= hi:
                 reasons.append(f"{col}_length")
         if not (detect_lang(a) in (lang, "und") if a else True) or not answers_in(lang, a):
             reasons.append("language_mismatch")
@@ -147,17 +152,17 @@ def main() -> None:
         root = Path(tmp)
         s = settings_for(root)
         t = time.perf_counter()
-        corpus_kit.build_kb(s)
+        gate_corpus.build_kb(s)
         print(f"sample KB built in {time.perf_counter() - t:.1f} s")
 
         # 1. catch rate -------------------------------------------------------------
         for name in ("bad", "good"):
-            rows = corpus_kit.load(name)
-            ids = corpus_kit.insert(s, rows, name)
+            rows = gate_corpus.load(name)
+            ids = gate_corpus.insert(s, rows, name)
             t = time.perf_counter()
             result = validate_candidates(s)
             seconds = time.perf_counter() - t
-            score = corpus_kit.score(rows, corpus_kit.outcomes(s, ids))
+            score = gate_corpus.score(rows, gate_corpus.outcomes(s, ids))
             mb = sum(len(r["answer"].encode("utf-8")) for r in rows) / 1e6
             print(f"\n[{name}] {len(rows)} rows ({mb:.1f} MB of text) validated in {seconds:.1f} s (report {result.report_id})")
             if score["should_catch"]:
@@ -175,7 +180,7 @@ def main() -> None:
         blocked_plain = sum(1 for r in plain_check(rows) if r)
         full = []
         for run in range(args.repeat + 1):
-            ids = corpus_kit.insert(s, rows, f"tp{run}")
+            ids = gate_corpus.insert(s, rows, f"tp{run}")
             t = time.perf_counter()
             validate_candidates(s, candidate_ids=list(ids.values()))
             full.append(time.perf_counter() - t)
@@ -193,16 +198,11 @@ def main() -> None:
 
 
 def calibrate_near_duplicates(settings: Settings) -> None:
-    from kbops.validate import _embedder
-    from kbops.validate.similar import find_near_duplicates
-
     datasets = os.environ.get("KBOPS_DATASETS") or str(ROOT.parent / "shared" / "datasets")
     path = Path(datasets) / "bitext" / "bitext_customer_support_4514.csv"
     if not path.is_file():
         print("\nnear-duplicate calibration skipped: set KBOPS_DATASETS to the shared datasets")
         return
-    import random
-
     with path.open(encoding="utf-8") as fh:
         data = list(csv.DictReader(fh))
     random.Random(1).shuffle(data)
@@ -216,8 +216,9 @@ def calibrate_near_duplicates(settings: Settings) -> None:
     entries = [{"entry_key": intent, "lang": "en", "question": q, "alt_questions": []} for intent, q in kb.items()]
     rows = [{"candidate_id": i, "entry_key": f"new:{i}", "lang": "en", "question": r["instruction"]} for i, r in enumerate(held)]
     print(f"\nnear-duplicate threshold on Bitext: {len(entries)} entries (one phrasing per intent), {len(rows)} held-out phrasings")
+    embedder = Embedder.from_settings(settings)
     for threshold in (0.70, 0.75, 0.80, 0.85, 0.90):
-        found = find_near_duplicates(rows, entries, _embedder(settings), threshold)
+        found = find_near_duplicates(rows, entries, embedder, threshold)
         right = sum(1 for cid, near in found.items() if near.entry_key == held[cid]["intent"])
         print(f"  {threshold:.2f}: proposed {len(found):4d} ({len(found) / len(rows):5.1%}), same intent {right / max(1, len(found)):6.1%}")
 

@@ -33,8 +33,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from kbops.config import Settings  # noqa: E402
-from kbops.extract.chats import dense_view, group_exchanges, group_proposal, mine_session  # noqa: E402
+from kbops.db import init_db  # noqa: E402
+from kbops.extract.chats import group_exchanges, group_proposal, mine_session  # noqa: E402
+from kbops.extract.mining_eval import split_sessions  # noqa: E402
 from kbops.index.embedder import Embedder  # noqa: E402
+from kbops.index.similarity import dense_view  # noqa: E402
+from kbops.pipeline import extract_candidates, sync_sources  # noqa: E402
 from kbops.sources.chats import Session, read_chats  # noqa: E402
 from kbops.sources.config import SourceConfig  # noqa: E402
 from kbops.text import tokens  # noqa: E402
@@ -151,11 +155,6 @@ def embedding(settings: Settings, questions: list[str], tmp: Path) -> dict:
 
 
 def incremental(data: Path, tmp: Path, cache: Path) -> dict:
-    from kbops.db import init_db
-    from kbops.extract import extract_candidates
-    from kbops.extract.mining_eval import split_sessions
-    from kbops.sources.sync import sync_sources
-
     lines = data.read_text(encoding="utf-8").splitlines()
     keys = sorted({line.split("\t", 1)[0] for line in lines})
     sessions = [Session(k, "zh", None, None) for k in keys]
@@ -186,9 +185,9 @@ def incremental(data: Path, tmp: Path, cache: Path) -> dict:
     (full2_chats / "all.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     full_s, full_n = cycle(full2)
     settings, chats = kb("incremental")
-    (chats / "day1.txt").write_text("\n".join(l for l in lines if l.split("\t", 1)[0] in day1_keys) + "\n", encoding="utf-8")
+    (chats / "day1.txt").write_text("\n".join(line for line in lines if line.split("\t", 1)[0] in day1_keys) + "\n", encoding="utf-8")
     day1_s, day1_n = cycle(settings)
-    (chats / "day2.txt").write_text("\n".join(l for l in lines if l.split("\t", 1)[0] not in day1_keys) + "\n", encoding="utf-8")
+    (chats / "day2.txt").write_text("\n".join(line for line in lines if line.split("\t", 1)[0] not in day1_keys) + "\n", encoding="utf-8")
     day2_s, day2_n = cycle(settings)
     again_s, again_n = cycle(settings)
     return {

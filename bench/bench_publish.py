@@ -31,7 +31,8 @@ from sqlalchemy import insert, update
 from kbops.config import Settings
 from kbops.db import init_db, session_scope
 from kbops.index import release as rel
-from kbops.index.publish import activate_release, build_release, make_embedder
+from kbops.index.embedder import Embedder
+from kbops.pipeline import activate_release, build_release
 from kbops.schema import KbEntry, utcnow
 
 ITEMS = ["rice cooker", "desk lamp", "air purifier", "kettle", "headphones", "vacuum", "fan", "blender", "heater", "speaker"]
@@ -84,8 +85,8 @@ def main() -> None:
         with session_scope(settings) as db:
             for start in range(0, args.entries, 5000):
                 db.execute(insert(KbEntry), rows(start, min(start + 5000, args.entries)))
-        embedder = make_embedder(settings)
-        embedder.dim  # load the model outside the timings
+        embedder = Embedder.from_settings(settings)
+        _ = embedder.dim  # load the model outside the timings
         figures: dict[str, float] = {}
 
         first, t_first = timed(lambda: build_release(settings, embedder=embedder, full=True))

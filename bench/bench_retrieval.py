@@ -28,13 +28,19 @@ from pathlib import Path
 
 from kbops.config import Settings
 from kbops.db import init_db
-from kbops.faq import import_faq
-from kbops.index.publish import activate_release, build_release, make_embedder
+from kbops.index.embedder import Embedder
 from kbops.pii import find_private
+from kbops.pipeline import activate_release, build_release, import_faq
 from kbops.serve.retriever import Retriever
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 FINE = [round(0.2 + 0.01 * i, 2) for i in range(71)]
+
+
+def answered_at(scored: list[tuple[float, bool]], t: float) -> tuple[float, float]:
+    """(share of queries answered, precision of those answers) at handoff threshold ``t``."""
+    answered = [ok for score, ok in scored if score >= t]
+    return len(answered) / len(scored), (sum(answered) / len(answered)) if answered else 0.0
 
 
 def main() -> None:
@@ -77,7 +83,7 @@ def main() -> None:
         imported = import_faq(settings, root / "faq.jsonl", approve=True, by="bench")
         for error in imported.errors:
             print(f"  not imported: {error}")
-        embedder = make_embedder(settings)
+        embedder = Embedder.from_settings(settings)
         activate_release(settings, build_release(settings, embedder=embedder).release_id)
         key_to_intent = {f"import:{r['id']}": r["id"] for r in faq}
         print(f"KB: {imported.approved} entries ({len(faq)} intents × {args.per_intent} phrasings); "
@@ -100,14 +106,10 @@ def main() -> None:
                     r5 += intent in [key_to_intent.get(h.entry_key) for h in hits]
                 scored.append((hits[0].score if hits else 0.0, top == intent and intent is not None))
 
-            def at(t: float) -> tuple[float, float]:
-                answered = [ok for score, ok in scored if score >= t]
-                return len(answered) / len(scored), (sum(answered) / len(answered)) if answered else 0.0
-
-            cells = [f"{at(t)[0]:.0%}/{at(t)[1]:.0%}" for t in THRESHOLDS]
+            cells = [f"{answered_at(scored, t)[0]:.0%}/{answered_at(scored, t)[1]:.0%}" for t in THRESHOLDS]
             print(f"{label:<15} {r1 / n_in:6.1%} {r5 / n_in:6.1%}   " + "  ".join(f"{c:<6}" for c in cells))
-            best = next((t for t in FINE if at(t)[1] >= args.target_precision), None)
-            calibrated.append((label, best, *(at(best) if best is not None else (0.0, 0.0))))
+            best = next((t for t in FINE if answered_at(scored, t)[1] >= args.target_precision), None)
+            calibrated.append((label, best, *(answered_at(scored, best) if best is not None else (0.0, 0.0))))
         print(f"\ncalibrated handoff threshold (lowest t with answered precision >= {args.target_precision:.0%}):")
         for label, t, share, precision in calibrated:
             shown = f"t={t:.2f}: answers {share:.1%} (hands off {1 - share:.1%}) at {precision:.1%} precision" if t is not None else "not reachable"

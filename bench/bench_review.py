@@ -103,9 +103,9 @@ def start_server(env: dict) -> tuple[subprocess.Popen, str]:
         try:
             with urllib.request.urlopen(f"{url}/review/login", timeout=2):
                 return proc, url
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("error: kbops serve did not start")
+                raise SystemExit("error: kbops serve did not start") from exc
             time.sleep(0.2)
 
 
@@ -226,7 +226,8 @@ def main() -> int:
     try:
         settings, fill = fill_queue(home, args.min_support, args.database_url)
         print(f"queue: {fill['queued']} open items ({fill['chat']} mined from chats) from the {fill['source']}, filled in {fill['fill_s']} s", file=sys.stderr)
-        accounts.add_reviewer(settings, "bench", PASSWORD)
+        with session_scope(settings) as db:
+            accounts.add_reviewer(db, "bench", PASSWORD)
         proc, url = start_server(fill["env"])
         results: dict = {"queue": {k: v for k, v in fill.items() if k != "env"}}
         try:
@@ -262,7 +263,8 @@ def main() -> int:
         print(json.dumps(results, indent=2, ensure_ascii=False))
         return 0
     q = results["queue"]
-    print(f"\nqueue: {q['queued']} open ({q['chat']} mined chat candidates, {q['source']}, min support {q['min_support']}); queue page ({args.per_page} items) loads in {results['queue_page_load_ms']} ms")
+    print(f"\nqueue: {q['queued']} open ({q['chat']} mined chat candidates, {q['source']}, min support {q['min_support']}); "
+          f"queue page ({args.per_page} items) loads in {results['queue_page_load_ms']} ms")
     print(f"{'mode':<44} {'decisions':>9} {'per min':>9} {'keys/decision':>14}")
     rows = [
         ("keyboard one by one: a", results["keyboard_approve"]),

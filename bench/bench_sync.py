@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kbops.config import Settings
 from kbops.db import init_db
-from kbops.sources.sync import sync_sources
+from kbops.pipeline import sync_sources
 
 SOURCES = """
 [[sources]]

@@ -5,7 +5,7 @@
 
 Split the sessions 80/20 (seeded), mine from the 80 %, answer every held-out
 customer question from a KB of the mined candidates with the bot's scoring
-(kbops.serve.retriever.answer_from over an in-memory release), and score the
+(kbops.index.search.answer_from over an in-memory release), and score the
 top answer against the agent's real reply (character BLEU-4, smoothed, and
 character F1), next to a random mined answer and the most frequent agent reply.
 Precision comes from bench/labels/jddc_candidates.tsv (session, turn, label,
@@ -29,8 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from kbops.config import Settings  # noqa: E402
 from kbops.extract import mining_eval as ev  # noqa: E402
+from kbops.extract.chats import mine_session  # noqa: E402
 from kbops.index.embedder import Embedder  # noqa: E402
-from kbops.serve.retriever import answer_from  # noqa: E402
+from kbops.index.search import answer_from  # noqa: E402
 from kbops.sources.chats import Session, read_chats  # noqa: E402
 from kbops.sources.config import SourceConfig  # noqa: E402
 
@@ -73,7 +74,7 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
     questions = ev.held_out_questions(test)
     # A second, stricter reference: held-out questions the miner itself would accept whose agent
     # reply had a general answer; scored against that answer (filler and order details removed).
-    substantive = [ex for s in test for ex in ev.mine_session(s.key, s.turns, s.sku).exchanges]
+    substantive = [ex for s in test for ex in mine_session(s.key, s.turns, s.sku).exchanges]
     queries = ev.BatchedQueries(embedder, [q.question for q in questions] + [ex.question for ex in substantive])
     frequent = ev.most_frequent_reply(train)
     rng = random.Random(seed)
@@ -104,7 +105,11 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
             "top_answer": vars(ev.score(pairs)),
             "top_answer_general_questions": vars(ev.score([p for p, q in zip(pairs, questions) if q.general])),
             "random_mined_answer": vars(ev.score(rand_pairs)),
-            "answered_only": {"top_answer": vars(ev.score([pairs[i] for i in answered_idx])), "random_mined_answer": vars(ev.score([rand_pairs[i] for i in answered_idx])), "most_frequent_reply": vars(ev.score([(frequent, pairs[i][1]) for i in answered_idx]))},
+            "answered_only": {
+                "top_answer": vars(ev.score([pairs[i] for i in answered_idx])),
+                "random_mined_answer": vars(ev.score([rand_pairs[i] for i in answered_idx])),
+                "most_frequent_reply": vars(ev.score([(frequent, pairs[i][1]) for i in answered_idx])),
+            },
             "general_answers_as_reference": {
                 "n": len(substantive),
                 "top_answer": vars(ev.score(sub_pairs)),

@@ -9,13 +9,15 @@ retries, a transient one is re-raised so Airflow's retries apply.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import Asset
+from airflow.sdk.exceptions import AirflowFailException
 
 from kbops.config import Settings
 from kbops.errors import KbopsError
+from kbops.sources.config import load_sources
 
 #: Emitted by kb_ingest when the review queue or auto-approved KB changed; schedules kb_publish.
 KB_CANDIDATES = Asset("kbops://kb/candidates")
@@ -39,8 +41,6 @@ def export_connections(settings: Settings) -> None:
 
     An explicitly set variable wins, so a worker can still override it.
     """
-    from kbops.sources.config import load_sources
-
     if settings.sources_file is None or not settings.sources_file.is_file():
         return
     for source in load_sources(settings.sources_file):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from kbops.errors import ConfigError
 
@@ -94,7 +95,7 @@ class Settings:
     near_duplicate_threshold: float = 0.80
     # Placeholder names the bot fills at answer time ({{Order Number}}), allowed in answers.
     template_slots: tuple[str, ...] = ()
-    # Review page (kbops/serve/review_web.py): a reverse proxy that authenticates
+    # Review page (kbops/serve/review_web/): a reverse proxy that authenticates
     # reviewers may name them in this header; it is trusted only when set, and
     # only from the addresses in review_trusted_proxies.
     review_trusted_header: str | None = None
@@ -109,7 +110,7 @@ class Settings:
         env: Mapping[str, str] | None = None,
         config_file: str | os.PathLike[str] | None = None,
         **overrides: Any,
-    ) -> "Settings":
+    ) -> Settings:
         """Build Settings from defaults, the TOML file, the environment and overrides."""
         env = os.environ if env is None else env
         path = config_file or env.get("KBOPS_CONFIG")

@@ -31,6 +31,9 @@ from sqlalchemy import select
 from kbops.config import Settings
 from kbops.db import init_db, session_scope
 from kbops.index import release as rel
+from kbops.index.golden import add_golden
+from kbops.pipeline import check_golden, decide
+from kbops.review.queue import list_items
 from kbops.schema import PipelineRun
 from kbops.serve.retriever import Retriever, log_answer
 
@@ -98,7 +101,7 @@ def ask(retriever: Retriever, settings: Settings, question: str) -> dict:
     answer = retriever.search(question, top_k=3)
     log_answer(settings, answer)
     top = answer.top
-    if answer.handoff:
+    if answer.handoff or top is None:
         say(f"    Q: {question}\n       → handoff: true ({answer.reason}; best score {top.score if top else 0:.3f})  release {answer.release_id}")
     else:
         say(f"    Q: {question}\n       → {top.answer}\n         entry {top.entry_id}, score {top.score:.3f}, release {answer.release_id}, handoff: false")
@@ -143,9 +146,8 @@ def main() -> int:
     show_ingest(settings, since)
 
     step(3, "a reviewer approves the waiting items, then kb_publish builds a release")
-    from kbops.review.queue import decide, list_items
-
-    waiting = list_items(settings)
+    with session_scope(settings) as db:
+        waiting = list_items(db)
     for item in waiting[:5]:
         say(f"    #{item.id:<4} {item.origin:<6} {item.lang}  {item.question[:60]}")
     if len(waiting) > 5:
@@ -154,6 +156,8 @@ def main() -> int:
     say(f"    kbops review approve … --by demo-reviewer: {result.approved} approved")
     run_dag("kb_publish")
     first_release = rel.active_release_id(settings.index_dir)
+    if first_release is None:
+        raise SystemExit("demo: kb_publish activated no release; see var/airflow/logs")
     manifest = rel.read_manifest(settings.index_dir, first_release)
     say(f"    active release {first_release}: {manifest['entry_count']} entries, {manifest['vector_count']} vectors")
 
@@ -164,9 +168,8 @@ def main() -> int:
         a = ask(retriever, settings, q)
         if not a["handoff"]:
             answered[q] = a["hits"][0]["entry_key"]
-    from kbops.index.golden import add_golden
-
-    add_golden(settings, list(answered.items()), by="demo-operator")
+    with session_scope(settings) as db:
+        add_golden(db, list(answered.items()), by="demo-operator")
     say(f"    kbops golden add … --by demo-operator: {len(answered)} golden questions pinned; "
         "a release that answers fewer of them is not activated")
 
@@ -176,7 +179,7 @@ def main() -> int:
     run_dag("kb_ingest")
     show_ingest(settings, since)
     run_dag("kb_publish")
-    release_id = rel.active_release_id(settings.index_dir)
+    release_id = rel.active_release_id(settings.index_dir) or first_release
     zh = ask(retriever, settings, "鹿米智能电饭煲多少钱？")
     en = ask(retriever, settings, "How much is the Lumi Smart Rice Cooker?")
     served = json.loads((rel.releases_dir(settings.index_dir) / release_id / "entries.json").read_text(encoding="utf-8"))
@@ -187,9 +190,7 @@ def main() -> int:
         f"the bot quotes {NEW_PRICE} in English": not en["handoff"] and NEW_PRICE in (en["answer"] or ""),
         f"no served entry still says {OLD_PRICE}": not stale,
     }
-    from kbops.index.golden import check_active
-
-    golden = check_active(settings, retriever.embedder)
+    golden = check_golden(settings, retriever.embedder)
     say(f"    golden questions on release {release_id}: {golden.correct}/{golden.total} answered correctly")
     checks["the new release answers every golden question"] = golden.total > 0 and golden.correct == golden.total
 

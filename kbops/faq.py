@@ -28,14 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
 from kbops.errors import ConfigError
-from kbops.extract.candidates import Proposal, propose_all
-from kbops.review.decisions import approve_candidate
-from kbops.review.queue import route_candidates
-from kbops.schema import Candidate, KbEntry, PipelineRun, utcnow
+from kbops.index.embedder import Embedder
+from kbops.kb.candidates import Proposal, propose_all
+from kbops.kb.entries import approve_candidate
+from kbops.kb.routing import route_candidates
+from kbops.kb.runs import record_run, step_run
+from kbops.schema import Candidate, KbEntry
 from kbops.text import detect_lang, fingerprint
 from kbops.validate import validate_candidates
 
@@ -94,8 +96,11 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     raise ConfigError(f"FAQ file {path} must end in .jsonl or .csv")
 
 
-def import_faq(settings: Settings, path: Path, approve: bool = False, by: str | None = None) -> ImportResult:
-    """Propose every row; approve the valid ones (``approve``) or queue them for review."""
+def import_faq(db: Session, settings: Settings, embedder: Embedder, path: Path, approve: bool = False, by: str | None = None) -> ImportResult:
+    """Propose every row; approve the valid ones (``approve``) or queue them for review.
+
+    One transaction (the caller's): an import lands whole or not at all.
+    """
     if approve and not (by or "").strip():
         raise ConfigError("--approve needs --by NAME: the importer is recorded in the audit log")
     result = ImportResult()
@@ -114,7 +119,7 @@ def import_faq(settings: Settings, path: Path, approve: bool = False, by: str | 
         except ValueError as exc:
             result.errors.append(str(exc))
             continue
-        lang = row.get("lang") if row.get("lang") in ("zh", "en") else detect_lang(question)
+        lang = str(row["lang"]) if row.get("lang") in ("zh", "en") else detect_lang(question)
         key = str(row.get("id") or "").strip() or fingerprint(question)[:16]
         proposals.append(
             Proposal(
@@ -129,46 +134,41 @@ def import_faq(settings: Settings, path: Path, approve: bool = False, by: str | 
                 evidence={"file": path.name, "location": location},
             )
         )
-    with session_scope(settings) as db:
-        run = PipelineRun(step="import", source=path.name)
-        db.add(run)
-        db.flush()
+    with step_run(db, "import", source=path.name) as run:
         created = propose_all(db, proposals, run.id)
         db.flush()
-        new_ids = [c.id for c in created if c is not None]
-        result.unchanged = sum(1 for c in created if c is None)
-        result.proposed = len(new_ids)
-    validated = validate_candidates(settings)
+    new_ids = [c.id for c in created if c is not None]
+    result.unchanged = sum(1 for c in created if c is None)
+    result.proposed = len(new_ids)
+    validated = validate_candidates(db, settings, embedder)
     result.invalid = validated.invalid
-    with session_scope(settings) as db:
-        for c in db.scalars(select(Candidate).where(Candidate.id.in_(new_ids), Candidate.status == "invalid")):
-            result.errors.append(f"{c.evidence.get('location')}: refused by validation: {'; '.join(c.reasons)}")
-        if approve:
-            for c in db.scalars(select(Candidate).where(Candidate.id.in_(new_ids), Candidate.status == "valid")):
-                approve_candidate(db, c, actor=by.strip(), door="import", note=f"imported from {path.name}")
-                result.approved += 1
-        db.add(PipelineRun(step="import_done", source=path.name, finished_at=utcnow(), status="ok", stats=result.as_dict()))
+    for c in db.scalars(select(Candidate).where(Candidate.id.in_(new_ids), Candidate.status == "invalid")):
+        result.errors.append(f"{c.evidence.get('location')}: refused by validation: {'; '.join(c.reasons)}")
+    if approve:
+        for c in db.scalars(select(Candidate).where(Candidate.id.in_(new_ids), Candidate.status == "valid")):
+            approve_candidate(db, c, actor=(by or "").strip(), door="import", note=f"imported from {path.name}")
+            result.approved += 1
+    record_run(db, "import_done", result.as_dict(), source=path.name)
     if not approve:
-        result.queued = route_candidates(settings).queued
+        result.queued = route_candidates(db, settings).queued
     return result
 
 
-def export_faq(settings: Settings, path: Path) -> int:
-    """Write the active entries to ``path`` (.jsonl or .csv); returns how many."""
+def export_faq(db: Session, path: Path) -> int:
+    """Write the active entries to ``path`` (.jsonl or .csv) atomically; returns how many."""
     if path.suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
         raise ConfigError(f"export file {path} must end in .jsonl or .csv")
-    with session_scope(settings) as db:
-        rows = [
-            {
-                "id": e.entry_key.removeprefix("import:"),
-                "question": e.question,
-                "answer": e.answer,
-                "alt_questions": list(e.alt_questions),
-                "tags": list(e.tags),
-                "lang": e.lang,
-            }
-            for e in db.scalars(select(KbEntry).where(KbEntry.status == "active").order_by(KbEntry.id))
-        ]
+    rows = [
+        {
+            "id": e.entry_key.removeprefix("import:"),
+            "question": e.question,
+            "answer": e.answer,
+            "alt_questions": list(e.alt_questions),
+            "tags": list(e.tags),
+            "lang": e.lang,
+        }
+        for e in db.scalars(select(KbEntry).where(KbEntry.status == "active").order_by(KbEntry.id))
+    ]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         if path.suffix.lower() == ".csv":

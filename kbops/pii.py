@@ -18,7 +18,7 @@ import re
 # would otherwise be read as a phone number plus digits). Every leading run is
 # bounded (an e-mail local part is at most 64 characters, a province name at
 # most 10): an unbounded run backtracks quadratically on a long run of the
-# same class, and a 20,000-character Chinese answer took 4.5 s to scan.
+# same class (figures: bench/README.md, "Figures behind the code").
 PRIVATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("EMAIL", re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,}")),
     ("ID", re.compile(r"(?<!\d)[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?!\d)")),

@@ -1,36 +1,231 @@
-"""The loop's steps as plain functions: what the DAGs, the CLI and the tests call.
+"""The pipeline's door: every step as a settings-level call that owns its transactions.
+
+This is what the DAGs (through :mod:`kbops.airflow_adapter`), the CLI, the
+review page and the tests call. Each function opens the session(s), builds the
+collaborators (one :meth:`Embedder.from_settings` per process) and calls the
+stage functions, which take ``db`` and never open a session themselves:
 
 ``kb_ingest``:  sync_sources → extract_candidates → validate_candidates → route_candidates
 ``kb_publish``: apply_decisions → build_release → activate_release
 
-Each step reads its work from the KB database (records not yet extracted,
-candidates not yet validated, decisions not yet applied), so any step can be
-re-run for the same interval and does only what is left.
+Transactions: one per source synced, one per step, one per review decision
+applied (a bad decision never blocks the others), one for a resubmission with
+its gate run and routing, one for an import. Each step reads its work from
+the KB database (records not yet extracted, candidates not yet validated,
+decisions not yet applied), so any step can be re-run for the same interval
+and does only what is left.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from kbops import faq
 from kbops.config import Settings
-from kbops.db import require_db
-from kbops.extract import extract_candidates
-from kbops.index.publish import activate_release, build_release
-from kbops.review.queue import apply_decisions, route_candidates
-from kbops.sources.sync import sync_sources
-from kbops.validate import validate_candidates
+from kbops.db import require_db, session_scope
+from kbops.errors import ConfigError
+from kbops.extract import ExtractResult
+from kbops.extract import extract_candidates as _extract
+from kbops.index import golden
+from kbops.index import publish as _publish
+from kbops.index.embedder import Embedder
+from kbops.index.golden import GoldenScore
+from kbops.index.publish import BuildResult
+from kbops.kb.routing import RouteResult
+from kbops.kb.routing import route_candidates as _route
+from kbops.review import queue
+from kbops.review import resubmit as _resubmit
+from kbops.review.queue import ApplyResult
+from kbops.schema import Candidate
+from kbops.sources import sync
+from kbops.sources.config import SourceConfig
+from kbops.sources.sync import SyncResult
+from kbops.validate import ValidateResult
+from kbops.validate import validate_candidates as _validate
+
+log = logging.getLogger("kbops.pipeline")
 
 __all__ = [
     "sync_sources",
+    "sync_source",
     "extract_candidates",
     "validate_candidates",
     "route_candidates",
     "apply_decisions",
     "build_release",
     "activate_release",
+    "rollback",
+    "check_golden",
+    "decide",
+    "resubmit",
+    "import_faq",
+    "export_faq",
     "ingest",
     "publish",
 ]
+
+
+# --- kb_ingest ------------------------------------------------------------------------
+
+
+def sync_sources(settings: Settings, only: str | None = None, confirm_deletions: bool = False) -> list[SyncResult]:
+    """Sync every configured source (or just ``only``), each in its own transaction."""
+    return [sync_source(settings, source, confirm_deletions) for source in sync.configured_sources(settings, only)]
+
+
+def sync_source(
+    settings: Settings,
+    source: SourceConfig,
+    confirm_deletions: bool = False,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> SyncResult:
+    """Sync one source. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock."""
+    with session_scope(settings) as db:
+        return sync.sync_source(db, source, confirm_deletions, env=env, now=now)
+
+
+def extract_candidates(settings: Settings) -> ExtractResult:
+    """Propose candidates from changed records and new chat sessions.
+
+    Without a usable embedding model, chat questions are grouped lexically
+    only (logged): records and policies need no model.
+    """
+    try:
+        embedder: Embedder | None = Embedder.from_settings(settings)
+    except ConfigError as exc:
+        log.warning("chat mining groups by lexical similarity only: %s", exc)
+        embedder = None
+    with session_scope(settings) as db:
+        return _extract(db, settings, embedder)
+
+
+def validate_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> ValidateResult:
+    """Run the gate over every new candidate (or just ``candidate_ids``)."""
+    with session_scope(settings) as db:
+        return _validate(db, settings, Embedder.from_settings(settings), candidate_ids)
+
+
+def route_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> RouteResult:
+    """Auto-approve by rule or queue for review every valid candidate (or just ``candidate_ids``)."""
+    with session_scope(settings) as db:
+        return _route(db, settings, candidate_ids)
+
+
+# --- review -----------------------------------------------------------------------------
+
+
+def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> ApplyResult:
+    """Apply every decided open item (or just ``item_ids``), one transaction each.
+
+    Items decided by a plain SQL UPDATE have no ``decided_via``; they are
+    audited as coming through the 'sql' door. Approvals in a batch are
+    re-checked by one gate run up front.
+    """
+    result = ApplyResult()
+    with session_scope(settings) as db:
+        ids = queue.decided_items(db, item_ids)
+        checked = queue.precheck_approvals(db, settings, ids) if len(ids) > 1 else {}
+    for item_id in ids:
+        with session_scope(settings) as db:
+            outcome, error = queue.apply_decision(db, settings, item_id, checked.get(item_id))
+        result.add(item_id, outcome, error)
+    return result
+
+
+def decide(
+    settings: Settings,
+    item_ids: list[int],
+    decision: str,
+    *,
+    by: str,
+    note: str | None = None,
+    question: str | None = None,
+    answer: str | None = None,
+    merge_into: str | None = None,
+    door: str = "cli",
+) -> ApplyResult:
+    """Record a reviewer's decision on open items (all or none), then apply it at once.
+
+    See :func:`kbops.review.queue.record_decision` for what each decision means
+    and how concurrent reviewers are kept apart.
+    """
+    with session_scope(settings) as db:
+        queue.record_decision(db, item_ids, decision, by=by, note=note, question=question, answer=answer, merge_into=merge_into, door=door)
+    return apply_decisions(settings, item_ids=item_ids)
+
+
+def resubmit(
+    settings: Settings,
+    candidate_id: int,
+    *,
+    by: str,
+    question: str | None = None,
+    answer: str | None = None,
+    template_slots: list[str] | None = None,
+    door: str = "cli",
+) -> Candidate:
+    """Fix a refused candidate and run it through the gate (and routing) again, in one transaction."""
+    with session_scope(settings) as db:
+        return _resubmit.resubmit(
+            db, settings, candidate_id, by=by, embedder=Embedder.from_settings(settings),
+            question=question, answer=answer, template_slots=template_slots, door=door,
+        )
+
+
+def import_faq(settings: Settings, path: Path, approve: bool = False, by: str | None = None) -> faq.ImportResult:
+    """``kbops import``: an FAQ file in, in one transaction."""
+    with session_scope(settings) as db:
+        return faq.import_faq(db, settings, Embedder.from_settings(settings), path, approve=approve, by=by)
+
+
+def export_faq(settings: Settings, path: Path) -> int:
+    """``kbops export``: the active entries out."""
+    with session_scope(settings) as db:
+        return faq.export_faq(db, path)
+
+
+# --- kb_publish ---------------------------------------------------------------------------
+
+
+def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None, now: datetime | None = None) -> BuildResult:
+    """Build (not activate) a release for the servable KB; a no-op when the active one serves it."""
+    with session_scope(settings) as db:
+        return _publish.build_release(db, settings, embedder or Embedder.from_settings(settings), full=full, now=now)
+
+
+def activate_release(
+    settings: Settings,
+    release_id: str,
+    *,
+    force: bool = False,
+    by: str = "operator",
+    embedder: Embedder | None = None,
+    check_golden: bool = True,
+) -> dict[str, Any]:
+    """Make ``release_id`` the served release (golden-question gate, atomic pointer swap)."""
+    with session_scope(settings) as db:
+        return _publish.activate_release(db, settings, release_id, embedder, force=force, by=by, check_golden=check_golden)
+
+
+def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any]:
+    """Re-activate ``release_id``, or the release before the active one (never gated)."""
+    with session_scope(settings) as db:
+        return _publish.rollback(db, settings, release_id)
+
+
+def check_golden(settings: Settings, embedder: Embedder | None = None) -> GoldenScore:
+    """Score the active release on the golden questions (``kbops golden check``)."""
+    with session_scope(settings) as db:
+        return golden.check_active(db, settings, embedder or Embedder.from_settings(settings))
+
+
+# --- whole DAGs -----------------------------------------------------------------------------
 
 
 def ingest(settings: Settings, source: str | None = None, confirm_deletions: bool = False) -> dict[str, Any]:

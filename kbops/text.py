@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from decimal import Decimal
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -94,3 +95,11 @@ def _stem(word: str) -> str:
 
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_AMOUNT = re.compile(r"(?<![\d.])\d+(?:\.\d{1,2})?(?![\d]|\.\d)")
+
+
+def amounts(text: str) -> set[str]:
+    """Money-like numbers in ``text``, canonical like prices ("299元" → "299.00", "19.9" → "19.90")."""
+    return {f"{Decimal(m):.2f}" for m in _AMOUNT.findall(text)}

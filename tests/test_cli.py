@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import sys
 import pytest
 
 from kbops.cli import build_parser, main
+from kbops.cli.app import report_error
+from kbops.errors import ReviewItemNotFound, TransientError
 
 COMMANDS = [
     [], ["init"], ["sync"], ["review"], ["review", "list"], ["review", "show"], ["review", "approve"],
@@ -25,6 +28,24 @@ def test_every_command_has_help(command, capsys):
         build_parser().parse_args([*command, "--help"])
     assert exc.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(words, parser, help line) of every command and group under ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield (*path, name), sub, helps.get(name)
+                yield from _commands(sub, (*path, name))
+
+
+def test_the_parser_has_no_command_without_help():
+    """Beyond the list above: whatever a command module registers has a help line and a description."""
+    commands = list(_commands(build_parser()))
+    assert len(commands) >= 34
+    for words, sub, help_line in commands:
+        assert help_line and sub.description, " ".join(words)
 
 
 def _env(settings):
@@ -61,3 +82,88 @@ def test_sync_review_and_log_from_the_command_line(settings, monkeypatch, capsys
     assert any(e["actor"] == "lin" for e in json.loads(capsys.readouterr().out))
     assert main(["sources", "status"]) == 0
     assert "待定" in capsys.readouterr().out
+
+
+def _json_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every command (as its words) that has a --json flag."""
+    found = {path} if any("--json" in a.option_strings for a in parser._actions) else set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _json_commands(sub, (*path, name))
+    return found
+
+
+def test_every_command_with_json_prints_one_json_document(settings, monkeypatch, capsys, tmp_path):
+    """--json goes through one helper: every command that offers it prints valid JSON and nothing else."""
+    for k, v in _env(settings).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("KBOPS_CONFIG", raising=False)
+    covered: set[tuple[str, ...]] = set()
+
+    def run(command: tuple[str, ...], *rest: str, codes: tuple[int, ...] = (0,)):
+        status = main([*command, *rest, "--json"])
+        out = capsys.readouterr().out
+        assert status in codes, (command, status)
+        covered.add(command)
+        return json.loads(out)
+
+    assert run(("sync",))["route"]["queued"] > 0
+    items = run(("review", "list"))
+    assert run(("review", "show"), str(items[0]["id"]))["id"] == items[0]["id"]
+    assert isinstance(run(("review", "invalid")), list)
+    assert run(("review", "report"))["checked"] > 0
+    assert isinstance(run(("review", "gaps")), list)
+    assert isinstance(run(("review", "log")), list)
+    assert run(("publish",))["build"]["release_id"]
+    releases = run(("releases",))
+    assert [r["active"] for r in releases] == [True]
+    answer = run(("ask",), "how long does delivery take")
+    assert answer["release_id"] == releases[0]["release_id"] and answer["hits"]
+    assert main(["golden", "add", answer["query"], "--entry", answer["hits"][0]["entry_key"], "--by", "lin"]) == 0
+    capsys.readouterr()
+    assert [g["entry_key"] for g in run(("golden", "list"))] == [answer["hits"][0]["entry_key"]]
+    assert run(("golden", "check"), codes=(0, 1))["total"] == 1
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text(json.dumps({"question": "Do you ship to Macau?", "answer": "Yes, within 5 working days."}) + "\n", encoding="utf-8")
+    assert run(("import",), str(faq), codes=(0, 1))["read"] == 1
+    assert run(("reviewers", "list")) == []
+    assert {s["source"] for s in run(("sources", "status"))}
+    assert covered == _json_commands(build_parser())
+
+
+def test_a_user_error_is_one_line_on_stderr_with_exit_2(settings, tmp_path):
+    env = {**_env(settings), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "kbops.cli", "review", "show", "999"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "999" in proc.stderr and "Traceback" not in proc.stderr
+    # A usage mistake is argparse's: usage line, exit 2, no traceback either.
+    proc = subprocess.run([sys.executable, "-m", "kbops.cli", "review", "show", "seven"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert "usage: kbops review show" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_errors_map_by_class(capsys):
+    class DatabaseBusyish(TransientError):
+        pass
+
+    assert report_error(DatabaseBusyish("the KB database is locked")) == 2
+    assert capsys.readouterr().err == "error: the KB database is locked (retry)\n"
+    assert report_error(ReviewItemNotFound("no review item 7", item_id=7)) == 2
+    assert capsys.readouterr().err == "error: no review item 7\n"
+
+
+def test_bot_commands_run_without_airflow(settings):
+    """`kbops releases` / `ask` / `serve` must work on a host with only the serve extra."""
+    code = (
+        "import sys; sys.modules['airflow'] = None\n"  # any `import airflow…` now fails
+        "from kbops.cli import main\n"
+        "status = main(['releases', '--json'])\n"
+        "assert 'kbops.airflow_adapter' not in sys.modules and 'kbops.pipeline' not in sys.modules\n"
+        "sys.exit(status)\n"
+    )
+    env = {**_env(settings), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from kbops.index import release as rel
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import decide
 from kbops.serve.retriever import Retriever
 from tests.airflow_helpers import airflow_db, run_dags
+from tests.helpers import list_items
 
 
 def _set_price(path, sku, price):

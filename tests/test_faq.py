@@ -9,12 +9,15 @@ from sqlalchemy import select
 
 from kbops.db import session_scope
 from kbops.errors import ConfigError
-from kbops.faq import export_faq, import_faq
-from kbops.review.queue import list_items
+from kbops.pipeline import export_faq, import_faq
 from kbops.schema import AuditEvent, KbEntry
+from tests.helpers import list_items
 
 ROWS = [
-    {"id": "returns", "question": "How do I return an item?", "answer": "Open the order and choose Return within 7 days of delivery.", "alt_questions": ["Can I send something back?"], "tags": ["returns"]},
+    {
+        "id": "returns", "question": "How do I return an item?", "answer": "Open the order and choose Return within 7 days of delivery.",
+        "alt_questions": ["Can I send something back?"], "tags": ["returns"],
+    },
     {"question": "发票怎么开？", "answer": "在订单详情页点击申请发票，填写抬头即可。", "tags": ["invoice"]},
     {"question": "Call me", "answer": "Please call 13812345678 for help with your order."},
     {"question": "", "answer": "no question"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import inspect
 
 from kbops.db import current_revision, engine_for, init_db, session_scope
-from kbops.review.audit import record_audit
+from kbops.kb.audit import record_audit
 from kbops.schema import AuditEvent, Base
 
 

@@ -8,7 +8,6 @@ nothing left proposes nothing.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,13 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
-from kbops.extract.candidates import Proposal, propose_all
 from kbops.extract.mining import mine_chats
 from kbops.extract.policies import policy_proposals
 from kbops.extract.records import product_proposals
-from kbops.review.decisions import retire_entries
-from kbops.schema import PipelineRun, SourceRecord, utcnow
+from kbops.index.embedder import Embedder
+from kbops.kb.candidates import Proposal, propose_all
+from kbops.kb.entries import retire_entries
+from kbops.kb.runs import step_run
+from kbops.schema import SourceRecord
 
 
 @dataclass
@@ -41,22 +41,20 @@ class ExtractResult:
         return asdict(self)
 
 
-def extract_candidates(settings: Settings) -> ExtractResult:
-    started = time.perf_counter()
+def extract_candidates(db: Session, settings: Settings, embedder: Embedder | None) -> ExtractResult:
+    """Propose candidates from pending records and unmined chat sessions.
+
+    ``embedder`` groups chat questions (dense channel); with None, or a model
+    that cannot be loaded, mining groups lexically only.
+    """
     result = ExtractResult()
-    with session_scope(settings) as db:
-        run = PipelineRun(step="extract")
-        db.add(run)
-        db.flush()
-        result.run_id = run.id
-        proposals = _from_records(db, result) + _from_chats(db, settings, result)
+    with step_run(db, "extract", result) as run:
+        proposals = _from_records(db, result) + _from_chats(db, settings, embedder, result)
         for created in propose_all(db, proposals, run.id):
             if created is None:
                 result.unchanged += 1
             else:
                 result.proposed += 1
-        result.seconds = round(time.perf_counter() - started, 3)
-        run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
     return result
 
 
@@ -100,8 +98,8 @@ def _current_facts(db: Session, skus: list[str]) -> dict[tuple[str, str], Source
     return out
 
 
-def _from_chats(db: Session, settings: Settings, result: ExtractResult) -> list[Proposal]:
+def _from_chats(db: Session, settings: Settings, embedder: Embedder | None, result: ExtractResult) -> list[Proposal]:
     """Mine the sessions not mined yet (see kbops.extract.mining)."""
-    mined = mine_chats(db, settings)
+    mined = mine_chats(db, settings, embedder)
     result.sessions, result.exchanges, result.gaps = mined.sessions, mined.exchanges, mined.gaps
     return mined.proposals

@@ -11,14 +11,15 @@
    a reply that is nothing but such sentences is not an answer. A customer
    question that was handed off, or that got no substantive reply, is kept as
    *unanswered* (input for "unanswered topics", :func:`group_gaps`).
-2. **Grouping.** Near-identical questions across sessions are grouped by a
-   fused similarity: w·dense + (1−w)·lexical, where lexical is an idf-weighted
-   cosine over words / CJK character uni+bigrams, dense is the shared
-   embedder's cosine, and w = ``dense_weight`` × (1 − the [UNK] share of the
-   two texts) — the bundled model reads no Chinese, so Chinese groups are
-   lexical. Exchanges whose agents gave nearly the same (canned) reply group
-   together too. Similar pairs come from sparse matrix products, so grouping
-   costs about the number of similar pairs, not N².
+2. **Grouping.** Near-identical questions across sessions are grouped by the
+   KB's one question similarity (:func:`kbops.index.similarity.similar_pairs`):
+   w·dense + (1−w)·lexical, where lexical is an idf-weighted cosine over words /
+   CJK character uni+bigrams, dense is the shared embedder's cosine, and
+   w = ``dense_weight`` × (1 − the [UNK] share of the two texts) — the bundled
+   model reads no Chinese, so Chinese groups are lexical. Exchanges whose agents
+   gave nearly the same (canned) reply group together too. Similar pairs come
+   from sparse matrix products, so grouping costs about the number of similar
+   pairs, not N².
 3. **Proposal.** Support = distinct sessions. The representative question is
    the group's medoid; the answer is the best-supported one (the reply most
    other sessions' replies agree with), the most general on ties; other
@@ -32,13 +33,15 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
-from scipy import sparse
 
-from kbops.extract.candidates import Proposal
+from kbops.index.lexical import pair_matrix, pairs_above
+from kbops.index.similarity import DenseView, similar_pairs
+from kbops.kb.candidates import Proposal
 from kbops.pii import PLACEHOLDER
 from kbops.text import detect_lang, fingerprint, normalize, tokens
 
@@ -247,96 +250,7 @@ def answer_part(text: str) -> str:
     return answer
 
 
-# --- similarity -----------------------------------------------------------------
-
-
-def tfidf(texts: Sequence[str], max_df: float = 0.2) -> sparse.csr_matrix:
-    """Rows of idf-weighted, L2-normalised token sets (rare words weigh most).
-
-    Tokens in more than ``max_df`` of the texts (和, 的, "order") are dropped
-    when there are enough texts to tell: they make every pair look similar and
-    make the pair search quadratic.
-    """
-    vocab: dict[str, int] = {}
-    rows: list[list[int]] = []
-    for text in texts:
-        ids = sorted({vocab.setdefault(tok, len(vocab)) for tok in tokens(text)})
-        rows.append(ids)
-    n = len(texts)
-    df = np.zeros(max(len(vocab), 1), dtype=np.float64)
-    for ids in rows:
-        df[ids] += 1
-    idf = np.log((n + 1) / (df + 0.5))
-    if n >= 50:
-        idf[df > max_df * n] = 0.0
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(r) for r in rows])
-    indices = np.fromiter((j for r in rows for j in r), dtype=np.int64, count=int(indptr[-1]))
-    data = idf[indices] if len(indices) else np.zeros(0)
-    m = sparse.csr_matrix((data, indices, indptr), shape=(n, max(len(vocab), 1)), dtype=np.float64)
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ m)
-
-
-def _pairs(m: sparse.csr_matrix, threshold: float) -> dict[tuple[int, int], float]:
-    """(i, j) with i > j and cosine ≥ threshold, from one sparse product."""
-    sims = sparse.triu(m @ m.T, k=1).tocoo()
-    keep = sims.data >= threshold
-    return {(int(j), int(i)): float(s) for i, j, s in zip(sims.row[keep], sims.col[keep], sims.data[keep])}
-
-
-@dataclass
-class DenseView:
-    """Question vectors from the shared embedder and how readable each text was."""
-
-    vectors: np.ndarray  # (n, dim), rows of unreadable texts are zero
-    unk: np.ndarray  # (n,) share of [UNK] word pieces
-    dense_weight: float
-
-
-def dense_view(embedder: Any, texts: Sequence[str], dense_weight: float) -> DenseView:
-    """Embed only texts the model can read at least partly (through its cache)."""
-    unk = np.array([embedder.unk_share(t) for t in texts], dtype=np.float32)
-    readable = [i for i, u in enumerate(unk) if u < 1.0]
-    dim = embedder.dim
-    vectors = np.zeros((len(texts), dim), dtype=np.float32)
-    if readable:
-        vectors[readable] = embedder.encode([texts[i] for i in readable])
-    return DenseView(vectors, unk, dense_weight)
-
-
-def _fused_pairs(questions: Sequence[str], dense: DenseView | None, threshold: float, background: Sequence[str] = ()) -> dict[tuple[int, int], float]:
-    # A fused score is a weighted mean, so a pair reaching ``threshold`` reaches it
-    # in at least one channel: the candidates are the lexical pairs ∪ the dense pairs.
-    m = tfidf(list(questions) + list(background))[: len(questions)] if background else tfidf(questions)
-    lexical = _pairs(m, threshold)
-    if dense is None:
-        return lexical
-    w = dense.dense_weight * (1.0 - dense.unk)
-    readable = np.nonzero(w > 0)[0]
-    candidates = set(lexical)
-    if len(readable) > 1:
-        v = dense.vectors[readable]
-        wr = w[readable]
-        for start in range(0, len(readable), 1024):
-            block = v[start : start + 1024] @ v.T
-            # Only pairs the dense channel could lift over the threshold.
-            rows, cols = np.nonzero((block >= threshold) & (np.minimum(wr[start : start + 1024, None], wr[None, :]) > 0))
-            for r, c in zip(rows, cols):
-                i, j = int(readable[start + r]), int(readable[c])
-                if i > j:
-                    candidates.add((i, j))
-    if not candidates:
-        return {}
-    pairs = sorted(candidates)
-    ii = np.array([p[0] for p in pairs])
-    jj = np.array([p[1] for p in pairs])
-    lx = np.asarray(m[ii].multiply(m[jj]).sum(axis=1)).ravel()
-    wij = np.minimum(w[ii], w[jj])
-    d = np.einsum("ij,ij->i", dense.vectors[ii], dense.vectors[jj])
-    fused = wij * np.maximum(d, 0.0) + (1 - wij) * lx
-    return {(int(i), int(j)): float(s) for i, j, s in zip(ii, jj, fused) if s >= threshold}
+# --- grouping -------------------------------------------------------------------
 
 
 def group_exchanges(
@@ -369,8 +283,8 @@ def _leader_groups(
     similarity: float,
     background: Sequence[str] = (),
 ) -> list[list[Any]]:
-    q_pairs = _fused_pairs(questions, dense, similarity, background)
-    a_pairs = _pairs(tfidf(answers), SAME_ANSWER) if answers is not None else {}
+    q_pairs = similar_pairs(questions, dense, similarity, background)
+    a_pairs = pairs_above(pair_matrix(answers), SAME_ANSWER) if answers is not None else {}
     neighbours: dict[int, dict[int, float]] = defaultdict(dict)
     for (i, j), s in list(q_pairs.items()) + list(a_pairs.items()):
         if langs[i] == langs[j] and s > neighbours[i].get(j, 0.0):
@@ -395,7 +309,7 @@ def _leader_groups(
 
 
 def _medoid(texts: Sequence[str]) -> tuple[int, np.ndarray]:
-    m = tfidf(texts, max_df=1.0)
+    m = pair_matrix(texts, max_df=1.0)
     sims = np.asarray((m @ m.T).todense())
     scores = sims.sum(axis=1)
     best = max(range(len(texts)), key=lambda i: (round(float(scores[i]), 6), -len(texts[i]), texts[i]))
@@ -438,7 +352,7 @@ def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | No
     question = questions[q_index]
     # Answer: the reply most other sessions' replies agree with; the most general on ties.
     answers = [ex.answer for ex in group]
-    a_matrix = tfidf(answers, max_df=1.0)
+    a_matrix = pair_matrix(answers, max_df=1.0)
     a_sims = np.asarray((a_matrix @ a_matrix.T).todense())
     agree_sessions = []
     for i in range(len(group)):

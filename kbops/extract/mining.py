@@ -7,26 +7,36 @@ marked mined in the same transaction, so a re-run never re-mines a session and
 a crash re-mines nothing twice. Grouping then runs over all stored exchanges
 (cheap: sparse pair search over short texts), and a proposal is emitted only
 for groups that gained an exchange in this run; candidates are idempotent
-anyway (see kbops.extract.candidates).
+anyway (see kbops.kb.candidates).
 
 Unanswered questions are grouped into ``chat_gaps`` and scored against the
-active KB (best fused lexical/dense score of its entries): a topic the KB
-answers at or above ``handoff_threshold`` is ``covered``, otherwise ``open``.
+active KB (best fused lexical/dense score of its entries, the bot's own
+fusion: :mod:`kbops.index.similarity`): a topic the KB answers at or above
+``handoff_threshold`` is ``covered``, otherwise ``open``.
+
+The embedder comes from the caller (``Embedder.from_settings``). When its model
+cannot be loaded (``ConfigError`` on first use), mining still runs: grouping
+and gap scoring fall back to the lexical channel, with a logged warning.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.extract.candidates import Proposal
-from kbops.extract.chats import DenseView, Exchange, Gap, Unanswered, dense_view, group_exchanges, group_gaps, group_proposal, mine_session
+from kbops.errors import ConfigError
+from kbops.extract.chats import Exchange, Gap, Unanswered, group_exchanges, group_gaps, group_proposal, mine_session
+from kbops.index import similarity
+from kbops.index.lexical import LexicalIndex
+from kbops.index.similarity import DenseView, dense_view
+from kbops.kb.candidates import Proposal
 from kbops.schema import ChatExchange, ChatGap, ChatSession, KbEntry, utcnow
 from kbops.text import fingerprint
 
@@ -43,7 +53,12 @@ class MiningResult:
     proposals: list[Proposal] = field(default_factory=list)
 
 
-def mine_chats(db: Session, settings: Settings, embedder: Any | None = None) -> MiningResult:
+def mine_chats(db: Session, settings: Settings, embedder: Any | None) -> MiningResult:
+    """Mine the sessions not mined yet, regroup, propose for groups that grew, and refresh the gaps.
+
+    ``embedder``: the shared embedder (``Embedder.from_settings(settings)``), or
+    None for lexical-only grouping.
+    """
     result = MiningResult()
     pending = list(db.scalars(select(ChatSession).where(ChatSession.mined.is_(False)).order_by(ChatSession.id)))
     if not pending:
@@ -67,42 +82,34 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None = None) -> 
 
     exchanges: list[Exchange] = []
     unanswered: list[Unanswered] = []
-    for ex, key, sku in db.execute(
+    for stored, key, sku in db.execute(
         select(ChatExchange, ChatSession.session_key, ChatSession.sku)
         .join(ChatSession, ChatSession.id == ChatExchange.session_id)
         .order_by(ChatSession.session_key, ChatExchange.turn_index)
     ).tuples():
-        if ex.kind == "qa":
-            exchanges.append(Exchange(key, ex.turn_index, ex.lang, ex.question, ex.answer, sku))
+        if stored.kind == "qa":
+            exchanges.append(Exchange(key, stored.turn_index, stored.lang, stored.question, stored.answer, sku))
         else:
-            unanswered.append(Unanswered(key, ex.turn_index, ex.lang, ex.question, ex.kind))
-    embedder = embedder if embedder is not None else _embedder(settings)
-    dense = _dense(embedder, [ex.question for ex in exchanges], settings)
+            unanswered.append(Unanswered(key, stored.turn_index, stored.lang, stored.question, stored.kind))
+    try:
+        dense = _dense(embedder, [ex.question for ex in exchanges], settings)
+        dense_unanswered = _dense(embedder, [u.question for u in unanswered], settings)
+    except ConfigError as exc:  # the model loads on first use: this is where a broken one fails
+        log.warning("chat mining groups by lexical similarity only: %s", exc)
+        embedder, dense, dense_unanswered = None, None, None
     for group in group_exchanges(exchanges, dense):
         if not any((ex.session, ex.turn) in touched for ex in group):
             continue
         proposal = group_proposal(group, settings.min_chat_support)
         if proposal is not None:
             result.proposals.append(proposal)
-    gaps = group_gaps(unanswered, _dense(embedder, [u.question for u in unanswered], settings), background=[ex.question for ex in exchanges])
+    gaps = group_gaps(unanswered, dense_unanswered, background=[ex.question for ex in exchanges])
     result.gaps = refresh_gaps(db, settings, gaps, embedder)
     return result
 
 
 def _row(session_id: int, turn: int, lang: str, question: str, answer: str, kind: str) -> dict[str, Any]:
     return dict(session_id=session_id, turn_index=turn, lang=lang, question=question, answer=answer, question_key=fingerprint(question), kind=kind)
-
-
-def _embedder(settings: Settings) -> Any | None:
-    """The shared embedder, or None when the model cannot be loaded (lexical only, logged)."""
-    from kbops.errors import ConfigError
-    from kbops.index.publish import make_embedder
-
-    try:
-        return make_embedder(settings)
-    except ConfigError as exc:
-        log.warning("chat mining groups by lexical similarity only: %s", exc)
-        return None
 
 
 def _dense(embedder: Any | None, texts: Sequence[str], settings: Settings) -> DenseView | None:
@@ -131,33 +138,30 @@ def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any
 
 
 def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense_weight: float, lexical_scorer: str = "bm25") -> list[float]:
-    """Best score of each question against the active KB entries, fused like the bot's retriever."""
-    from kbops.index.lexical import LexicalIndex
+    """Best score of each question against the active KB entries, fused like the bot's retriever.
 
+    Like :func:`kbops.index.search.answer_from`: the query's own unreadable
+    share sets the weight, the lexical channel offers its best few entries, and
+    the dense channel scores every entry (the KB is small next to a release).
+    """
     entries = list(db.execute(select(KbEntry.id, KbEntry.question, KbEntry.alt_questions).where(KbEntry.status == "active")).tuples())
     if not entries or not questions:
         return [0.0] * len(questions)
     docs = [(eid, text) for eid, q, alts in entries for text in [q, *(alts or [])]]
     lexical = LexicalIndex(docs, lexical_scorer)
-    dense = None
-    if embedder is not None:
-        view = dense_view(embedder, list(questions), dense_weight)
-        if np.any(view.unk < 1.0):
-            kb_vectors = embedder.encode([text for _, text in docs])
-            dense = (view, kb_vectors, np.array([eid for eid, _ in docs]))
+    view = dense_view(embedder, list(questions), dense_weight) if embedder is not None else None
+    kb_vectors = embedder.encode([text for _, text in docs]) if embedder is not None and view is not None and np.any(view.unk < 1.0) else None
+    ids = np.array([eid for eid, _ in docs])
     out = []
     for i, question in enumerate(questions):
         lx = lexical.scores(question, limit=10)
         best = max(lx.values(), default=0.0)
-        if dense is not None:
-            view, kb_vectors, ids = dense
-            w = view.dense_weight * (1.0 - float(view.unk[i]))
-            if w > 0:
-                sims = kb_vectors @ view.vectors[i]
-                per_entry: dict[int, float] = {}
-                for eid, s in zip(ids, sims):
-                    per_entry[int(eid)] = max(per_entry.get(int(eid), 0.0), float(s))
-                best = max(w * d + (1 - w) * lx.get(eid, 0.0) for eid, d in per_entry.items())
+        w = float(similarity.fusion_weight(dense_weight, float(view.unk[i]))) if view is not None else 0.0
+        if view is not None and kb_vectors is not None and w > 0:
+            per_entry: dict[int, float] = {}
+            for eid, s in zip(ids, kb_vectors @ view.vectors[i]):
+                per_entry[int(eid)] = max(per_entry.get(int(eid), 0.0), float(s))
+            best = max(similarity.fused_scores(w, per_entry, lx).values())
         out.append(best)
     return out
 

@@ -9,7 +9,7 @@ Protocol (fixed seed, reproducible):
 3. Build a KB of the mined candidates as an in-memory release — a FAISS
    ``IndexIDMap2(IndexFlatIP)`` of question + alternate-question vectors and a
    :class:`kbops.index.lexical.LexicalIndex` — and answer with the bot's own
-   scoring function :func:`kbops.serve.retriever.answer_from` (same fusion,
+   scoring function :func:`kbops.index.search.answer_from` (same fusion,
    same handoff rule). Only the storage differs from a published release.
 4. For every customer question in the held-out 20 % (a customer turn with a
    question cue that an agent replied to), score the KB's top answer against
@@ -23,15 +23,20 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from kbops.extract.candidates import Proposal
-from kbops.extract.chats import _QUESTION_CUES, DenseView, dense_view, group_exchanges, group_proposal, mine_session, question_part  # noqa: F401 (mine_session re-exported for the bench)
+from kbops.extract.chats import _QUESTION_CUES, group_exchanges, group_proposal, mine_session, question_part
+from kbops.index.lexical import LexicalIndex
+from kbops.index.release import LoadedRelease
+from kbops.index.similarity import DenseView, dense_view
+from kbops.kb.candidates import Proposal
 from kbops.sources.chats import Session
 
 SEED = 20261126
@@ -93,8 +98,6 @@ class Mined:
 
 
 def mine(sessions: Sequence[Session], min_support: int, embedder: Any | None, dense_weight: float) -> Mined:
-    import time
-
     t0 = time.perf_counter()
     exchanges = [ex for s in sessions for ex in mine_session(s.key, s.turns, s.sku).exchanges]
     exchanges.sort(key=lambda ex: (ex.session, ex.turn))
@@ -114,7 +117,7 @@ def candidate_ref(p: Proposal) -> tuple[str, int]:
 
 
 def text_hash(p: Proposal) -> str:
-    return hashlib.sha256(f"{p.question}\n{p.answer}".encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(f"{p.question}\n{p.answer}".encode()).hexdigest()[:12]
 
 
 # --- KB as the bot sees it ----------------------------------------------------------
@@ -124,9 +127,6 @@ def build_release(proposals: Sequence[Proposal], embedder: Any, lexical_scorer: 
     """An in-memory release of ``proposals`` (entry id = position + 1) for :func:`answer_from`,
     with the lexical scorer the bot uses (``settings.lexical_scorer``)."""
     import faiss
-
-    from kbops.index.lexical import LexicalIndex
-    from kbops.index.release import LoadedRelease
 
     entries: dict[int, dict[str, Any]] = {}
     texts: list[tuple[int, str]] = []

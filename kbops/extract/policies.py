@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from kbops.extract.candidates import Proposal
+from kbops.kb.candidates import Proposal
 from kbops.schema import SourceRecord
 from kbops.text import detect_lang, fingerprint
 

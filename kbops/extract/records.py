@@ -9,10 +9,11 @@ FAISS id of "how much is X" the same across price changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from kbops.extract.candidates import Proposal
+from kbops.kb.candidates import Proposal
 from kbops.schema import SourceRecord
 
 _SHIP_ZH = {"standard": "标准快递", "express": "次日达快递", "bulky": "大件物流", "free": "包邮标准快递"}
@@ -58,11 +59,15 @@ TEMPLATES: dict[str, dict[str, Template]] = {
     },
     "shipping": {
         "zh": lambda n, p, pr: None if p.get("shipping_class") not in _SHIP_ZH else (f"{n}用什么方式配送？", [f"{n}怎么发货？"], f"{n}通过{_SHIP_ZH[p['shipping_class']]}配送。"),
-        "en": lambda n, p, pr: None if p.get("shipping_class") not in _SHIP_EN else (f"How is the {n} shipped?", [f"What delivery method does the {n} use?"], f"The {n} ships by {_SHIP_EN[p['shipping_class']]}."),
+        "en": lambda n, p, pr: None if p.get("shipping_class") not in _SHIP_EN else (
+            f"How is the {n} shipped?", [f"What delivery method does the {n} use?"], f"The {n} ships by {_SHIP_EN[p['shipping_class']]}."
+        ),
     },
     "warranty": {
         "zh": lambda n, p, pr: None if "warranty_months" not in p else (f"{n}保修多久？", [f"{n}的质保期是多久？"], f"{n}提供{p['warranty_months']}个月质保。"),
-        "en": lambda n, p, pr: None if "warranty_months" not in p else (f"How long is the warranty on the {n}?", [f"What warranty does the {n} have?"], f"The {n} comes with a {p['warranty_months']}-month warranty."),
+        "en": lambda n, p, pr: None if "warranty_months" not in p else (
+            f"How long is the warranty on the {n}?", [f"What warranty does the {n} have?"], f"The {n} comes with a {p['warranty_months']}-month warranty."
+        ),
     },
 }
 

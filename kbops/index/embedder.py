@@ -22,9 +22,11 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from kbops.config import Settings
 from kbops.errors import ConfigError
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -34,6 +36,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+# Embedder.from_settings' shared instances, by (model, backend, cache, models dir, batch size)
+_SHARED: dict[tuple[str, str, str, str, int | None], Embedder] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 @dataclass
@@ -81,13 +87,13 @@ class Embedder:
             self.model_id = f"{path.name}-{self.digest}+{backend}-{RECIPE}"
             if models_dir is None:
                 models_dir = cache_path.parent / "models" if cache_path is not None else Path.home() / ".cache" / "kbops" / "models"
-        self.models_dir = models_dir
-        # ONNX Runtime with length-sorted batches: 32 was fastest of 16 / 32 / 64 on this 2-core
-        # machine (bench/bench_embed.py --batch-sizes 16,64); torch keeps its previous 64
+        self.models_dir = models_dir  # set for the ONNX backends (above); None for torch
+        # ONNX Runtime runs length-sorted batches of 32, torch keeps its previous 64
+        # (the measurement behind 32: bench/README.md, "Figures behind the code")
         self.batch_size = batch_size or (64 if backend == "torch" else 32)
         self.stats = CacheStats()
-        self._model = None
-        self._onnx = None
+        self._model: Any = None
+        self._onnx: Any = None
         self._lock = threading.Lock()
         self._cache_path = cache_path
         if cache_path is not None:
@@ -96,16 +102,29 @@ class Embedder:
                 conn.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
 
     @classmethod
-    def from_settings(cls, settings) -> "Embedder":
-        """The embedder Settings describe: model, cache, backend, and ``$KBOPS_HOME/models`` for ONNX files."""
-        return cls(
-            settings.embedding_model,
-            settings.embed_cache,
-            backend=settings.embed_backend,
-            models_dir=settings.models_dir or settings.home / "models",
-        )
+    def from_settings(cls, settings: Settings, *, batch_size: int | None = None) -> Embedder:
+        """The embedder Settings describe: model, cache, backend, and ``$KBOPS_HOME/models`` for ONNX files.
+
+        THE factory: every stage (gate, mining, publish, retriever) builds its
+        embedder here, so they all embed with the model the bot serves. One
+        instance per process per (model, backend, cache, models directory,
+        batch size) is shared: loading a model costs seconds. The plain
+        constructor builds a private instance (tests, benchmarks).
+        """
+        models_dir = settings.models_dir or settings.home / "models"
+        key = (str(settings.embedding_model), settings.embed_backend, str(settings.embed_cache), str(models_dir), batch_size)
+        with _SHARED_LOCK:
+            shared = _SHARED.get(key)
+            if shared is None:
+                # a ConfigError (no model files, no ONNX Runtime) is raised here, every time: nothing is kept
+                shared = _SHARED[key] = cls(
+                    settings.embedding_model, settings.embed_cache, batch_size=batch_size,
+                    backend=settings.embed_backend, models_dir=models_dir,
+                )
+            return shared
 
     def _cache(self) -> sqlite3.Connection:
+        assert self._cache_path is not None  # callers check: no cache path, no cache
         conn = sqlite3.connect(self._cache_path, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         return conn
@@ -127,6 +146,7 @@ class Embedder:
             if self._onnx is None:
                 from kbops.index.onnx_backend import OnnxEncoder, ensure_model
 
+                assert self.models_dir is not None  # always set for the ONNX backends
                 onnx_path = ensure_model(self.model_dir, self.digest, self.backend, self.models_dir)
                 self._onnx = OnnxEncoder(self.model_dir, onnx_path)
             return self._onnx

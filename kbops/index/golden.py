@@ -25,12 +25,13 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
-from kbops.errors import ConfigError, GoldenRegression, ReleaseError
+from kbops.errors import ConfigError, GoldenNotFound, GoldenRegression, ReleaseError
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
+from kbops.index.search import answer_from
 from kbops.pii import scrub
 from kbops.schema import GoldenQuestion, IndexRelease, KbEntry
 from kbops.text import content_hash
@@ -61,7 +62,7 @@ def _clean(question: str, entry_key: str) -> tuple[str, str]:
     return scrub(question), entry_key
 
 
-def add_golden(settings: Settings, pairs: list[tuple[str, str]], by: str) -> int:
+def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:
     """Add (question, expected entry key) pairs; each key must name an active entry.
 
     Returns how many were new (re-adding a pair is a no-op).
@@ -70,25 +71,24 @@ def add_golden(settings: Settings, pairs: list[tuple[str, str]], by: str) -> int
         raise ConfigError("say who adds golden questions: pass --by NAME")
     cleaned = [_clean(q, k) for q, k in pairs]
     added = 0
-    with session_scope(settings) as db:
-        keys = {k for _, k in cleaned}
-        active = set(db.scalars(select(KbEntry.entry_key).where(KbEntry.entry_key.in_(keys), KbEntry.status == "active")))
-        unknown = sorted(keys - active)
-        if unknown:
-            raise ConfigError(
-                f"no active KB entry {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
-                + "; golden questions must point at served entries — see `kbops export FILE` for entry keys"
-            )
-        existing = set(db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key)).tuples())
-        for question, key in dict.fromkeys(cleaned):
-            if (question, key) not in existing:
-                db.add(GoldenQuestion(question=question, entry_key=key, created_by=by.strip()))
-                added += 1
-        try:
-            db.flush()
-        except IntegrityError:  # a concurrent add of the same pair: theirs counts
-            db.rollback()
-            return 0
+    keys = {k for _, k in cleaned}
+    active = set(db.scalars(select(KbEntry.entry_key).where(KbEntry.entry_key.in_(keys), KbEntry.status == "active")))
+    unknown = sorted(keys - active)
+    if unknown:
+        raise ConfigError(
+            f"no active KB entry {unknown[0]!r}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+            + "; golden questions must point at served entries — see `kbops export FILE` for entry keys",
+            entry_keys=unknown,
+        )
+    existing = set(db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key)).tuples())
+    try:
+        with db.begin_nested():
+            for question, key in dict.fromkeys(cleaned):
+                if (question, key) not in existing:
+                    db.add(GoldenQuestion(question=question, entry_key=key, created_by=by.strip()))
+                    added += 1
+    except IntegrityError:  # a concurrent add of the same pair: theirs counts
+        return 0
     return added
 
 
@@ -112,39 +112,33 @@ def read_golden_file(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def remove_golden(settings: Settings, golden_id: int) -> None:
-    with session_scope(settings) as db:
-        row = db.get(GoldenQuestion, golden_id)
-        if row is None:
-            raise ConfigError(f"no golden question {golden_id}; see `kbops golden list`")
-        db.delete(row)
+def remove_golden(db: Session, golden_id: int) -> None:
+    row = db.get(GoldenQuestion, golden_id)
+    if row is None:
+        raise GoldenNotFound(f"no golden question {golden_id}; see `kbops golden list`", golden_id=golden_id)
+    db.delete(row)
 
 
-def list_golden(settings: Settings) -> list[dict[str, Any]]:
-    with session_scope(settings) as db:
-        rows = db.scalars(select(GoldenQuestion).order_by(GoldenQuestion.id))
-        return [
-            {"id": g.id, "question": g.question, "entry_key": g.entry_key, "created_by": g.created_by, "created_at": g.created_at.isoformat()}
-            for g in rows
-        ]
+def list_golden(db: Session) -> list[dict[str, Any]]:
+    rows = db.scalars(select(GoldenQuestion).order_by(GoldenQuestion.id))
+    return [
+        {"id": g.id, "question": g.question, "entry_key": g.entry_key, "created_by": g.created_by, "created_at": g.created_at.isoformat()}
+        for g in rows
+    ]
 
 
-def has_golden(settings: Settings) -> bool:
+def has_golden(db: Session) -> bool:
     """Whether any golden question exists (cheap: activation loads no model without one)."""
-    with session_scope(settings) as db:
-        return db.scalar(select(GoldenQuestion.id).limit(1)) is not None
+    return db.scalar(select(GoldenQuestion.id).limit(1)) is not None
 
 
-def _golden_set(settings: Settings) -> tuple[list[tuple[str, str]], str]:
-    with session_scope(settings) as db:
-        pairs = [tuple(r) for r in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
+def _golden_set(db: Session) -> tuple[list[tuple[str, str]], str]:
+    pairs = [(q, k) for q, k in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
     return pairs, content_hash(pairs)
 
 
 def score_release(settings: Settings, release_id: str, embedder: Embedder, pairs: list[tuple[str, str]], digest: str) -> GoldenScore:
     """Answer every golden question from ``release_id`` as the bot would."""
-    from kbops.serve.retriever import answer_from
-
     loaded = rel.load_release(
         settings.index_dir, release_id, expect_model=embedder.model_id, expect_dim=embedder.dim, lexical_scorer=settings.lexical_scorer
     )
@@ -159,45 +153,43 @@ def score_release(settings: Settings, release_id: str, embedder: Embedder, pairs
     return score
 
 
-def _stored_score(settings: Settings, release_id: str, digest: str) -> GoldenScore | None:
-    with session_scope(settings) as db:
-        row = db.get(IndexRelease, release_id)
-        stored = (row.stats or {}).get("golden") if row else None
+def _stored_score(db: Session, release_id: str, digest: str) -> GoldenScore | None:
+    row = db.get(IndexRelease, release_id)
+    stored = (row.stats or {}).get("golden") if row else None
     if stored and stored.get("digest") == digest:
         return GoldenScore(**stored)
     return None
 
 
-def _store_score(settings: Settings, score: GoldenScore) -> None:
-    with session_scope(settings) as db:
-        row = db.get(IndexRelease, score.release_id)
-        if row is not None:
-            row.stats = {**(row.stats or {}), "golden": score.as_dict()}
+def _store_score(db: Session, score: GoldenScore) -> None:
+    row = db.get(IndexRelease, score.release_id)
+    if row is not None:
+        row.stats = {**(row.stats or {}), "golden": score.as_dict()}
 
 
-def gate(settings: Settings, release_id: str, embedder: Embedder, force: bool = False) -> dict[str, Any] | None:
+def gate(db: Session, settings: Settings, release_id: str, embedder: Embedder, force: bool = False) -> dict[str, Any] | None:
     """Score ``release_id`` against the golden set and refuse a regression.
 
     Returns None when there are no golden questions, else the comparison.
     Raises :class:`GoldenRegression` when the new release answers fewer golden
     questions correctly than the active one and ``force`` is false.
     """
-    pairs, digest = _golden_set(settings)
+    pairs, digest = _golden_set(db)
     if not pairs:
         return None
     new = score_release(settings, release_id, embedder, pairs, digest)
-    _store_score(settings, new)
+    _store_score(db, new)
     active = rel.active_release_id(settings.index_dir)
     old = None
     if active and active != release_id:
-        old = _stored_score(settings, active, digest)
+        old = _stored_score(db, active, digest)
         if old is None:
             try:
                 old = score_release(settings, active, embedder, pairs, digest)
-                _store_score(settings, old)
+                _store_score(db, old)
             except ReleaseError:
                 old = None  # another model or unreadable: nothing comparable to protect
-    outcome = {"correct": new.correct, "total": new.total, "active_correct": old.correct if old else None, "forced": False}
+    outcome: dict[str, Any] = {"correct": new.correct, "total": new.total, "active_correct": old.correct if old else None, "forced": False}
     if old is not None and new.correct < old.correct:
         lost = [m for m in new.misses if m["question"] not in {x["question"] for x in old.misses}]
         if not force:
@@ -214,16 +206,14 @@ def gate(settings: Settings, release_id: str, embedder: Embedder, force: bool = 
     return outcome
 
 
-def check_active(settings: Settings, embedder: Embedder | None = None) -> GoldenScore:
+def check_active(db: Session, settings: Settings, embedder: Embedder) -> GoldenScore:
     """Score the active release on the golden set (``kbops golden check``)."""
-    from kbops.index.publish import make_embedder
-
-    pairs, digest = _golden_set(settings)
+    pairs, digest = _golden_set(db)
     if not pairs:
         raise ConfigError("no golden questions yet; add some with `kbops golden add QUESTION --entry KEY --by NAME`")
     active = rel.active_release_id(settings.index_dir)
     if active is None:
         raise ReleaseError(f"no active release under {settings.index_dir}; run `kbops publish` first")
-    score = score_release(settings, active, embedder or make_embedder(settings), pairs, digest)
-    _store_score(settings, score)
+    score = score_release(settings, active, embedder, pairs, digest)
+    _store_score(db, score)
     return score

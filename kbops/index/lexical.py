@@ -1,7 +1,16 @@
 """The lexical channel: term-weighted cosine over word tokens and CJK character n-grams.
 
-Two scorers, both giving scores in [0, 1] so they can be fused with dense
-cosines and compared with one handoff threshold:
+Every lexical score in kbops comes from this module, over
+:func:`kbops.text.tokens`, in one of two forms (see :mod:`kbops.index.similarity`
+for how they are fused with the dense channel):
+
+* one query against many documents: :class:`LexicalIndex` (the release's
+  lexical channel; also gap scoring and near-duplicates);
+* all pairs of a set of texts: :func:`pair_matrix` and :func:`pairs_above`
+  (chat grouping), one sparse product instead of N² comparisons.
+
+:class:`LexicalIndex` weights terms in one of three ways, all giving scores in
+[0, 1] so they can be fused with dense cosines and compared with one threshold:
 
 * ``bm25``: Okapi BM25 (k1=1.2, b=0.75) summed over the query's distinct
   terms, divided by the query's BM25 score against itself as a document — a
@@ -10,6 +19,11 @@ cosines and compared with one handoff threshold:
   unbounded and not comparable across queries; this self-normalisation is
   what makes one threshold work.
 * ``tfidf``: cosine of (1 + log tf) · idf vectors.
+* ``tf``: cosine of raw token counts, no idf. For absolute thresholds between
+  two given texts (near-duplicates): with idf, whether two questions are
+  near-duplicates would change when an unrelated entry joins the KB. Scored
+  in float64 so that identical texts score exactly 1 (a threshold of 1.0
+  means "identical").
 
 bench/bench_retrieval.py measures both on Bitext; the default is the one
 that measured better there (see README, Measured). Query tokens the index has never seen
@@ -21,23 +35,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
 
 from kbops.text import tokens
 
-
 K1 = 1.2
 B = 0.75
+WEIGHTINGS = ("bm25", "tfidf", "tf")
 
 
 class LexicalIndex:
     """An in-memory sparse term-weight matrix built from (entry id, text) documents."""
 
     def __init__(self, docs: list[tuple[int, str]], weighting: str = "bm25"):
-        if weighting not in ("bm25", "tfidf"):
-            raise ValueError(f"lexical weighting {weighting!r} must be 'bm25' or 'tfidf'")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"lexical weighting {weighting!r} must be one of {', '.join(WEIGHTINGS)}")
         self.weighting = weighting
         self.entry_ids = np.array([d[0] for d in docs], dtype=np.int64)
         counts = [Counter(tokens(text)) for _, text in docs]
@@ -56,19 +71,28 @@ class LexicalIndex:
         lengths = [sum(c.values()) for c in counts]
         avgdl = (sum(lengths) / len(lengths)) if lengths else 1.0
         rows, cols, vals = [], [], []
+        # ``tf`` keeps raw counts and divides by √(|d|²·|q|²) after the product: all
+        # integers until the last step, so identical texts score exactly 1.0
+        self.doc_sq = np.ones(len(docs), dtype=np.float64)
         for i, c in enumerate(counts):
             if weighting == "bm25":
                 weights = {vocab[t]: self.idf[vocab[t]] * self._saturate(tf, lengths[i], avgdl) for t, tf in c.items()}
                 norm = 1.0
             else:
-                weights = {vocab[t]: (1 + math.log(tf)) * self.idf[vocab[t]] for t, tf in c.items()}
+                weights = {vocab[t]: self._tf_weight(tf, self.idf[vocab[t]]) for t, tf in c.items()}
                 norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+            if weighting == "tf":
+                self.doc_sq[i], norm = sum(w * w for w in weights.values()) or 1.0, 1.0
             for j, w in weights.items():
                 rows.append(i)
                 cols.append(j)
                 vals.append(w / norm)
         self.avgdl = avgdl or 1.0
-        self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=np.float32)
+        self.dtype = np.float64 if weighting == "tf" else np.float32
+        self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=self.dtype)
+
+    def _tf_weight(self, tf: int, idf: float) -> float:
+        return float(tf) if self.weighting == "tf" else (1 + math.log(tf)) * idf
 
     @staticmethod
     def _saturate(tf: int, length: int, avgdl: float) -> float:
@@ -88,11 +112,27 @@ class LexicalIndex:
         norm_sq = 0.0
         for tok, tf in c.items():
             j = self.vocab.get(tok)
-            w = (1 + math.log(tf)) * (self.idf[j] if j is not None else self.max_idf)
+            w = self._tf_weight(tf, self.idf[j] if j is not None else self.max_idf)
             norm_sq += w * w
             if j is not None:
                 known[j] = w
         return known, math.sqrt(norm_sq)
+
+    def similarities(self, query: str) -> np.ndarray:
+        """The query's score against every document (rows in document order; zeros when nothing matches)."""
+        c = Counter(tokens(query))
+        if not c or self.matrix.shape[0] == 0:
+            return np.zeros(self.matrix.shape[0], dtype=self.dtype)
+        known, normaliser = self._query(c)
+        if not known or normaliser <= 0:
+            return np.zeros(self.matrix.shape[0], dtype=self.dtype)
+        q = sparse.csr_matrix(
+            (list(known.values()), ([0] * len(known), list(known.keys()))), shape=(1, self.matrix.shape[1]), dtype=self.dtype
+        )
+        dots = np.asarray((self.matrix @ q.T).todense()).ravel()
+        if self.weighting == "tf":
+            return np.minimum(dots / np.sqrt(self.doc_sq * sum(tf * tf for tf in c.values())), 1.0)
+        return np.minimum(dots / normaliser, 1.0)
 
     def scores(self, query: str, limit: int = 50) -> dict[int, float]:
         """Best cosine per entry id for the query: the ``limit`` best-scoring documents only.
@@ -100,16 +140,7 @@ class LexicalIndex:
         A Chinese query shares characters like "商品" with much of a catalogue;
         fusing every document with a score above zero would cost O(KB) per query.
         """
-        c = Counter(tokens(query))
-        if not c or self.matrix.shape[0] == 0:
-            return {}
-        known, normaliser = self._query(c)
-        if not known or normaliser <= 0:
-            return {}
-        q = sparse.csr_matrix(
-            (list(known.values()), ([0] * len(known), list(known.keys()))), shape=(1, self.matrix.shape[1]), dtype=np.float32
-        )
-        sims = np.minimum(np.asarray((self.matrix @ q.T).todense()).ravel() / normaliser, 1.0)
+        sims = self.similarities(query)
         if len(sims) > limit:
             top = np.argpartition(-sims, limit)[:limit]
             top = top[sims[top] > 0]
@@ -120,3 +151,40 @@ class LexicalIndex:
             eid = int(self.entry_ids[row])
             out[eid] = max(out.get(eid, 0.0), float(sims[row]))
         return out
+
+
+def pair_matrix(texts: Sequence[str], max_df: float = 0.2) -> sparse.csr_matrix:
+    """Rows of idf-weighted, L2-normalised token sets (rare words weigh most): row · row is a cosine.
+
+    The all-pairs form, for grouping many short texts with one sparse product
+    (:func:`pairs_above`). Tokens in more than ``max_df`` of the texts (和, 的,
+    "order") are dropped when there are enough texts to tell: they make every
+    pair look similar and make the pair search quadratic.
+    """
+    vocab: dict[str, int] = {}
+    rows: list[list[int]] = []
+    for text in texts:
+        ids = sorted({vocab.setdefault(tok, len(vocab)) for tok in tokens(text)})
+        rows.append(ids)
+    n = len(texts)
+    df = np.zeros(max(len(vocab), 1), dtype=np.float64)
+    for ids in rows:
+        df[ids] += 1
+    idf = np.log((n + 1) / (df + 0.5))
+    if n >= 50:
+        idf[df > max_df * n] = 0.0
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    indices = np.fromiter((j for r in rows for j in r), dtype=np.int64, count=int(indptr[-1]))
+    data = idf[indices] if len(indices) else np.zeros(0)
+    m = sparse.csr_matrix((data, indices, indptr), shape=(n, max(len(vocab), 1)), dtype=np.float64)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sparse.csr_matrix(sparse.diags(1.0 / norms) @ m)
+
+
+def pairs_above(m: sparse.csr_matrix, threshold: float) -> dict[tuple[int, int], float]:
+    """(i, j) with i > j and cosine ≥ threshold between rows of ``m``, from one sparse product."""
+    sims = sparse.triu(m @ m.T, k=1).tocoo()
+    keep = sims.data >= threshold
+    return {(int(j), int(i)): float(s) for i, j, s in zip(sims.row[keep], sims.col[keep], sims.data[keep])}

@@ -12,8 +12,8 @@ from the network) and cached under ``<models_dir>/<digest>-<variant>/``:
 * ``onnx-int8``: weights of the projection MatMuls quantised per channel to
   int8 (``onnxruntime.quantization.quantize_dynamic``), activations quantised
   per batch at run time. The feed-forward output projections stay float32:
-  measured on Bitext and JDDC they cost the most agreement for the least
-  speed. Vectors agree with the reference to cosine ~0.995 (median).
+  quantised, they cost the most agreement with the reference vectors for the
+  least speed (agreement and speed of both variants: bench/README.md).
 
 A build writes into a private temporary directory next to the target and
 renames it into place only when complete (with a ``build.json`` recording the

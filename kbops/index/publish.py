@@ -22,13 +22,16 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
 from kbops.errors import ReleaseError
+from kbops.index import golden
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
-from kbops.schema import IndexRelease, KbEntry, PipelineRun, utcnow
+from kbops.kb.audit import record_audit
+from kbops.kb.runs import record_run
+from kbops.schema import IndexRelease, KbEntry, utcnow
 from kbops.text import content_hash
 
 UNK_WARNING = 0.3
@@ -56,11 +59,6 @@ class BuildResult:
         return asdict(self)
 
 
-def make_embedder(settings: Settings) -> Embedder:
-    """The one embedder Settings describe (model, backend, cache); it loads lazily."""
-    return Embedder.from_settings(settings)
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -86,21 +84,19 @@ def _servable(now: datetime) -> Any:
     return (KbEntry.status == "active", or_(KbEntry.valid_to.is_(None), KbEntry.valid_to > now))
 
 
-def _servable_versions(settings: Settings, now: datetime) -> list[tuple[int, int, str | None, str | None]]:
+def _servable_versions(db: Session, now: datetime) -> list[tuple[int, int, str | None, str | None]]:
     """(id, revision, valid_from, valid_to) of servable entries: enough for the digest and the diff."""
-    with session_scope(settings) as db:
-        rows = db.execute(
-            select(KbEntry.id, KbEntry.revision, KbEntry.valid_from, KbEntry.valid_to).where(*_servable(now)).order_by(KbEntry.id)
-        ).all()
+    rows = db.execute(
+        select(KbEntry.id, KbEntry.revision, KbEntry.valid_from, KbEntry.valid_to).where(*_servable(now)).order_by(KbEntry.id)
+    ).all()
     return [(i, r, _iso(f), _iso(t)) for i, r, f, t in rows]
 
 
-def _load_entries(settings: Settings, ids: list[int]) -> dict[int, dict[str, Any]]:
+def _load_entries(db: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
-    with session_scope(settings) as db:
-        for start in range(0, len(ids), 500):
-            for e in db.scalars(select(KbEntry).where(KbEntry.id.in_(ids[start : start + 500]))):
-                out[e.id] = _entry_dict(e)
+    for start in range(0, len(ids), 500):
+        for e in db.scalars(select(KbEntry).where(KbEntry.id.in_(ids[start : start + 500]))):
+            out[e.id] = _entry_dict(e)
     return out
 
 
@@ -128,8 +124,8 @@ def _incremental_base(settings: Settings, active: str, model_id: str) -> tuple[d
     return (manifest, index, previous) if manifest["model"] == model_id else None
 
 
-def _full_build(settings: Settings, versions: list[tuple[int, int, str | None, str | None]], embedder: Embedder) -> tuple[list[dict[str, Any]], Any, list[str]]:
-    by_id = _load_entries(settings, [v[0] for v in versions])
+def _full_build(db: Session, settings: Settings, versions: list[tuple[int, int, str | None, str | None]], embedder: Embedder) -> tuple[list[dict[str, Any]], Any, list[str]]:
+    by_id = _load_entries(db, [v[0] for v in versions])
     entries = [by_id[v[0]] for v in versions if v[0] in by_id]
     texts = [t for e in entries for t in _texts(e)]
     ids = [e["id"] for e in entries for _ in _texts(e)]
@@ -139,7 +135,7 @@ def _full_build(settings: Settings, versions: list[tuple[int, int, str | None, s
 
 
 def _apply_changes(
-    settings: Settings,
+    db: Session,
     versions: list[tuple[int, int, str | None, str | None]],
     index: Any,
     previous: list[dict[str, Any]],
@@ -154,7 +150,7 @@ def _apply_changes(
     before = {e["id"]: e for e in previous}
     wanted = {v[0] for v in versions}
     changed = [i for i, rev, start, end in versions if i not in before or (before[i]["revision"], before[i]["valid_from"], before[i]["valid_to"]) != (rev, start, end)]
-    fresh = _load_entries(settings, changed)
+    fresh = _load_entries(db, changed)
     removed = [i for i in before if i not in wanted]
     re_embed = [i for i in changed if i in fresh and (i not in before or _texts(before[i]) != _texts(fresh[i]))]
     stale = [i for i in removed + re_embed if i in before]
@@ -190,19 +186,20 @@ def _unreadable_share(embedder: Embedder, texts: list[str], previous: tuple[floa
     return round(share, 3)
 
 
-def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None, now: datetime | None = None) -> BuildResult:
+def build_release(db: Session, settings: Settings, embedder: Embedder, full: bool = False, now: datetime | None = None) -> BuildResult:
     """Build (but do not activate) a release for the current servable KB.
 
     Returns status 'unchanged' with no release when the active release already
     serves exactly this KB, unless ``full`` forces a rebuild.
     """
     started = time.perf_counter()
+    # The embedder is shared by the process: count only this build's cache traffic.
+    hits_before, misses_before = embedder.stats.hits, embedder.stats.misses
     result = BuildResult()
     now = now or utcnow()
-    versions = _servable_versions(settings, now)
+    versions = _servable_versions(db, now)
     digest = content_hash(versions)
     active = rel.active_release_id(settings.index_dir)
-    embedder = embedder or make_embedder(settings)
     if active and not full:
         try:
             manifest = rel.read_manifest(settings.index_dir, active)
@@ -216,11 +213,11 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
             pass  # an unreadable active release means: build a new one
     base = None if full or not active else _incremental_base(settings, active, embedder.model_id)
     if base is None:
-        entries, index, embedded = _full_build(settings, versions, embedder)
+        entries, index, embedded = _full_build(db, settings, versions, embedder)
         result.mode, share, trained_on = "full", None, int(index.ntotal)
     else:
         manifest, index, previous = base
-        entries, embedded = _apply_changes(settings, versions, index, previous, embedder, result)
+        entries, embedded = _apply_changes(db, versions, index, previous, embedder, result)
         result.mode, share = "incremental", (manifest.get("unreadable_share", 0.0), index.ntotal - len(embedded))
         trained_on = manifest.get("index", {}).get("trained_on")
         index, rebuilt = rel.fit_index(index, ivf_threshold=settings.ivf_threshold, nprobe=settings.ivf_nprobe, trained_on=trained_on)
@@ -251,32 +248,32 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
     result.entries, result.vectors = len(entries), int(index.ntotal)
     result.index_type = rel.index_info(index)["description"]
     result.status = "built"
-    result.cache_hits, result.cache_misses = embedder.stats.hits, embedder.stats.misses
+    result.cache_hits, result.cache_misses = embedder.stats.hits - hits_before, embedder.stats.misses - misses_before
     result.seconds = round(time.perf_counter() - started, 3)
-    with session_scope(settings) as db:
-        db.add(
-            IndexRelease(
-                id=result.release_id,
-                status="built",
-                kb_digest=digest,
-                entry_count=result.entries,
-                vector_count=result.vectors,
-                model=embedder.model_id,
-                path=str(rel.releases_dir(settings.index_dir) / result.release_id),
-                stats=result.as_dict(),
-            )
+    db.add(
+        IndexRelease(
+            id=result.release_id,
+            status="built",
+            kb_digest=digest,
+            entry_count=result.entries,
+            vector_count=result.vectors,
+            model=embedder.model_id,
+            path=str(rel.releases_dir(settings.index_dir) / result.release_id),
+            stats=result.as_dict(),
         )
-        db.add(PipelineRun(step="build_release", finished_at=utcnow(), status="ok", stats=result.as_dict()))
+    )
+    record_run(db, "build_release", result.as_dict())
     return result
 
 
 def activate_release(
+    db: Session,
     settings: Settings,
     release_id: str,
+    embedder: Embedder | None = None,
     *,
     force: bool = False,
     by: str = "operator",
-    embedder: Embedder | None = None,
     check_golden: bool = True,
 ) -> dict[str, Any]:
     """Make ``release_id`` the served release (atomic pointer swap) and prune old ones.
@@ -286,27 +283,21 @@ def activate_release(
     ``force``; a forced activation is audited. Rollback skips the check: it is
     the operator's explicit, instant way back.
     """
-    from kbops.index import golden
-
     previous = rel.active_release_id(settings.index_dir)
     if previous == release_id:
         return {"release_id": release_id, "previous": previous, "changed": False, "pruned": []}
-    gated = check_golden and golden.has_golden(settings)
+    gated = check_golden and golden.has_golden(db)
     # The golden check loads (and so verifies) the release; activate() then need not hash it again.
-    outcome = golden.gate(settings, release_id, embedder or make_embedder(settings), force) if gated else None
+    outcome = golden.gate(db, settings, release_id, embedder or Embedder.from_settings(settings), force) if gated else None
     rel.activate(settings.index_dir, release_id, verify=not gated)
     if outcome and outcome["forced"]:
-        from kbops.review.audit import record_audit
-
-        with session_scope(settings) as db:
-            record_audit(
-                db, actor=by, door="cli", action="release_forced",
-                after={"release_id": release_id, "previous": previous, **outcome},
-                note=f"activated despite answering {outcome['correct']}/{outcome['total']} golden questions (active had {outcome['active_correct']})",
-            )
-    with session_scope(settings) as db:
-        db.execute(update(IndexRelease).where(IndexRelease.status == "active").values(status="inactive"))
-        db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=utcnow()))
+        record_audit(
+            db, actor=by, door="cli", action="release_forced",
+            after={"release_id": release_id, "previous": previous, **outcome},
+            note=f"activated despite answering {outcome['correct']}/{outcome['total']} golden questions (active had {outcome['active_correct']})",
+        )
+    db.execute(update(IndexRelease).where(IndexRelease.status == "active").values(status="inactive"))
+    db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=utcnow()))
     pruned = rel.prune(settings.index_dir, settings.release_retention)
     return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned, "golden": outcome}
 
@@ -317,13 +308,16 @@ def list_releases(settings: Settings) -> list[dict[str, Any]]:
     for rid in reversed(rel.list_release_ids(settings.index_dir)):
         try:
             m = rel.read_manifest(settings.index_dir, rid, verify=True)
-            out.append({"release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"], "vectors": m["vector_count"], "model": m["model"], "index_type": m.get("index_type", "IDMap2,FlatIP")})
+            out.append({
+                "release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"],
+                "vectors": m["vector_count"], "model": m["model"], "index_type": m.get("index_type", "IDMap2,FlatIP"),
+            })
         except ReleaseError as exc:  # show broken releases instead of hiding them
             out.append({"release_id": rid, "active": rid == active, "error": str(exc)})
     return out
 
 
-def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any]:
+def rollback(db: Session, settings: Settings, release_id: str | None = None) -> dict[str, Any]:
     """Re-activate ``release_id``, or the release before the active one."""
     ids = rel.list_release_ids(settings.index_dir)
     active = rel.active_release_id(settings.index_dir)
@@ -332,4 +326,4 @@ def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any
         if not older:
             raise ReleaseError("there is no earlier release to roll back to; see `kbops releases`")
         release_id = older[-1]
-    return activate_release(settings, release_id, check_golden=False)
+    return activate_release(db, settings, release_id, check_golden=False)

@@ -18,9 +18,10 @@ while the release holds fewer than ``ivf_threshold`` vectors, an inverted-file
 index (``IndexIVFFlat``, 2·√n lists, ``ivf_nprobe`` probed) beyond it. Both
 take ``add_with_ids``/``remove_ids`` by entry id, so incremental publish works
 the same on either; IVF is retrained from the stored vectors (no re-embedding)
-when the release has grown past 4× what it was trained on. HNSW was measured
-and rejected: no removal by id and a 3× slower build (bench/README.md). The
-choice and its parameters are recorded in the manifest (``index``).
+when the release has grown past 4× what it was trained on. HNSW is not used:
+it cannot remove vectors by id, which incremental publish needs (its build time
+and recall: bench/README.md). The choice and its parameters are recorded in the
+manifest (``index``).
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ import math
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kbops.errors import ReleaseError
+from kbops.index.lexical import LexicalIndex
 
 FORMAT = 1
 FILES = ("index.faiss", "entries.json", "lexical.json")
@@ -159,7 +161,7 @@ def write_release(
     """Write a complete release directory and return its id (not yet active)."""
     import faiss
 
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     release_id = f"r{created:%Y%m%dT%H%M%S%f}-{kb_digest[:8]}"
     root = releases_dir(index_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -296,8 +298,6 @@ def load_release(
     expect_dim: int | None = None,
     lexical_scorer: str = "bm25",
 ) -> LoadedRelease:
-    from kbops.index.lexical import LexicalIndex
-
     manifest, index, entry_list = read_index_and_entries(index_dir, release_id)
     if expect_model is not None and manifest["model"] != expect_model:
         raise ReleaseError(

@@ -8,7 +8,10 @@ connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - kbops always passes a connection
     from sqlalchemy import create_engine
 
-    connection = create_engine(context.config.get_main_option("sqlalchemy.url")).connect()
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("kbops.db passes the connection in; a bare `alembic upgrade` needs sqlalchemy.url")
+    connection = create_engine(url).connect()
 
 context.configure(
     connection=connection,

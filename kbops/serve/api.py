@@ -5,8 +5,13 @@ Reads only the active index release (plus the query log write). When the
 background thread while requests keep being answered from the old one; it
 takes over once ready: no restart, no failed or stalled request.
 With ``KBOPS_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``.
-The review page (kbops/serve/review_web.py) is mounted at ``/review`` with its
+The review page (kbops/serve/review_web/) is mounted at ``/review`` with its
 own reviewer sign-in; the read token neither opens it nor is needed for it.
+
+Errors answer JSON ``{"error": <class name>, "detail": <message>}``: a
+:class:`~kbops.errors.KbopsError` with its class's ``http_status`` (a bad
+query → 400, no usable release → 503), a missing or wrong token → 401, a body
+that does not fit the schema → FastAPI's 422.
 """
 
 from __future__ import annotations
@@ -14,13 +19,15 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kbops.config import Settings
-from kbops.errors import KbopsError, QueryError, ReleaseError
-from kbops.serve.retriever import MAX_TOP_K, Retriever, log_answer
+from kbops.errors import KbopsError
+from kbops.index.search import MAX_TOP_K
+from kbops.serve.retriever import Retriever, log_answer
+from kbops.serve.review_web import create_review_app
 
 
 class SearchRequest(BaseModel):
@@ -52,9 +59,9 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
             raise HTTPException(status_code=401, detail="missing or wrong bearer token")
 
     @app.exception_handler(KbopsError)
-    async def _kbops_error(_request, exc: KbopsError) -> JSONResponse:
-        status = 503 if isinstance(exc, ReleaseError) else 400 if isinstance(exc, QueryError) else 500
-        return JSONResponse(status_code=status, content={"error": type(exc).__name__, "detail": str(exc)})
+    async def _kbops_error(_request: Request, exc: KbopsError) -> JSONResponse:
+        # By class: each error names its status; the class name is only reported, never matched.
+        return JSONResponse(status_code=exc.http_status, content={"error": type(exc).__name__, "detail": str(exc)})
 
     @app.post("/search", dependencies=[Depends(auth)])
     def search(req: SearchRequest) -> dict[str, Any]:
@@ -77,7 +84,5 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
         return {k: m[k] for k in ("release_id", "created_at", "model", "dim", "entry_count", "vector_count", "index_type", "kb_digest")}
 
     # The review page: its own sub-application with reviewer sessions, separate from the read token.
-    from kbops.serve.review_web import create_review_app
-
     app.mount("/review", create_review_app(settings))
     return app

@@ -14,11 +14,12 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from kbops.sources.config import SourceConfig
 from kbops.text import detect_lang, truncate
@@ -90,12 +91,12 @@ _JSONL_KEY = _header_key("jsonl")
 
 
 def _checked(
-    source: SourceConfig, key: str, row: Callable[[], dict[str, str]], location: str, digest: str, known: dict[str, str]
+    source: SourceConfig, key: str, row: dict[str, str], location: str, digest: str, known: dict[str, str]
 ) -> Parsed | Unchanged | Rejected:
-    """Unchanged when the key's current version has this raw hash; else parse ``row()``."""
+    """Unchanged when the key's current version has this raw hash; else parse ``row``."""
     if key and known.get(key) == digest:
         return Unchanged(key, location)
-    item = parse_row(source, row(), location)
+    item = parse_row(source, row, location)
     return replace(item, raw_hash=digest) if isinstance(item, Parsed) else item
 
 
@@ -147,7 +148,8 @@ def _read_csv_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> I
         if key and known.get(key) == digest:
             yield Unchanged(key, f"{name}:{reader.line_num}")
             continue
-        yield _checked(source, key, lambda: dict(zip(header, cells)), f"{name}:{reader.line_num}", digest, known)
+        # Only changed rows get here (unchanged ones were skipped above), so the dict is never built for nothing.
+        yield _checked(source, key, dict(zip(header, cells)), f"{name}:{reader.line_num}", digest, known)
 
 
 def _read_jsonl_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> Iterator[Parsed | Unchanged | Rejected]:
@@ -167,7 +169,7 @@ def _read_jsonl_rows(source: SourceConfig, path: Path, known: dict[str, str]) ->
             continue
         cells = {k: "" if v is None else str(v) for k, v in row.items()}
         key = cells.get(source.column(source.key), "").strip()
-        yield _checked(source, key, lambda: cells, location, _raw_hash(_JSONL_KEY, [line]), known)
+        yield _checked(source, key, cells, location, _raw_hash(_JSONL_KEY, [line]), known)
 
 
 def _required_columns(source: SourceConfig) -> list[str]:
@@ -273,7 +275,7 @@ def parse_time(raw: str, name: str = "time") -> datetime:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         raise RowError(f"{name} {raw!r} is not an ISO date such as 2026-11-25 or 2026-11-25T00:00:00+08:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 _CHECKS = {"product": _product, "price": _price}

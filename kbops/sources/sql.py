@@ -13,10 +13,11 @@ The URL, with its credentials, comes from the environment variable named by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import MetaData, Table, create_engine, select, text
 from sqlalchemy.engine import make_url

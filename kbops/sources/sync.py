@@ -6,45 +6,34 @@ feed) gets a tombstone version; a deleted record that comes back is
 "relisted". Re-reading the same snapshot changes nothing.
 
 When a fact changes or disappears, every active KB entry that rests on an
-older version of it is withdrawn at once, so the next release stops serving
-it even before anyone approves a replacement (the bot hands off instead of
-quoting a stale price).
+older version of it is withdrawn at once (:mod:`kbops.kb.entries`), so the
+next release stops serving it even before anyone approves a replacement (the
+bot hands off instead of quoting a stale price).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
-from kbops.review.audit import record_audit
-from kbops.schema import (
-    Candidate,
-    ChatSession,
-    EntryDependency,
-    KbEntry,
-    PipelineRun,
-    QuarantinedRow,
-    SourceRecord,
-    utcnow,
-)
-from kbops.extract.candidates import Proposal, propose
+from kbops.errors import ConfigError
+from kbops.kb.entries import flag_stale_mentions, withdraw_dependents
+from kbops.kb.runs import step_run
+from kbops.schema import ChatSession, PipelineRun, QuarantinedRow, SourceRecord, utcnow
 from kbops.sources.chats import Session as ChatData
 from kbops.sources.chats import read_chats
 from kbops.sources.config import SourceConfig, load_sources
 from kbops.sources.files import Parsed, Rejected, Unchanged, read_documents, read_records
+from kbops.sources.sql import load_watermark, read_sql
 from kbops.text import content_hash
-from kbops.errors import ConfigError
 
 
 @dataclass
@@ -75,33 +64,29 @@ class SyncResult:
         return asdict(self)
 
 
-def sync_sources(settings: Settings, only: str | None = None, confirm_deletions: bool = False) -> list[SyncResult]:
-    """Sync every configured source (or just ``only``); one run-ledger row each."""
+def configured_sources(settings: Settings, only: str | None = None) -> list[SourceConfig]:
+    """Every configured source, or just the one named ``only`` (ConfigError naming the others)."""
     sources = load_sources(settings.require_sources())
-    if only is not None:
-        sources = [s for s in sources if s.name == only]
-        if not sources:
-            names = ", ".join(s.name for s in load_sources(settings.require_sources()))
-            raise ConfigError(f"no source named {only!r}; configured sources: {names}")
-    return [sync_source(settings, s, confirm_deletions) for s in sources]
+    if only is None:
+        return sources
+    chosen = [s for s in sources if s.name == only]
+    if not chosen:
+        names = ", ".join(s.name for s in sources)
+        raise ConfigError(f"no source named {only!r}; configured sources: {names}", source=only)
+    return chosen
 
 
 def sync_source(
-    settings: Settings,
+    db: Session,
     source: SourceConfig,
     confirm_deletions: bool = False,
     *,
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> SyncResult:
-    """Sync one source. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock."""
-    started = time.perf_counter()
+    """Sync one source; one run-ledger row. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock."""
     result = SyncResult(source=source.name)
-    with session_scope(settings) as db:
-        run = PipelineRun(step="sync", source=source.name)
-        db.add(run)
-        db.flush()
-        result.run_id = run.id
+    with step_run(db, "sync", result, source=source.name) as run:
         if source.type == "sql":
             _sync_sql(db, source, run, result, confirm_deletions, os.environ if env is None else env, now or utcnow())
         elif _skip_unchanged_files(db, source, result, confirm_deletions):
@@ -112,10 +97,6 @@ def sync_source(
             reader = (lambda known: read_documents(source)) if source.type == "documents" else (lambda known: read_records(source, known))
             snapshot = source.type == "documents" or source.mode == "snapshot"
             _sync_records(db, source, run, result, reader, confirm_deletions, snapshot)
-        result.seconds = round(time.perf_counter() - started, 3)
-        run.finished_at = utcnow()
-        run.status = "ok"
-        run.stats = result.as_dict()
     return result
 
 
@@ -280,8 +261,8 @@ def _sync_records(
         db.execute(insert(SourceRecord), rows[start : start + _CHUNK])
     # Stale mentions first: an answer quoting the old price goes to review with
     # the old → new values, rather than being silently withdrawn as a dependent.
-    result.flagged = _flag_stale_mentions(db, source, run, price_changes)
-    result.withdrawn = _withdraw_dependents(db, source, kind, changed_keys)
+    result.flagged = flag_stale_mentions(db, source.name, run.id, price_changes)
+    result.withdrawn = withdraw_dependents(db, source.name, kind, changed_keys)
 
 
 def _sync_sql(
@@ -294,8 +275,6 @@ def _sync_sql(
     now: datetime,
 ) -> None:
     """Incremental pull since the last watermark, or a full (snapshot) pass when due."""
-    from kbops.sources.sql import load_watermark, read_sql
-
     last = _last_ok_run(db, source.name)
     previous = load_watermark(last.stats.get("watermark")) if last else None
     last_full = last.stats.get("last_full_at") if last else None
@@ -304,104 +283,6 @@ def _sync_sql(
     result.full, result.watermark = pull.full, pull.watermark
     result.last_full_at = now.isoformat() if pull.full else last_full
     _sync_records(db, source, run, result, lambda known: pull.items, confirm_deletions, snapshot=pull.full)
-
-
-def _withdraw_dependents(db: Session, source: SourceConfig, kind: str, changed: list[tuple[str, int]]) -> int:
-    """Withdraw active entries resting on an older version of a changed record."""
-    new_versions = dict(changed)
-    withdrawn = 0
-    keys = list(new_versions)
-    for start in range(0, len(keys), _CHUNK):
-        rows = db.execute(
-            select(KbEntry, EntryDependency.key, EntryDependency.version)
-            .join(EntryDependency, EntryDependency.entry_id == KbEntry.id)
-            .where(
-                EntryDependency.source == source.name,
-                EntryDependency.kind == kind,
-                EntryDependency.key.in_(keys[start : start + _CHUNK]),
-                KbEntry.status == "active",
-            )
-        ).all()
-        for entry, key, old_version in rows:
-            new_version = new_versions[key]
-            if old_version >= new_version or entry.status != "active":
-                continue
-            reason = f"{source.name}/{kind}/{key} changed (v{old_version} → v{new_version})"
-            before = {"status": entry.status, "revision": entry.revision}
-            entry.status = "withdrawn"
-            entry.status_reason = reason
-            entry.updated_at = utcnow()
-            record_audit(db, actor="kbops", door="pipeline", action="withdraw", entry_id=entry.id, before=before, after={"status": "withdrawn"}, note=reason)
-            withdrawn += 1
-    return withdrawn
-
-
-_AMOUNT = re.compile(r"(?<![\d.])\d+(?:\.\d{1,2})?(?![\d]|\.\d)")
-
-
-def amounts(text: str) -> set[str]:
-    """Money-like numbers in ``text``, canonical like prices ("299元" → "299.00", "19.9" → "19.90")."""
-    return {f"{Decimal(m):.2f}" for m in _AMOUNT.findall(text)}
-
-
-def _flag_stale_mentions(db: Session, source: SourceConfig, run: PipelineRun, changes: list[tuple[str, int, int, dict[str, Any]]]) -> int:
-    """Withdraw chat-mined answers that quote a price that just changed, and queue them for review.
-
-    Structured price entries are regenerated from the record; a human agent's
-    answer ("这款现在299元") is not, so it is withdrawn and re-proposed with
-    the old → new values for a reviewer (no rule auto-approves it).
-    """
-    if not changes:
-        return 0
-    old_prices = dict(db.execute(select(SourceRecord.id, SourceRecord.payload).where(SourceRecord.id.in_([c[1] for c in changes]))).all())
-    # Chat-mined entries are few next to records: read them once, match in Python.
-    chat_entries = list(db.scalars(select(KbEntry).where(KbEntry.origin == "chat", KbEntry.status == "active")))
-    if not chat_entries:
-        return 0
-    products = {
-        key: payload
-        for key, payload in db.execute(
-            select(SourceRecord.key, SourceRecord.payload).where(
-                SourceRecord.kind == "product", SourceRecord.is_current.is_(True), SourceRecord.key.in_([c[0] for c in changes])
-            )
-        )
-    }
-    by_amount: dict[str, list[KbEntry]] = {}
-    for entry in chat_entries:
-        for amount in amounts(entry.answer):
-            by_amount.setdefault(amount, []).append(entry)
-    flagged = 0
-    for key, old_id, version, payload in changes:
-        old, new = old_prices.get(old_id, {}).get("price"), payload.get("price")
-        if not old or old == new or old not in by_amount:
-            continue
-        product = products.get(key) or {}
-        names = [n for n in (product.get("name_zh"), product.get("name_en"), product.get("name"), key) if n]
-        for entry in by_amount[old]:
-            if entry.status != "active":
-                continue
-            candidate = db.get(Candidate, entry.candidate_id) if entry.candidate_id else None
-            evidence = dict(candidate.evidence) if candidate else {}
-            if key not in evidence.get("skus", []) and not any(n in entry.question or n in entry.answer for n in names):
-                continue
-            reason = f"answer mentions {old}, the old price of {key} (now {new})"
-            before = {"status": entry.status, "revision": entry.revision}
-            entry.status, entry.status_reason, entry.updated_at = "withdrawn", reason, utcnow()
-            record_audit(db, actor="kbops", door="pipeline", action="withdraw", entry_id=entry.id, before=before, after={"status": "withdrawn"}, note=reason)
-            evidence["stale_values"] = [{"record": f"{source.name}/price/{key}@{version}", "old": old, "new": new}]
-            propose(
-                db,
-                Proposal(
-                    entry_key=entry.entry_key, origin=entry.origin, kind=entry.kind, lang=entry.lang,
-                    question=entry.question, answer=entry.answer, alt_questions=list(entry.alt_questions),
-                    tags=list(entry.tags), evidence=evidence,
-                    depends_on=sorted({*entry.depends_on, f"{source.name}/price/{key}@{version}"}),
-                    support=candidate.support if candidate else 1,
-                ),
-                run.id,
-            )
-            flagged += 1
-    return flagged
 
 
 def _sync_chats(db: Session, source: SourceConfig, run: PipelineRun, result: SyncResult) -> None:

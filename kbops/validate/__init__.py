@@ -3,13 +3,13 @@
 Each run stores a :class:`~kbops.schema.ValidationReport` (what was checked,
 every refused or flagged row with its reasons, the GX run's statistics)
 linked from its ``pipeline_runs`` row (``stats["report_id"]``). Refused rows
-stay in ``candidates`` as ``invalid`` with their reasons; :func:`resubmit`
-fixes one and runs it through the gate again. Nothing is dropped.
+stay in ``candidates`` as ``invalid`` with their reasons;
+:func:`kbops.review.resubmit.resubmit` fixes one and runs it through the gate
+again. Nothing is dropped.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.db import session_scope
-from kbops.errors import CandidateNotFound, ReviewError
-from kbops.review.audit import record_audit
-from kbops.schema import Candidate, KbEntry, PipelineRun, ValidationReport, utcnow
+from kbops.index.embedder import Embedder
+from kbops.kb.entries import active_fingerprints
+from kbops.kb.runs import step_run
+from kbops.schema import Candidate, KbEntry, ValidationReport
 from kbops.validate.facts import linked_skus, load_factbook
 from kbops.validate.gate import SUITE_NAME, RowVerdict, check_rows
 from kbops.validate.similar import find_near_duplicates
@@ -55,18 +55,6 @@ def candidate_row(c: Candidate) -> dict[str, Any]:
     }
 
 
-def active_fingerprints(db: Session) -> dict[str, str]:
-    """Fingerprint → entry key for the question and every alternate question of active entries."""
-    from kbops.text import fingerprint
-
-    known: dict[str, str] = {}
-    for key, fp, alternates in db.execute(select(KbEntry.entry_key, KbEntry.fingerprint, KbEntry.alt_questions).where(KbEntry.status == "active")):
-        known.setdefault(fp, key)
-        for alt in alternates or []:
-            known.setdefault(fingerprint(alt), key)
-    return known
-
-
 def _active_entries(db: Session) -> list[dict[str, Any]]:
     return [
         {"entry_key": k, "lang": lang, "question": q, "alt_questions": list(alts or []), "skus": linked_skus({"depends_on": deps})}
@@ -78,20 +66,7 @@ def _active_entries(db: Session) -> list[dict[str, Any]]:
     ]
 
 
-_EMBEDDERS: dict[tuple[str, str], Any] = {}
-
-
-def _embedder(settings: Settings) -> Any:
-    """One embedder per model and cache for the process (loading the model costs seconds)."""
-    from kbops.index.embedder import Embedder
-
-    key = (settings.embedding_model, str(settings.embed_cache))
-    if key not in _EMBEDDERS:
-        _EMBEDDERS[key] = Embedder(settings.embedding_model, settings.embed_cache)
-    return _EMBEDDERS[key]
-
-
-def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats: dict[str, Any] | None = None) -> list[RowVerdict]:
+def gate_rows(db: Session, settings: Settings, embedder: Embedder, rows: list[dict[str, Any]], stats: dict[str, Any] | None = None) -> list[RowVerdict]:
     """Run every rule over ``rows`` against the KB as it is now (facts, active entries)."""
     if not rows:
         return []
@@ -103,7 +78,7 @@ def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats
         entries = _active_entries(db)
         if entries:
             near = find_near_duplicates(
-                [{**r, "skus": linked_skus(r)} for r in eligible], entries, _embedder(settings), settings.near_duplicate_threshold
+                [{**r, "skus": linked_skus(r)} for r in eligible], entries, embedder, settings.near_duplicate_threshold
             )
     return check_rows(
         rows,
@@ -115,21 +90,20 @@ def gate_rows(settings: Settings, db: Session, rows: list[dict[str, Any]], stats
     )
 
 
-def validate_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> ValidateResult:
-    """Move candidates from ``new`` to ``valid`` or ``invalid`` (with reasons); store the run's report."""
-    started = time.perf_counter()
+def validate_candidates(db: Session, settings: Settings, embedder: Embedder, candidate_ids: list[int] | None = None) -> ValidateResult:
+    """Move candidates from ``new`` to ``valid`` or ``invalid`` (with reasons); store the run's report.
+
+    ``embedder`` compares questions with the active entries (near-duplicates);
+    it loads its model only when there is something to compare.
+    """
     result = ValidateResult()
-    with session_scope(settings) as db:
-        run = PipelineRun(step="validate")
-        db.add(run)
-        db.flush()
-        result.run_id = run.id
+    with step_run(db, "validate", result) as run:
         stmt = select(Candidate).where(Candidate.status == "new")
         if candidate_ids is not None:
             stmt = stmt.where(Candidate.id.in_(candidate_ids))
         batch = list(db.scalars(stmt.order_by(Candidate.id)))
         stats: dict[str, Any] = {}
-        verdicts = gate_rows(settings, db, [candidate_row(c) for c in batch], stats)
+        verdicts = gate_rows(db, settings, embedder, [candidate_row(c) for c in batch], stats)
         by_id = {c.id: c for c in batch}
         report_rows = []
         for verdict in verdicts:
@@ -168,73 +142,12 @@ def validate_candidates(settings: Settings, candidate_ids: list[int] | None = No
         db.add(report)
         db.flush()
         result.report_id = report.id
-        result.seconds = round(time.perf_counter() - started, 3)
-        run.finished_at, run.status, run.stats = utcnow(), "ok", result.as_dict()
     return result
 
 
-def get_report(settings: Settings, report_id: int | None = None) -> ValidationReport | None:
+def get_report(db: Session, report_id: int | None = None) -> ValidationReport | None:
     """A stored validation report (the latest when no id is given)."""
-    with session_scope(settings) as db:
-        stmt = select(ValidationReport).order_by(ValidationReport.id.desc()).limit(1)
-        if report_id is not None:
-            stmt = select(ValidationReport).where(ValidationReport.id == report_id)
-        return db.scalar(stmt)
-
-
-def resubmit(
-    settings: Settings,
-    candidate_id: int,
-    *,
-    by: str,
-    question: str | None = None,
-    answer: str | None = None,
-    template_slots: list[str] | None = None,
-    door: str = "cli",
-) -> Candidate:
-    """Fix a refused candidate and run it through the gate again.
-
-    The candidate keeps its id and identity; the edit is audited (who, door,
-    before/after). It comes back ``valid`` (routing picks it up: it is routed
-    at once) or ``invalid`` with fresh reasons. ``template_slots`` declares
-    ``{{…}}`` names in the answer that the bot fills at answer time.
-    """
-    from kbops.review.queue import route_candidates
-
-    if not by or not by.strip():
-        raise ReviewError("a resubmission needs your name: pass --by NAME")
-    with session_scope(settings) as db:
-        candidate = db.get(Candidate, candidate_id)
-        if candidate is None:
-            raise CandidateNotFound(f"no candidate {candidate_id}; see `kbops review invalid`")
-        if candidate.status != "invalid":
-            raise ReviewError(f"candidate {candidate_id} is {candidate.status}, not invalid: only refused candidates are resubmitted")
-        before = {"question": candidate.question, "answer": candidate.answer, "reasons": list(candidate.reasons)}
-        if question is not None and question.strip():
-            candidate.question = question.strip()
-        if answer is not None and answer.strip():
-            candidate.answer = answer.strip()
-        if template_slots:
-            evidence = dict(candidate.evidence or {})
-            evidence["template_slots"] = sorted({*evidence.get("template_slots", []), *(s.strip("{} ") for s in template_slots)})
-            candidate.evidence = evidence
-        from kbops.text import fingerprint
-
-        candidate.fingerprint = fingerprint(candidate.question)
-        candidate.status, candidate.reasons = "new", []
-        record_audit(
-            db,
-            actor=by.strip(),
-            door=door,
-            action="resubmit",
-            before=before,
-            after={"question": candidate.question, "answer": candidate.answer},
-            note=f"candidate {candidate_id} ({candidate.entry_key})",
-        )
-    validate_candidates(settings, candidate_ids=[candidate_id])
-    with session_scope(settings) as db:
-        status = db.get(Candidate, candidate_id).status
-    if status == "valid":
-        route_candidates(settings, candidate_ids=[candidate_id])
-    with session_scope(settings) as db:
-        return db.get(Candidate, candidate_id)
+    stmt = select(ValidationReport).order_by(ValidationReport.id.desc()).limit(1)
+    if report_id is not None:
+        stmt = select(ValidationReport).where(ValidationReport.id == report_id)
+    return db.scalar(stmt)

@@ -18,7 +18,6 @@ alternate question to the existing entry). Every other failure is a reason.
 from __future__ import annotations
 
 import os
-
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,8 +42,9 @@ LENGTH_BOUNDS = {
     ("answer", "en"): (3, 500),
 }
 
-def _private_patterns() -> list[str]:
-    """The scrubber's own patterns (kbops.pii), so the gate refuses whatever the scrubber would remove."""
+
+def private_patterns() -> list[str]:
+    """The scrubber's own patterns (kbops.pii) as regex strings, so the gate refuses whatever the scrubber would remove."""
     return [("(?i)" if pattern.flags & re.IGNORECASE else "") + pattern.pattern for _label, pattern in pii.PRIVATE_PATTERNS]
 
 
@@ -108,10 +108,16 @@ class RowVerdict:
         return not self.reasons
 
 
-def _units(text: str | None, lang: str) -> int:
+def length_units(text: str | None, lang: str) -> int:
+    """A text's length as LENGTH_BOUNDS counts it: characters (spaces aside) for Chinese, words for English."""
     if not text:
         return 0
     return len(normalize(text).replace(" ", "")) if lang == "zh" else len(text.split())
+
+
+# The names bench/bench_gate.py used before they were public.
+_private_patterns = private_patterns
+_units = length_units
 
 
 @lru_cache(maxsize=1)
@@ -147,7 +153,7 @@ def _suite():
     expectations += [
         gxe.ExpectColumnValuesToBeInSet(column="lang_match", value_set=[True], meta={"code": "language_mismatch"}),
         gxe.ExpectColumnValuesToNotMatchRegexList(
-            column="all_text", regex_list=_private_patterns(), meta={"code": "private_data"}
+            column="all_text", regex_list=private_patterns(), meta={"code": "private_data"}
         ),
         gxe.ExpectColumnValuesToNotMatchRegex(column="placeholder_text", regex=PLACEHOLDER.pattern, meta={"code": "placeholder"}),
         gxe.ExpectColumnValuesToNotMatchRegex(column="answer_text", regex=f"(?i){NON_ANSWER}", meta={"code": "non_answer"}),
@@ -228,8 +234,8 @@ def check_rows(
                 "answer_text": scan_a,
                 "placeholder_text": placeholder_text,
                 "all_text": f"{scan_q}\n{scan_a}",
-                "question_units": _units(question, lang),
-                "answer_units": _units(answer, lang),
+                "question_units": length_units(question, lang),
+                "answer_units": length_units(answer, lang),
                 "lang_match": answer_lang in (lang, "und") and answers_in(lang, answer),
                 "duplicate_of": duplicate_of,
                 "fact_conflict": "; ".join(found) if blocking_conflict else None,

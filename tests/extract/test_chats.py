@@ -155,11 +155,11 @@ import pytest  # noqa: E402
 from kbops.extract.chats import (  # noqa: E402
     Unanswered,
     answer_part,
-    dense_view,
     group_gaps,
     mine_session,
     question_part,
 )
+from kbops.index.similarity import dense_view  # noqa: E402
 from kbops.sources.chats import read_chats  # noqa: E402
 from kbops.sources.config import SourceConfig  # noqa: E402
 

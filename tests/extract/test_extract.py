@@ -6,9 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.extract import extract_candidates
+from kbops.pipeline import extract_candidates, sync_sources
 from kbops.schema import Candidate
-from kbops.sources.sync import sync_sources
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from kbops.cli import main
 from kbops.db import session_scope
-from kbops.extract import extract_candidates
-from kbops.extract.mining import kb_scores, list_gaps
+from kbops.errors import ConfigError
+from kbops.extract.mining import kb_scores, list_gaps, mine_chats
+from kbops.pipeline import extract_candidates, sync_sources
 from kbops.schema import Candidate, ChatExchange, ChatGap, ChatSession, KbEntry
-from kbops.sources.sync import sync_sources
 
 ENGLISH_CHATS = Path(__file__).parent / "data" / "english_chats.jsonl"
 
@@ -107,7 +107,10 @@ def test_gaps_are_replaced_not_accumulated(settings, store):
     with session_scope(settings) as db:
         n = db.scalar(select(func.count()).select_from(ChatGap))
     (store / "chats" / "day3.jsonl").write_text(
-        json.dumps({"session_id": "EN100", "turns": [{"role": "customer", "text": "Do you offer installation for a ceiling fan?"}, {"role": "agent", "text": "Transferring you to our installation team."}]}) + "\n",
+        json.dumps({"session_id": "EN100", "turns": [
+            {"role": "customer", "text": "Do you offer installation for a ceiling fan?"},
+            {"role": "agent", "text": "Transferring you to our installation team."},
+        ]}) + "\n",
         encoding="utf-8",
     )
     sync_sources(settings, only="chats")
@@ -120,7 +123,10 @@ def test_gaps_are_replaced_not_accumulated(settings, store):
 
 def test_bad_chat_input_is_recorded_never_crashes_and_is_stored_as_text(settings, store):
     lines = [
-        json.dumps({"session_id": "X1", "turns": [{"role": "customer", "text": '<script>alert("x")</script>Do you ship to Hong Kong?'}, {"role": "agent", "text": "We currently deliver to mainland China only, so we can't ship to Hong Kong."}]}),
+        json.dumps({"session_id": "X1", "turns": [
+            {"role": "customer", "text": '<script>alert("x")</script>Do you ship to Hong Kong?'},
+            {"role": "agent", "text": "We currently deliver to mainland China only, so we can't ship to Hong Kong."},
+        ]}),
         json.dumps({"session_id": "X2", "turns": [{"role": "customer", "text": "x" * 1_000_000}, {"role": "agent", "text": "ok"}]}),
         json.dumps({"session_id": "X3", "turns": [{"role": "customer" if i % 2 == 0 else "agent", "text": f"turn {i}"} for i in range(10_000)]}),
         '{"session_id": "X4", "turns": [{"role": "customer", "text": "cut off',
@@ -140,3 +146,22 @@ def test_bad_chat_input_is_recorded_never_crashes_and_is_stored_as_text(settings
         assert max(len(t["text"]) for t in stored["X2"].turns) <= 4_000
         texts = [c.question + c.answer for c in db.scalars(select(Candidate).where(Candidate.origin == "chat"))]
         assert texts and not any("<" in t or "script" in t.lower() for t in texts)
+
+
+class _UnloadableModel:
+    """An embedder whose model fails when first used (e.g. an ONNX export that cannot be built)."""
+
+    dim = 384
+
+    def unk_share(self, text):
+        raise ConfigError("the ONNX export of the model could not be built; set KBOPS_EMBED_BACKEND=torch")
+
+    encode = unk_share
+
+
+def test_a_model_that_cannot_be_loaded_degrades_to_lexical_grouping(settings, caplog):
+    sync_sources(settings, only="chats")
+    with session_scope(settings) as db:
+        mined = mine_chats(db, settings, _UnloadableModel())
+    assert mined.sessions > 0 and mined.proposals
+    assert "lexical similarity only" in caplog.text and "KBOPS_EMBED_BACKEND=torch" in caplog.text

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from kbops.config import Settings
 from kbops.extract import mining_eval as ev
+from kbops.index.search import answer_from
 from kbops.pii import find_private
 from kbops.sources.chats import Session, read_chats
 from kbops.sources.config import SourceConfig
-from kbops.serve.retriever import answer_from
 from tests.conftest import datasets_dir
 
 LABELS = Path(__file__).resolve().parents[2] / "bench" / "labels" / "jddc_candidates.tsv"
@@ -49,8 +50,6 @@ DATA = datasets_dir()
 @pytest.mark.skipif(DATA is None, reason="real datasets not found: set KBOPS_DATASETS or place shared/datasets next to the checkout")
 def test_jddc_mining_quality_stays_above_the_measured_floor(embedder):
     """Floors a little below bench/eval_mining.py's figures (README "Measured"), same seed."""
-    from kbops.config import Settings
-
     settings = Settings.load(env={})
     sessions = [s for s in read_chats(SourceConfig(name="jddc", type="chats", path=DATA / "jddc" / "chat_0.1per.txt", format="jddc")) if isinstance(s, Session)]
     train, test = ev.split_sessions(sessions)

@@ -14,10 +14,9 @@ import textwrap
 import pytest
 
 from kbops.index import release as rel
-from kbops.index.publish import activate_release, build_release
-from kbops.pipeline import ingest
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.serve.retriever import Retriever
+from tests.helpers import list_items
 
 # Where the child dies: (function in kbops.index.release to wrap, when to die).
 KILL_POINTS = {

@@ -22,10 +22,9 @@ from kbops.errors import ConfigError, ReleaseError
 from kbops.index import onnx_backend
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
-from kbops.index.publish import activate_release, build_release
-from kbops.pipeline import ingest
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import activate_release, build_release, decide, ingest
 from tests.conftest import datasets_dir
+from tests.helpers import list_items
 
 pytest.importorskip("onnxruntime", reason="the ONNX backends need onnxruntime (pyproject dependency)")
 
@@ -205,3 +204,22 @@ def test_from_settings_uses_the_configured_backend_and_the_kb_home(tmp_path):
     e = Embedder.from_settings(s)
     assert e.backend == "onnx-int8" and e.models_dir == s.home / "models"
     assert Settings.load(env={"KBOPS_HOME": str(tmp_path)}, config_file=None).embed_backend == "onnx"
+
+
+def test_from_settings_shares_one_instance_per_model_backend_and_cache(tmp_path):
+    """Loading a model costs seconds: the gate, mining, publish and the retriever share one embedder."""
+    s = Settings.load(env={"KBOPS_HOME": str(tmp_path)}, config_file=None)
+    assert Embedder.from_settings(s) is Embedder.from_settings(Settings.load(env={"KBOPS_HOME": str(tmp_path)}, config_file=None))
+    other_cache = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_EMBED_CACHE": str(tmp_path / "other.sqlite")}, config_file=None)
+    other_backend = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_EMBED_BACKEND": "torch"}, config_file=None)
+    assert Embedder.from_settings(other_cache) is not Embedder.from_settings(s)
+    assert Embedder.from_settings(other_backend) is not Embedder.from_settings(s)
+    assert Embedder.from_settings(s, batch_size=8) is not Embedder.from_settings(s)
+    assert Embedder(s.embedding_model, s.embed_cache) is not Embedder(s.embedding_model, s.embed_cache)  # the constructor: private
+
+
+def test_a_model_that_cannot_be_loaded_is_not_remembered(tmp_path):
+    broken = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_EMBEDDING_MODEL": str(tmp_path / "missing")}, config_file=None)
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="no model files"):
+            Embedder.from_settings(broken)

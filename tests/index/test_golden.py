@@ -11,12 +11,11 @@ from kbops.cli import main
 from kbops.db import session_scope
 from kbops.errors import ConfigError, GoldenRegression
 from kbops.index import release as rel
-from kbops.index.golden import add_golden, check_active, list_golden, remove_golden
-from kbops.index.publish import activate_release, build_release, rollback
-from kbops.pipeline import ingest
-from kbops.review.audit import audit_events
-from kbops.review.queue import decide, list_items
+from kbops.kb.audit import audit_events
+from kbops.pipeline import activate_release, build_release, decide, ingest, rollback
+from kbops.pipeline import check_golden as check_active
 from kbops.schema import IndexRelease, KbEntry
+from tests.helpers import add_golden, list_golden, list_items, remove_golden
 
 RETURNS_EN = "policy:returns.en:"  # prefix of the English returns-policy entries
 

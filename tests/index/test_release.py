@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pytest
 
 from kbops.errors import ReleaseError
 from kbops.index import release as rel
-from kbops.index.publish import activate_release, build_release, list_releases, rollback
-from kbops.review.queue import decide, list_items
-from kbops.pipeline import ingest
+from kbops.index.publish import list_releases
+from kbops.pipeline import activate_release, build_release, decide, ingest, rollback
+from tests.helpers import list_items
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_rollback_moves_the_pointer_back(published, embedder):
 
 
 def test_validity_windows_are_scheduled_and_expired_entries_dropped(published, embedder):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from sqlalchemy import select, update
 
@@ -76,7 +77,7 @@ def test_validity_windows_are_scheduled_and_expired_entries_dropped(published, e
     from kbops.schema import KbEntry
 
     s, built = published
-    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
     end = start + timedelta(days=1)
     with session_scope(s) as db:
         promo = db.scalar(select(KbEntry).where(KbEntry.entry_key == "product:LM-1001:price:en"))

@@ -6,11 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.extract import extract_candidates
-from kbops.review.queue import route_candidates
+from kbops.pipeline import extract_candidates, route_candidates, sync_sources, validate_candidates
 from kbops.schema import KbEntry
-from kbops.sources.sync import sync_sources
-from kbops.validate import validate_candidates
 
 
 @pytest.fixture

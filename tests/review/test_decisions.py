@@ -7,10 +7,10 @@ from sqlalchemy import select, text
 
 from kbops.db import engine_for, session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision
-from kbops.review.queue import apply_decisions, decide, list_items
-from tests.review.conftest import entry_by_key
+from kbops.pipeline import apply_decisions, decide, validate_candidates
 from kbops.schema import AuditEvent, Candidate, KbEntry, ReviewItem
-from kbops.validate import validate_candidates
+from tests.helpers import list_items
+from tests.review.conftest import entry_by_key
 
 
 def _active_target(settings, lang):

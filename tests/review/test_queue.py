@@ -10,12 +10,10 @@ from sqlalchemy import select, text, update
 
 from kbops.db import engine_for, session_scope
 from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
-from kbops.extract import extract_candidates
-from kbops.review.queue import apply_decisions, decide, list_items, route_candidates
-from tests.review.conftest import entry_by_key
+from kbops.pipeline import apply_decisions, decide, extract_candidates, route_candidates, sync_sources, validate_candidates
 from kbops.schema import AuditEvent, Candidate, KbEntry, ReviewItem
-from kbops.sources.sync import sync_sources
-from kbops.validate import validate_candidates
+from tests.helpers import list_items
+from tests.review.conftest import entry_by_key
 
 
 def test_structured_facts_are_auto_approved_and_the_rest_queued(queued):
@@ -204,7 +202,7 @@ def test_every_decision_is_audited_with_who_when_door_and_before_after(queued):
 def test_priority_weighs_support_quality_and_traffic_of_withdrawn_entries():
     """A withdrawn entry customers are asking about right now outranks a quiet one;
     among mined questions, more sessions and a better quality score rank higher."""
-    from kbops.review.queue import _priority
+    from kbops.kb.routing import priority as _priority
 
     def cand(support, quality=None):
         return Candidate(support=support, evidence={} if quality is None else {"quality": quality})

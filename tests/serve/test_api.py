@@ -9,12 +9,24 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from kbops.errors import (
+    AccountError,
+    AlreadyDecided,
+    CandidateNotFound,
+    ConfigError,
+    InvalidDecision,
+    NotFound,
+    QueryError,
+    ReleaseError,
+    ReviewItemNotFound,
+    TerminalError,
+    TransientError,
+)
 from kbops.index import release as rel
-from kbops.index.publish import activate_release, build_release
-from kbops.pipeline import ingest
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.serve.api import create_app
 from kbops.serve.retriever import Retriever
+from tests.helpers import list_items
 
 
 @pytest.fixture
@@ -110,3 +122,51 @@ def test_a_corrupt_new_release_is_refused_and_the_old_one_keeps_serving(api, emb
         r = client.post("/search", json={"query": "退款多久能到账"}, headers=AUTH)
         assert r.status_code == 200 and r.json()["release_id"] == first
         time.sleep(0.05)
+
+
+class RefusingRetriever:
+    """Stands in for the search engine behind the API's retriever seam: every call raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def search(self, *args, **kwargs):
+        raise self.error
+
+    def release(self):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (QueryError("the query is empty; send the customer's question"), 400),
+        (TerminalError("the filter names no known tag", tag="x"), 400),
+        (NotFound("no entry 'faq:zh:x'", entry_key="faq:zh:x"), 404),
+        (ReleaseError("no active release; run `kbops publish` first"), 503),
+        (TransientError("database error: locked; retry"), 503),
+        (ConfigError("index_dir /nowhere does not exist"), 500),
+    ],
+)
+def test_errors_answer_their_class_status_with_the_same_json_shape(settings, error, status):
+    client = TestClient(create_app(settings, RefusingRetriever(error)))
+    r = client.post("/search", json={"query": "hi"})
+    assert r.status_code == status == type(error).http_status
+    assert r.json() == {"error": type(error).__name__, "detail": str(error)}
+    assert client.get("/release").status_code == status
+
+
+def test_a_user_error_is_a_4xx_never_a_500(settings):
+    """Every error a caller can fix (a TerminalError that is not about server configuration) answers 4xx."""
+    user_errors = [QueryError, TerminalError, NotFound, AccountError, InvalidDecision, AlreadyDecided, ReviewItemNotFound, CandidateNotFound]
+    for cls in user_errors:
+        client = TestClient(create_app(settings, RefusingRetriever(cls(f"{cls.__name__} for the caller"))))
+        r = client.post("/search", json={"query": "hi"})
+        assert 400 <= r.status_code < 500 and r.json()["error"] == cls.__name__, cls
+
+
+def test_no_release_yet_is_a_503_with_the_fix(settings, embedder):
+    client = TestClient(create_app(settings, Retriever(settings, embedder=embedder)))
+    r = client.post("/search", json={"query": "How much is the Lumi Smart Rice Cooker?"})
+    assert r.status_code == 503 and r.json()["error"] == "ReleaseError" and "kbops publish" in r.json()["detail"]
+    assert client.get("/healthz").status_code == 503

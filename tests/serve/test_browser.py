@@ -25,8 +25,7 @@ import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.index.publish import activate_release, build_release
-from kbops.pipeline import ingest
+from kbops.pipeline import activate_release, build_release, ingest
 from kbops.review import accounts
 from kbops.schema import AuditEvent, KbEntry, ReviewItem
 from kbops.serve.retriever import Retriever
@@ -50,7 +49,8 @@ def _free_port() -> int:
 def server(settings):
     """`kbops serve` in its own process on a queue filled by the real pipeline."""
     ingest(settings)
-    accounts.add_reviewer(settings, "lin", PASSWORD, role="admin")
+    with session_scope(settings) as db:
+        accounts.add_reviewer(db, "lin", PASSWORD, role="admin")
     port = _free_port()
     env = {
         **os.environ,

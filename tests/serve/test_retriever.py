@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from kbops.db import session_scope
 from kbops.errors import QueryError
-from kbops.index.publish import activate_release, build_release
-from kbops.pipeline import ingest
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.schema import KbEntry, QueryLogEntry
 from kbops.serve.retriever import Retriever, log_answer
+from tests.helpers import list_items
 
 
 @pytest.fixture
@@ -63,7 +62,7 @@ def test_an_expired_entry_is_not_served_even_without_a_publish(retriever, settin
     key = "product:LM-1001:price:zh"
     with session_scope(settings) as db:
         entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
-        expires = datetime.now(timezone.utc) + timedelta(hours=1)
+        expires = datetime.now(UTC) + timedelta(hours=1)
         db.execute(update(KbEntry).where(KbEntry.id == entry.id).values(valid_to=expires))
     activate_release(settings, build_release(settings, embedder=retriever.embedder).release_id)
     assert retriever.search("鹿米智能电饭煲多少钱？").top.entry_key == key

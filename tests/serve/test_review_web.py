@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from kbops.db import session_scope
+from kbops.errors import AccountError, AlreadyDecided, CandidateNotFound, ConfigError, InvalidDecision, ReviewError, ReviewItemNotFound
 from kbops.review import accounts
-from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem
+from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem, SourceRecord
 from kbops.serve.api import create_app
 from kbops.text import fingerprint
 
@@ -56,6 +57,11 @@ def make_entry(settings, *, key="faq:zh:shipping", question="多久发货？", a
         return entry.id
 
 
+def account(settings, name: str) -> accounts.Account | None:
+    with session_scope(settings) as db:
+        return accounts.get_reviewer(db, name)
+
+
 def item_row(settings, item_id) -> ReviewItem:
     with session_scope(settings) as db:
         return db.get(ReviewItem, item_id)
@@ -73,8 +79,9 @@ def sign_in(client: TestClient, name: str, password: str = PASSWORD):
 @pytest.fixture
 def web(settings):
     """The app, an admin 'lin' and a reviewer 'wang'."""
-    accounts.add_reviewer(settings, "lin", PASSWORD, role="admin")
-    accounts.add_reviewer(settings, "wang", PASSWORD)
+    with session_scope(settings) as db:
+        accounts.add_reviewer(db, "lin", PASSWORD, role="admin")
+        accounts.add_reviewer(db, "wang", PASSWORD)
     return settings
 
 
@@ -141,10 +148,12 @@ def test_a_tampered_or_foreign_cookie_is_not_a_session(web):
 def test_a_new_password_or_a_removed_account_ends_the_session(web):
     client = client_for(web, "wang")
     assert client.get("/review/").status_code == 200
-    accounts.set_password(web, "wang", "battery staple")
+    with session_scope(web) as db:
+        accounts.set_password(db, "wang", "battery staple")
     assert client.get("/review/", follow_redirects=False).headers["location"] == "/review/login"
     assert sign_in(client, "wang", "battery staple").status_code == 303
-    accounts.remove_reviewer(web, "wang")
+    with session_scope(web) as db:
+        accounts.remove_reviewer(db, "wang")
     assert client.get("/review/", follow_redirects=False).status_code == 303
 
 
@@ -155,18 +164,18 @@ def test_reviewers_decide_but_only_admins_manage_accounts(web):
     assert r.status_code == 403 and "admin role" in r.text
     token = csrf_of(reviewer.get("/review/").text)
     r = reviewer.post("/review/admin/accounts", data={"csrf": token, "op": "add", "name": "mallory", "password": "12345678", "role": "admin"})
-    assert r.status_code == 403 and accounts.get_reviewer(web, "mallory") is None
+    assert r.status_code == 403 and account(web, "mallory") is None
 
     admin = client_for(web, "lin")
     page = admin.get("/review/admin")
     assert page.status_code == 200 and "structured-facts" in page.text and "wang" in page.text
     token = csrf_of(page.text)
     r = admin.post("/review/admin/accounts", data={"csrf": token, "op": "add", "name": "zhao", "password": "zhao-pass-1", "role": "reviewer"}, follow_redirects=False)
-    assert r.status_code == 303 and accounts.get_reviewer(web, "zhao").role == "reviewer"
+    assert r.status_code == 303 and account(web, "zhao").role == "reviewer"
     r = admin.post("/review/admin/accounts", data={"csrf": token, "op": "add", "name": "bad name", "password": "zhao-pass-1"})
     assert r.status_code == 400 and "not allowed" in r.text
     r = admin.post("/review/admin/accounts", data={"csrf": token, "op": "remove", "name": "zhao"}, follow_redirects=False)
-    assert r.status_code == 303 and accounts.get_reviewer(web, "zhao") is None
+    assert r.status_code == 303 and account(web, "zhao") is None
     with session_scope(web) as db:
         assert [(e.actor, e.door, e.action) for e in db.scalars(select(AuditEvent).where(AuditEvent.door == "web"))] == [
             ("lin", "web", "reviewer_add"), ("lin", "web", "reviewer_remove")]
@@ -272,8 +281,6 @@ def test_queue_is_sorted_by_priority_then_age_and_filters_work(web):
 
 
 def test_changed_record_and_current_entry_show_before_and_after(web):
-    from kbops.schema import SourceRecord
-
     with session_scope(web) as db:
         db.add(SourceRecord(source="prices", kind="price", key="LM-1", version=1, payload={"price": "299.00"}, content_hash="a", is_current=False))
         db.add(SourceRecord(source="prices", kind="price", key="LM-1", version=2, payload={"price": "259.00"}, content_hash="b"))
@@ -293,7 +300,7 @@ def test_approve_edit_reject_and_bulk_through_the_page(web):
     client = client_for(web, "wang")
     r = decide(client, a, next=str(b))
     assert r.status_code == 303 and r.headers["location"].endswith(f"#item-{b}")
-    assert "item %d approved" % a in client.get("/review/").text
+    assert f"item {a} approved" in client.get("/review/").text
     assert decide(client, b, "edit", question="怎么申请退款？", answer="在订单详情页点“申请退款”，审核后1-3个工作日到账。").status_code == 303
     r = decide(client, c, "reject", note="")
     assert r.status_code == 400 and "needs a reason" in r.text and item_row(web, c).state == "open"
@@ -383,7 +390,7 @@ def test_simultaneous_decisions_exactly_one_wins(web):
         results: dict[str, int] = {}
         barrier = threading.Barrier(2)
 
-        def go(name, client, action):
+        def go(name, client, action, item=item, barrier=barrier, results=results):
             barrier.wait()
             data = {"csrf": tokens[name], "action": action, "note": "不需要"}
             results[name] = client.post(f"/review/items/{item}/decide", data=data, follow_redirects=False).status_code
@@ -458,3 +465,59 @@ def test_invalid_candidates_are_listed_and_can_be_fixed_and_resubmitted(web):
     assert r.status_code == 400 and "not invalid" in r.text
     r = client.post("/review/invalid/99999/resubmit", data={"csrf": token, "question": "q", "answer": "a"})
     assert r.status_code == 404 and "99999" in r.text
+
+
+# --- errors by class ------------------------------------------------------------------------------
+
+
+def test_core_refusals_answer_their_class_status_as_a_page(web):
+    """The page maps the core's errors by class (``http_status``): a user error is a 4xx page, never a 500 or a traceback."""
+    item, taken = make_item(web), make_item(web, question="保修多久？")
+    with session_scope(web) as db:
+        queued = Candidate(entry_key="q:1", origin="chat", kind="faq", lang="zh", question="多久发货？", answer="48小时内。",
+                           fingerprint=fingerprint("多久发货？"), content_hash="q1", status="queued")
+        db.add(queued)
+        db.flush()
+        queued_id = queued.id
+    client = client_for(web, "lin")
+    token = csrf_of(client.get("/review/").text)
+    assert decide(client, taken, "approve").status_code == 303
+
+    def post(path, **data):
+        return client.post(path, data={"csrf": token, **data}, follow_redirects=False)
+
+    cases = [
+        (InvalidDecision, post(f"/review/items/{item}/decide", action="reject", note=""), "needs a reason"),
+        (InvalidDecision, post(f"/review/items/{item}/decide", action="merge", merge_into=""), "needs the entry to join"),
+        (ReviewItemNotFound, post("/review/items/99999/decide", action="approve"), "no review item 99999"),
+        (AlreadyDecided, post(f"/review/items/{taken}/decide", action="approve"), "already decided by lin"),
+        (CandidateNotFound, post("/review/invalid/99999/resubmit", question="q", answer="a"), "99999"),
+        (ReviewError, post(f"/review/invalid/{queued_id}/resubmit", question="q", answer="a"), "not invalid"),
+        (AccountError, post("/review/admin/accounts", op="role", name="lin", role="owner"), "not one of reviewer, admin"),
+        (AccountError, post("/review/admin/accounts", op="password", name="ghost", password="long enough"), "no reviewer called 'ghost'"),
+    ]
+    for cls, r, message in cases:
+        assert r.status_code == cls.http_status and 400 <= r.status_code < 500, (cls, r.status_code, r.text[:300])
+        assert message in html.unescape(r.text) and "Traceback" not in r.text and r.headers["content-type"].startswith("text/html"), cls
+    assert item_row(web, item).state == "open" and item_row(web, item).decision is None
+
+
+def test_a_bulk_decision_skips_taken_and_missing_items_and_decides_the_rest(web):
+    taken, free = make_item(web), make_item(web, question="保修多久？")
+    lin, wang = client_for(web, "lin"), client_for(web, "wang")
+    assert decide(lin, taken, "reject", note="重复").status_code == 303
+    token = csrf_of(wang.get("/review/").text)
+    r = wang.post("/review/bulk", data={"csrf": token, "action": "approve", "ids": [str(taken), "99999", str(free)]}, follow_redirects=False)
+    assert r.status_code == 303
+    page = html.unescape(wang.get("/review/").text)
+    assert "1 item(s) approved" in page and f"item {taken} was already decided by lin" in page and "no review item 99999" in page
+    assert item_row(web, free).decided_by == "wang" and item_row(web, taken).decision == "reject"
+
+
+def test_a_broken_session_secret_is_a_server_configuration_error_page(web):
+    secret = web.review_secret_file or web.home / "review_secret.key"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("not hex at all")
+    r = client_for(web).get("/review/")
+    assert r.status_code == ConfigError.http_status == 500
+    assert "is not hex; delete it to make a new one" in html.unescape(r.text) and "Traceback" not in r.text

@@ -13,11 +13,10 @@ import httpx
 import pytest
 import uvicorn
 
-from kbops.index.publish import activate_release, build_release, rollback
-from kbops.pipeline import ingest
-from kbops.review.queue import decide, list_items
+from kbops.pipeline import activate_release, build_release, decide, ingest, rollback
 from kbops.serve.api import create_app
 from kbops.serve.retriever import Retriever
+from tests.helpers import list_items
 
 QUESTION = "How much is the Lumi Smart Rice Cooker 3L?"
 AUTH = {"Authorization": "Bearer s3cret"}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Column, DateTime, MetaData, Numeric, String, Table, create_engine, delete, insert, update
 
 from kbops.errors import ConfigError, SourceError
+from kbops.pipeline import sync_source
 from kbops.sources.config import SourceConfig, load_sources
-from kbops.sources.sync import sync_source
 
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture

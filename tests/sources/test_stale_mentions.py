@@ -8,11 +8,10 @@ import json
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.extract import extract_candidates
-from kbops.review.queue import decide, list_items, route_candidates
+from kbops.pipeline import decide, extract_candidates, route_candidates, sync_sources, validate_candidates
 from kbops.schema import KbEntry
-from kbops.sources.sync import amounts, sync_sources
-from kbops.validate import validate_candidates
+from kbops.text import amounts
+from tests.helpers import list_items
 
 ANSWER = "这款电饭煲现在活动价299元，下单就能享受，库存充足。"
 

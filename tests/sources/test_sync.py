@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from kbops.db import session_scope
 from kbops.errors import ConfigError, SourceError
+from kbops.pipeline import sync_sources
 from kbops.schema import ChatSession, QuarantinedRow, SourceRecord
-from kbops.sources.sync import SyncResult, sync_sources
+from kbops.sources.sync import SyncResult
 
 
 def by_source(results: list[SyncResult]) -> dict[str, SyncResult]:

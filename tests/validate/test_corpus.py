@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbops.validate import validate_candidates
+from kbops.pipeline import validate_candidates
 from tests.validate import corpus_kit
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from kbops.validate.similar import find_near_duplicates, identifiers, unreadable_share
+import pytest
+
+from kbops.index.similarity import unreadable_shares
+from kbops.validate.similar import find_near_duplicates, identifiers
 
 ENTRIES = [
     {"entry_key": "policy:invoice:en", "lang": "en", "question": "Can I get an invoice?", "alt_questions": ["Do you issue electronic invoices?"]},
@@ -43,10 +46,19 @@ def test_threshold_is_respected_and_same_key_is_skipped(embedder):
     assert find_near_duplicates(same, ENTRIES, embedder, 0.5).get(1) is None or find_near_duplicates(same, ENTRIES, embedder, 0.5)[1].entry_key != "policy:invoice:en"
 
 
-def test_unreadable_share_is_the_cjk_part():
-    assert unreadable_share("Can I get an invoice?") == 0.0
-    assert unreadable_share("可以开发票吗") == 1.0
-    assert 0 < unreadable_share("鹿米 Soundbar 多少钱") < 1
+def test_unreadable_share_is_the_part_the_model_reads_as_unk(embedder):
+    """The tokenizer's [UNK] share, the same one retrieval and grouping use (it used to count CJK characters)."""
+    english, chinese, mixed = unreadable_shares(embedder, ["Can I get an invoice?", "可以开发票吗", "鹿米 Soundbar 多少钱"])
+    assert english == 0.0 and chinese == 1.0 and 0 < mixed < 1
+
+
+def test_a_chinese_paraphrase_scores_its_count_cosine_whatever_else_the_kb_holds(embedder):
+    """Near-duplicate scores are absolute: no idf, so an unrelated entry cannot push a pair under the threshold."""
+    row = rows(("zh", "能开增值税专用发票吗"))
+    alone = find_near_duplicates(row, [ENTRIES[3]], embedder, 0.80)[1]
+    among_more = find_near_duplicates(row, ENTRIES + [{"entry_key": "policy:vat:zh", "lang": "zh", "question": "增值税发票多久开好？", "alt_questions": []}], embedder, 0.80)[1]
+    assert alone.entry_key == among_more.entry_key == "policy:invoice:zh"
+    assert alone.score == among_more.score == pytest.approx(15 / (17 * 19) ** 0.5)  # 15 shared of 17 and 19 uni+bigrams
 
 
 def test_a_question_about_another_product_is_not_a_near_duplicate(embedder):

@@ -6,10 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.extract import extract_candidates
+from kbops.pipeline import extract_candidates, sync_sources, validate_candidates
 from kbops.schema import Candidate
-from kbops.sources.sync import sync_sources
-from kbops.validate import validate_candidates
 
 BAD_POLICY = """# 售后联系方式
 
@@ -61,10 +59,10 @@ def test_validate_again_checks_nothing(extracted_with_bad_policy):
 # --- the gate against a real KB: reports, facts, near-duplicates, resubmission -------------------
 
 from kbops.db import session_scope as _scope  # noqa: E402
-from kbops.review.audit import audit_events  # noqa: E402
-from kbops.review.queue import decide, list_items, route_candidates  # noqa: E402
+from kbops.kb.audit import audit_events  # noqa: E402
+from kbops.pipeline import decide, resubmit, route_candidates  # noqa: E402
 from kbops.schema import KbEntry, PipelineRun, ReviewItem, ValidationReport  # noqa: E402
-from kbops.validate import get_report, resubmit  # noqa: E402
+from tests.helpers import get_report, list_items  # noqa: E402
 from tests.validate import corpus_kit  # noqa: E402
 
 

@@ -5,19 +5,77 @@ module turns them into ``candidates`` rows idempotently. A proposal's
 identity is its entry key plus the content a reviewer would judge (texts,
 dependency versions, validity window), so extracting the same facts twice
 proposes nothing new; only support counts and evidence are refreshed.
+
+``Evidence`` is the contract between the stages that write a candidate's
+evidence and the doors that show it: exactly the keys some stage writes, by
+the stage that writes them. Read it by these names; there are no others.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kbops.schema import Candidate, ReviewItem
 from kbops.text import content_hash, fingerprint
+
+
+class NearDuplicateEvidence(TypedDict):
+    """The active entry a candidate asks the same as (written by the validation gate)."""
+
+    entry_key: str
+    score: float
+    matched: str  # the entry's phrasing that matched
+
+
+class StaleValue(TypedDict):
+    """A value the answer quotes that changed upstream (written by sync)."""
+
+    record: str  # source/kind/key@version of the new record
+    old: str
+    new: str
+
+
+class ChatTurnRef(TypedDict):
+    session: str
+    turn: int
+
+
+class ChatExcerpt(ChatTurnRef):
+    question: str
+    answer: str
+
+
+class Evidence(TypedDict, total=False):
+    """Why a candidate exists, by the stage that says so. Every key is optional."""
+
+    # extract/records.py: the record versions a templated fact was made from
+    records: list[str]
+    sku: str
+    # extract/policies.py: the policy document section
+    document: str
+    title: str
+    version: int
+    # extract/chats.py: the chat sessions that asked it, and the miner's score
+    sessions: list[str]
+    skus: list[str]
+    quality: float
+    quality_parts: dict[str, float]
+    answer_from: ChatTurnRef
+    excerpts: list[ChatExcerpt]
+    # faq import
+    file: str
+    location: str
+    # validate: the active entry it duplicates (routed as a merge proposal)
+    near_duplicate: NearDuplicateEvidence
+    # sources/sync: a quoted value that changed (never auto-approved)
+    stale_values: list[StaleValue]
+    # review resubmit: ``{{slot}}`` names the bot fills at answer time
+    template_slots: list[str]
 
 
 @dataclass
@@ -30,7 +88,7 @@ class Proposal:
     answer: str
     alt_questions: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence = field(default_factory=lambda: Evidence())
     depends_on: list[str] = field(default_factory=list)
     support: int = 1
     valid_from: datetime | None = None
@@ -85,7 +143,7 @@ def propose_all(db: Session, proposals: list[Proposal], run_id: int | None) -> l
             answer=proposal.answer,
             alt_questions=list(proposal.alt_questions),
             tags=list(proposal.tags),
-            evidence=proposal.evidence,
+            evidence=dict(proposal.evidence),
             depends_on=sorted(proposal.depends_on),
             support=proposal.support,
             valid_from=proposal.valid_from,
@@ -106,8 +164,8 @@ def _refresh_support(db: Session, existing: Candidate, proposal: Proposal) -> No
     if existing.support == proposal.support:
         return
     existing.support = proposal.support
-    existing.evidence = proposal.evidence
+    existing.evidence = dict(proposal.evidence)
     item = db.scalar(select(ReviewItem).where(ReviewItem.candidate_id == existing.id))
     if item is not None and item.state == "open":
         item.support = proposal.support
-        item.evidence = proposal.evidence
+        item.evidence = dict(proposal.evidence)

@@ -1,0 +1,78 @@
+"""What every command module shares: registering a command, the ``--json`` flag and its one output helper."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kbops.config import Settings
+
+#: A command handler: runs the command and returns the exit status.
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+class Subparsers(Protocol):
+    """What ``ArgumentParser.add_subparsers()`` returns (argparse does not export the type)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+def add_command(subparsers: Subparsers, name: str, handler: Handler, help_text: str, *, needs_db: bool = True) -> argparse.ArgumentParser:
+    """Add a command whose help line and description are ``help_text`` and whose handler is ``handler``.
+
+    ``needs_db=False`` is for the one command that creates the database (``init``);
+    every other command fails with one line if it was never initialised."""
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler, needs_db=needs_db)
+    return parser
+
+
+def add_group(subparsers: Subparsers, name: str, help_text: str, description: str, dest: str) -> Subparsers:
+    """Add a command group (``kbops review …``) and return the subparsers its actions go into."""
+    group = subparsers.add_parser(name, help=help_text, description=description)
+    return group.add_subparsers(dest=dest, required=True, metavar="ACTION")
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag; a command that has it prints through :func:`emit`."""
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _encode(value: Any) -> Any:
+    """JSON for what json does not know: results with ``as_dict()``, dataclasses, else ``str`` (datetimes)."""
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def to_json(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON text: UTF-8 kept readable (Chinese stays Chinese), datetimes as ``str``."""
+    return json.dumps(data, ensure_ascii=False, indent=indent, default=_encode)
+
+
+def emit(args: argparse.Namespace, data: Any, human: Callable[[Any], None] | None = None) -> None:
+    """Print a command's result: ``data`` as JSON under ``--json``, else ``human(data)`` for people.
+
+    Every command with ``--json`` prints through here, so they all print the same
+    kind of JSON (indented, ``ensure_ascii=False``, results with ``as_dict()``
+    expanded, datetimes as text)."""
+    if getattr(args, "json", False):
+        print(to_json(data))
+    elif human is not None:
+        human(data)
+
+
+def emit_line(data: Any) -> None:
+    """One compact JSON line, flushed (streaming output such as ``kbops ask`` reading stdin)."""
+    print(to_json(data, indent=None), flush=True)
+
+
+def short(text: str, width: int = 60) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,67 @@
+"""The ``kbops`` parser, assembled from the command modules, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from kbops.cli import bot, data, golden, pipeline_cmds, review, reviewers, sources
+from kbops.config import Settings
+from kbops.db import require_db
+from kbops.errors import KbopsError, TransientError
+
+#: Command modules in the order their commands appear in ``kbops --help``.
+_MODULES = (pipeline_cmds, review, golden, bot, data, reviewers, sources)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: global options here, each command's arguments in its module's ``register``."""
+    parser = argparse.ArgumentParser(
+        prog="kbops",
+        description="Keep a customer-service bot's knowledge base true: sync sources, review candidates, publish releases, answer.",
+    )
+    parser.add_argument("--config", help="kbops.toml to read (default: $KBOPS_CONFIG or ./kbops.toml)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def report_error(exc: KbopsError) -> int:
+    """Print ``error: <message>`` on stderr and return exit status 2 (every KbopsError, by class).
+
+    A transient error (the database was locked, a disk was busy) says that
+    running the command again may help; a terminal one says what to fix in its
+    message. Neither prints a traceback: these are the errors kbops raises on
+    purpose, and the message is the whole story."""
+    hint = " (retry)" if isinstance(exc, TransientError) else ""
+    print(f"error: {exc}{hint}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``kbops`` command and return its exit status.
+
+    0 success; 1 the command ran but found a problem it reports (a golden
+    question missed, an import row refused, a decision not applied); 2 a usage
+    error (argparse) or any :class:`~kbops.errors.KbopsError`; 130 interrupted;
+    141 (the shell's code for SIGPIPE) when the reader of stdout went away, as
+    in ``kbops review list | head``."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.load(config_file=args.config)
+        if args.needs_db:
+            require_db(settings)
+        status: int = args.handler(settings, args)
+        return status
+    except KbopsError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

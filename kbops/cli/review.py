@@ -1,0 +1,297 @@
+"""``kbops review …``: the review queue, refused candidates, validation reports, gaps and the audit log.
+
+Reads open one session here and call the db-level API; decisions and
+resubmissions go through the settings-level doors :func:`kbops.pipeline.decide`
+and :func:`kbops.pipeline.resubmit` (imported inside the handlers: the pipeline
+pulls the validation gate), which check, apply and audit exactly as the review
+page does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, emit, short
+from kbops.config import Settings
+from kbops.db import session_scope
+from kbops.errors import ConfigError, InvalidDecision, ReviewError
+from kbops.extract.mining import list_gaps
+from kbops.kb.audit import audit_events
+from kbops.review.queue import get_item, invalid_candidates, list_items
+from kbops.schema import Candidate, ReviewItem
+from kbops.validate import get_report
+
+
+def register(subparsers: Subparsers) -> None:
+    """Add ``kbops review`` and its actions."""
+    rsub = add_group(subparsers, "review", "the review queue: list, show, approve, reject, edit, log", "the review queue", "review_command")
+
+    p = add_command(rsub, "list", cmd_list, "the waiting items, highest priority first")
+    add_json_flag(p)
+    p.add_argument("--invalid", action="store_true", help="show candidates the validation gate refused, with reasons")
+    p.add_argument("--state", default="open", choices=["open", "applied", "superseded"], help="which items (default open)")
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+
+    p = add_command(rsub, "show", cmd_show, "one item with its evidence and warnings")
+    p.add_argument("id", type=int)
+    add_json_flag(p)
+
+    p = add_command(rsub, "approve", cmd_approve, "approve items as they are")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name (recorded in the audit log)")
+    p.add_argument("--note", help="optional note")
+
+    p = add_command(rsub, "reject", cmd_reject, "reject items with a reason")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--reason", required=True, help="why (shown to other reviewers)")
+
+    p = add_command(rsub, "edit", cmd_edit, "edit an item's question and/or answer, then approve it")
+    p.add_argument("id", type=int)
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--question", help="the corrected question")
+    p.add_argument("--answer", help="the corrected answer")
+    p.add_argument("--note", help="optional note")
+
+    p = add_command(rsub, "merge", cmd_merge, "add items' questions as alternate questions of an existing entry")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--by", required=True, help="reviewer name")
+    p.add_argument("--into", help="entry key to join (default: the entry routing proposed for a near-duplicate)")
+    p.add_argument("--question", help="a corrected phrasing to add instead of the item's question")
+    p.add_argument("--note", help="optional note")
+
+    p = add_command(rsub, "gaps", cmd_gaps, "unanswered topics mined from chats (handed off, or not in the KB), most-asked first")
+    p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
+    p.add_argument("--all", action="store_true", help="also topics the KB now covers")
+    p.add_argument("--limit", type=int, default=50, help="at most this many topics")
+    add_json_flag(p)
+
+    p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+    add_json_flag(p)
+
+    p = add_command(rsub, "resubmit", cmd_resubmit, "fix a refused candidate and run it through the gate again")
+    p.add_argument("id", type=int, metavar="CANDIDATE_ID")
+    p.add_argument("--by", required=True, help="your name (recorded in the audit log)")
+    p.add_argument("--question", help="the corrected question")
+    p.add_argument("--answer", help="the corrected answer")
+    p.add_argument("--slot", action="append", help="declare a {{NAME}} template slot the bot fills (repeatable)")
+
+    p = add_command(rsub, "report", cmd_report, "a stored validation report (default: the latest)")
+    p.add_argument("id", type=int, nargs="?", help="report id (see pipeline run stats)")
+    p.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    add_json_flag(p)
+
+    p = add_command(rsub, "log", cmd_log, "the audit log of decisions and automatic changes")
+    p.add_argument("--limit", type=int, default=50, help="at most this many events")
+    p.add_argument("--item", type=int, help="only events for this review item")
+    add_json_flag(p)
+
+
+# --- reading the queue -----------------------------------------------------------------
+
+
+def _item_dict(i: ReviewItem) -> dict[str, Any]:
+    return {
+        "id": i.id,
+        "entry_key": i.entry_key,
+        "origin": i.origin,
+        "kind": i.kind,
+        "lang": i.lang,
+        "question": i.question,
+        "answer": i.answer,
+        "alt_questions": i.alt_questions,
+        "support": i.support,
+        "priority": i.priority,
+        "warnings": i.warnings,
+        "evidence": i.evidence,
+        "state": i.state,
+        "decision": i.decision,
+        "decided_by": i.decided_by,
+        "apply_error": i.apply_error,
+        "proposed_merge_into": i.proposed_merge_into,
+        "merge_into": i.merge_into,
+        "created_at": i.created_at,
+    }
+
+
+def _candidate_dict(c: Candidate) -> dict[str, Any]:
+    return {"candidate_id": c.id, "entry_key": c.entry_key, "question": c.question, "answer": c.answer, "reasons": c.reasons}
+
+
+def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
+    if args.invalid:
+        return cmd_invalid(settings, args)
+    with session_scope(settings) as db:
+        items = [_item_dict(i) for i in list_items(db, state=args.state, limit=args.limit)]
+    emit(args, items, lambda rows: _print_items(rows, args.state))
+    return 0
+
+
+def _print_items(items: list[dict[str, Any]], state: str) -> None:
+    if not items:
+        print(f"no {state} review items")
+        return
+    print(f"{'ID':>5}  {'ORIGIN':<7} {'LANG':<4} {'SUP':>3}  QUESTION / ANSWER")
+    for i in items:
+        flag = f"  [apply error: {i['apply_error']}]" if i["apply_error"] else ""
+        merge = f"  [alternate of {i['proposed_merge_into']}?]" if i["proposed_merge_into"] else ""
+        print(f"{i['id']:>5}  {i['origin']:<7} {i['lang']:<4} {i['support']:>3}  {short(i['question'], 50)}{merge}{flag}")
+        print(f"{'':>24}→ {short(i['answer'], 70)}")
+    print(f"{len(items)} {state} item(s); decide with `kbops review approve|reject|edit|merge ID --by NAME`")
+
+
+def cmd_invalid(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        rows = [_candidate_dict(c) for c in invalid_candidates(db, limit=args.limit)]
+    emit(args, rows, _print_invalid)
+    return 0
+
+
+def _print_invalid(rows: list[dict[str, Any]]) -> None:
+    for c in rows:
+        print(f"candidate {c['candidate_id']:<5} {short(c['question'], 40):<40}  {'; '.join(c['reasons'])}")
+    print(f"{len(rows)} invalid candidate(s); fix one with `kbops review resubmit ID --by NAME --answer TEXT`")
+
+
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        item = _item_dict(get_item(db, args.id))
+    emit(args, item, _print_item)
+    return 0
+
+
+def _print_item(item: dict[str, Any]) -> None:
+    for key in ("id", "entry_key", "origin", "kind", "lang", "state", "support", "question", "answer"):
+        print(f"{key:>12}: {item[key]}")
+    for alt in item["alt_questions"]:
+        print(f"{'also asked':>12}: {alt}")
+    for w in item["warnings"]:
+        print(f"{'warning':>12}: {w}")
+    if item["proposed_merge_into"]:
+        print(f"{'proposal':>12}: add as an alternate question of {item['proposed_merge_into']} (approve or `kbops review merge {item['id']}`)")
+    if item["apply_error"]:
+        print(f"{'apply error':>12}: {item['apply_error']}")
+    evidence = item["evidence"]
+    for ex in evidence.get("excerpts", [])[:3]:
+        print(f"{'evidence':>12}: session {ex['session']} turn {ex['turn']}: {short(ex['question'], 40)} → {short(ex['answer'], 50)}")
+    if evidence.get("records"):
+        print(f"{'depends on':>12}: {', '.join(evidence['records'])}")
+    if evidence.get("document"):
+        print(f"{'document':>12}: {evidence['document']} (v{evidence.get('version')})")
+
+
+# --- deciding ----------------------------------------------------------------------------
+
+
+def _decide(settings: Settings, item_ids: list[int], decision: str, **kwargs: Any) -> int:
+    """Record and apply a decision through the pipeline door; exit 1 when an item could not be applied."""
+    from kbops.pipeline import decide
+
+    result = decide(settings, item_ids, decision, door="cli", **kwargs)
+    print(f"applied {result.applied} decision(s): {result.approved} approved, {result.rejected} rejected, {result.merged} merged")
+    for item_id, error in result.errors.items():
+        print(f"  ! item {item_id} not applied: {error}")
+    return 0 if not result.errors else 1
+
+
+def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
+    return _decide(settings, args.ids, "approve", by=args.by, note=args.note)
+
+
+def cmd_reject(settings: Settings, args: argparse.Namespace) -> int:
+    return _decide(settings, args.ids, "reject", by=args.by, note=args.reason)
+
+
+def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.question and not args.answer:
+        raise InvalidDecision("nothing to edit: pass --question TEXT and/or --answer TEXT")
+    return _decide(settings, [args.id], "approve", by=args.by, note=args.note, question=args.question, answer=args.answer)
+
+
+def cmd_merge(settings: Settings, args: argparse.Namespace) -> int:
+    return _decide(settings, args.ids, "merge", by=args.by, note=args.note, question=args.question, merge_into=args.into)
+
+
+def cmd_resubmit(settings: Settings, args: argparse.Namespace) -> int:
+    from kbops.pipeline import resubmit
+
+    if not (args.question or args.answer or args.slot):
+        raise InvalidDecision("nothing to fix: pass --question TEXT, --answer TEXT and/or --slot NAME")
+    c = resubmit(settings, args.id, by=args.by, question=args.question, answer=args.answer, template_slots=args.slot, door="cli")
+    if c.status == "invalid":
+        print(f"candidate {c.id} is still invalid: {'; '.join(c.reasons)}")
+        return 1
+    print(f"candidate {c.id} passed the gate and is {c.status}")
+    return 0
+
+
+# --- reports, gaps and the audit log ---------------------------------------------------------
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        report = get_report(db, args.id)
+        if report is None:
+            raise ReviewError(f"no validation report {args.id}" if args.id else "no validation report yet: run `kbops sync`", report_id=args.id)
+        data = {
+            "id": report.id, "run_id": report.run_id, "created_at": report.created_at, "suite": report.suite,
+            "checked": report.checked, "valid": report.valid, "invalid": report.invalid,
+            "near_duplicates": report.near_duplicates, "failures": report.failures, "rows": report.rows, "statistics": report.statistics,
+        }
+    emit(args, data, lambda d: _print_report(d, args.limit))
+    return 0
+
+
+def _print_report(report: dict[str, Any], limit: int) -> None:
+    print(
+        f"validation report {report['id']} (run {report['run_id']}, {report['created_at']:%Y-%m-%d %H:%M:%S}): checked {report['checked']}, "
+        f"{report['valid']} valid, {report['invalid']} invalid, {report['near_duplicates']} near-duplicate(s)"
+    )
+    for code, count in sorted(report["failures"].items()):
+        print(f"  {code:<20} {count}")
+    for row in report["rows"][:limit]:
+        print(f"  candidate {row['candidate_id']:<5} {row['status']:<8} {'; '.join(row['reasons'] + row['flags'])}")
+
+
+def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
+    """Unanswered topics mined from chats: handed-off or unanswered questions the KB does not answer."""
+    if args.limit < 1:
+        raise ConfigError(f"--limit {args.limit} must be at least 1", limit=args.limit)
+    with session_scope(settings) as db:
+        rows = [
+            {"id": g.id, "topic_key": g.topic_key, "lang": g.lang, "question": g.question, "alt_questions": g.alt_questions,
+             "support": g.support, "reasons": g.reasons, "kb_score": g.kb_score, "status": g.status, "evidence": g.evidence}
+            for g in list_gaps(db, status=None if args.all else "open", lang=args.lang, limit=args.limit)
+        ]
+    emit(args, rows, lambda r: _print_gaps(r, args.all))
+    return 0
+
+
+def _print_gaps(rows: list[dict[str, Any]], show_all: bool) -> None:
+    if not rows:
+        print("no unanswered topics" + ("" if show_all else " open"))
+        return
+    print(f"{'sessions':>8}  {'kb':>4}  {'lang':<4} {'why':<18} question")
+    for r in rows:
+        why = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
+        print(f"{r['support']:>8}  {r['kb_score'] or 0:>4.2f}  {r['lang']:<4} {short(why, 18):<18} {short(r['question'], 60)}")
+    print(f"{len(rows)} topic(s); evidence (session key + turn) with --json; answer one with `kbops import` or a policy document")
+
+
+def cmd_log(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        rows = [
+            {"id": e.id, "at": e.at, "actor": e.actor, "door": e.door, "action": e.action, "review_item_id": e.review_item_id,
+             "entry_id": e.entry_id, "before": e.before, "after": e.after, "note": e.note}
+            for e in audit_events(db, limit=args.limit, item_id=args.item)
+        ]
+    emit(args, rows, _print_log)
+    return 0
+
+
+def _print_log(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        target = f"item {r['review_item_id']}" if r["review_item_id"] else f"entry {r['entry_id']}"
+        print(f"{r['at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<26} {r['door']:<8} {r['action']:<13} {target}  {short(r['note'] or '', 50)}")

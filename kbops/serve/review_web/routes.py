@@ -1,0 +1,315 @@
+"""The review page's routes: thin handlers that read the form, call the core, render.
+
+Each handler's work runs through :meth:`~kbops.serve.review_web.page.Page.handle`
+(viewer, CSRF, errors as pages by class). Reads open
+``with session_scope(settings) as db:`` and call :mod:`kbops.review` and
+:mod:`.queries`; decisions and resubmissions go through :mod:`kbops.pipeline`,
+which opens its own sessions, so no read session is held open while the core
+writes. The core checks decisions (and raises); handlers do not check again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from kbops import pipeline
+from kbops.config import Settings
+from kbops.db import session_scope
+from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
+from kbops.review import accounts
+from kbops.review.queue import get_item, invalid_candidates
+from kbops.serve.review_web import queries, views
+from kbops.serve.review_web.auth import LOGIN_WINDOW, Viewer
+from kbops.serve.review_web.forms import (
+    PageError,
+    QueueFilters,
+    Redirect,
+    account_change,
+    bulk_decision,
+    item_decision,
+    resubmission,
+    return_query,
+    whole_number,
+)
+from kbops.serve.review_web.page import SERVE, Page, bad_request, http_error
+
+_PAST = {"approve": "approved", "reject": "rejected", "merge": "merged"}
+
+
+def create_review_app(settings: Settings) -> FastAPI:
+    """The review page as an application to mount at ``/review``."""
+    app = FastAPI(title="kbops review page", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.page = Page(settings)
+    app.mount("/static", StaticFiles(directory=SERVE / "static"), name="static")
+    app.exception_handler(RequestValidationError)(bad_request)
+    app.exception_handler(StarletteHTTPException)(http_error)
+    app.include_router(router)
+    return app
+
+
+def _page(request: Request) -> Page:
+    return request.app.state.page
+
+
+router = APIRouter()
+
+
+# --- sign-in ---------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        if viewer.account is not None:
+            raise Redirect(f"{page.base(request)}/")
+        with session_scope(page.settings) as db:
+            no_accounts = not accounts.list_reviewers(db)
+        return page.render(request, viewer, "login.html", no_accounts=no_accounts, name="")
+
+    return await page.handle(request, work)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        name = str(form.get("name") or "").strip()[:100]
+        key, now = (name, request.client.host if request.client else ""), time.time()
+        if page.throttle.blocked(key, now):
+            return page.render(request, viewer, "login.html", status=429, no_accounts=False, name=name,
+                               error=f"too many failed sign-ins for {name!r}; wait {int(LOGIN_WINDOW // 60)} minutes or ask an admin to reset the password")
+        with session_scope(page.settings) as db:
+            account = accounts.authenticate(db, name, str(form.get("password") or ""))
+        if account is None:
+            page.throttle.failed(key, now)
+            return page.render(request, viewer, "login.html", status=401, no_accounts=False, name=name, error="wrong name or password")
+        page.throttle.succeeded(key)
+        viewer.sign_in(account)
+        raise Redirect(f"{page.base(request)}/")
+
+    return await page.handle(request, work, form=True, back="/login")
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        viewer.sign_out()
+        raise Redirect(f"{page.base(request)}/login")
+
+    return await page.handle(request, work, form=True)
+
+
+# --- the queue -------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def queue_page(
+    request: Request, origin: str = "", lang: str = "", tag: str = "", warnings: str = "", page: int = 1, per_page: int = 50
+) -> Response:
+    pg = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        pg.require(request, viewer)
+        filters = QueueFilters.parse(origin, lang, tag, warnings, page, per_page)
+        with session_scope(pg.settings) as db:
+            listing = views.queue_page(queries.open_queue(db), filters)
+            items = queries.items_in_order(db, listing.page_ids)
+            cards = views.cards(items, queries.card_rows(db, items))
+        return pg.render(request, viewer, "queue.html", tab="queue", filters=filters, query=filters.query(), items=cards,
+                         total_open=listing.total_open, matching=listing.matching, page=listing.page, pages=listing.pages,
+                         facets=listing.facets, page_sizes=listing.page_sizes)
+
+    return await pg.handle(request, work)
+
+
+@router.get("/items/{item_id}", response_class=HTMLResponse)
+async def item_page(request: Request, item_id: int) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            item = get_item(db, item_id)
+            card = views.cards([item], queries.card_rows(db, [item]))[0]
+        return page.render(request, viewer, "item.html", tab="queue", item=card, filters=QueueFilters(), query="")
+
+    return await page.handle(request, work)
+
+
+@router.post("/items/{item_id}/decide")
+async def decide_item(request: Request, item_id: int) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        back = f"{page.base(request)}/?{return_query(form)}"
+        choice = item_decision(form)
+        result = pipeline.decide(page.settings, [item_id], choice.decision, by=me.name, door="web", **choice.core_args())
+        if result.errors:
+            for failed, error in result.errors.items():
+                viewer.flash("error", f"item {failed} was not applied: {error}")
+            raise Redirect(f"{back}#item-{item_id}")
+        message = f"item {item_id} {_PAST[choice.decision]}"
+        if choice.action == "edit":
+            message += " with your edits"
+        elif choice.action == "merge" and choice.merge_into:
+            message += f" into {choice.merge_into}"
+        elif choice.decision == "approve" and result.merged:
+            message += ": it was a near-duplicate, so its question joined the existing entry as an alternate phrasing"
+        viewer.flash("ok", message)
+        following = whole_number(form.get("next"))
+        raise Redirect(back + (f"#item-{following}" if following else ""))
+
+    return await page.handle(request, work, form=True)
+
+
+@router.post("/bulk")
+async def bulk(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        back = f"{page.base(request)}/?{return_query(form)}"
+        choice = bulk_decision(form, back)
+        try:
+            applied, merged, errors, skipped = _decide_each(page.settings, choice.ids, choice.action, by=me.name, note=choice.note)
+        except InvalidDecision as exc:  # e.g. a rejection without a reason: back to the same filtered queue
+            raise PageError(exc.http_status, str(exc), back=back) from None
+        joined = f" ({merged} near-duplicate(s) joined their existing entries as alternate phrasings)" if merged else ""
+        viewer.flash("ok", f"{applied} item(s) {_PAST[choice.action]}{joined}")
+        for message in skipped:
+            viewer.flash("warn", message)
+        for item_id, error in list(errors.items())[:5]:
+            viewer.flash("error", f"item {item_id} was not applied: {error}")
+        raise Redirect(back)
+
+    return await page.handle(request, work, form=True)
+
+
+def _decide_each(settings: Settings, ids: list[int], decision: str, *, by: str, note: str) -> tuple[int, int, dict[int, str], list[str]]:
+    """Decide ``ids`` in one call; an item another reviewer took (or that is gone) is reported and left out.
+
+    The core records a batch all or nothing and names the item that stopped it
+    (``exc.data["item_id"]``): drop that one and try the rest again. Returns
+    (applied, of which merged as near-duplicates, apply errors by item, skipped messages).
+    """
+    todo, skipped = list(ids), []
+    while todo:
+        try:
+            result = pipeline.decide(settings, todo, decision, by=by, note=note, door="web")
+        except (AlreadyDecided, ReviewItemNotFound) as exc:
+            if exc.data.get("item_id") not in todo:
+                raise
+            todo.remove(exc.data["item_id"])
+            skipped.append(str(exc))
+            continue
+        return result.applied, result.merged, dict(result.errors), skipped[:10]
+    return 0, 0, {}, skipped[:10]
+
+
+# --- other tabs --------------------------------------------------------------------------
+
+
+@router.get("/invalid", response_class=HTMLResponse)
+async def invalid_page(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            candidates = [views.invalid_view(c) for c in invalid_candidates(db, limit=500)]
+        return page.render(request, viewer, "invalid.html", tab="invalid", candidates=candidates)
+
+    return await page.handle(request, work)
+
+
+@router.post("/invalid/{candidate_id}/resubmit")
+async def resubmit(request: Request, candidate_id: int) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        fix = resubmission(form, back=f"{page.base(request)}/invalid")
+        outcome = pipeline.resubmit(page.settings, candidate_id, by=me.name, question=fix.question, answer=fix.answer,
+                                    template_slots=fix.template_slots, door="web")
+        if outcome.status == "invalid":
+            viewer.flash("warn", f"candidate {candidate_id} still fails the gate: " + "; ".join(str(r) for r in (outcome.reasons or [])))
+        elif outcome.status == "queued":
+            viewer.flash("ok", f"candidate {candidate_id} passed the gate and waits in the queue")
+        else:
+            viewer.flash("ok", f"candidate {candidate_id} resubmitted: {outcome.status}")
+        raise Redirect(f"{page.base(request)}/invalid")
+
+    return await page.handle(request, work, form=True, back="/invalid")
+
+
+@router.get("/decided", response_class=HTMLResponse)
+async def decided_page(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            items = [views.decided_view(r) for r in queries.recently_decided(db, limit=200)]
+        return page.render(request, viewer, "decided.html", tab="decided", items=items)
+
+    return await page.handle(request, work)
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer, "admin")
+        s = page.settings
+        with session_scope(s) as db:
+            reviewers = accounts.list_reviewers(db)
+        return page.render(request, viewer, "admin.html", tab="admin", accounts=reviewers, roles=accounts.ROLES, rules=s.rules,
+                           trusted_header=s.review_trusted_header, trusted_proxies=s.review_trusted_proxies)
+
+    return await page.handle(request, work)
+
+
+@router.post("/admin/accounts")
+async def admin_accounts(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer, "admin")
+        back = f"{page.base(request)}/admin"
+        change = account_change(form, back)
+        if change.op == "remove" and change.name == me.name:
+            raise PageError(400, "you cannot remove your own account while signed in with it", back=back)
+        with session_scope(page.settings) as db:
+            if change.op == "add":
+                accounts.add_reviewer(db, change.name, change.password or None, role=change.role or "reviewer", by=me.name, door="web")
+                done = f"account {change.name} added"
+            elif change.op == "remove":
+                accounts.remove_reviewer(db, change.name, by=me.name, door="web")
+                done = f"account {change.name} removed"
+            elif change.op == "role":
+                accounts.set_role(db, change.name, change.role, by=me.name, door="web")
+                done = f"{change.name} is now {change.role}"
+            else:
+                accounts.set_password(db, change.name, change.password, by=me.name, door="web")
+                done = f"password of {change.name} changed; their sessions ended"
+        viewer.flash("ok", done)  # after the commit: a change that failed is not reported as done
+        raise Redirect(back)
+
+    return await page.handle(request, work, form=True, back="/admin")
