@@ -1,12 +1,23 @@
 """
 ### kb_ingest — pull store changes and chat logs, propose knowledge
 
-`sync_sources` → `extract_candidates` → `validate_candidates` → `route_candidates`
+`source_names` → `sync_source` (one mapped task per configured source) → `extract_candidates` → `validate_candidates` → `route_candidates` → `announce_changes`
+
+Each source is synced in its own mapped task (named by the source), so one
+source's failure — a missing export, an unreachable store database — fails
+that task alone, visibly, while the other sources sync. `extract_candidates`
+runs once every sync task is done, whatever their states (`trigger_rule
+all_done`): it works from the KB database, so the sources that did sync get
+their changes extracted (and withdrawn entries their replacements) without
+waiting for the broken one. `all_sources_synced` is a no-op leaf that needs
+every sync to succeed, so the DAG run ends *failed* while any source failed.
 
 Structured facts covered by an auto-approval rule go straight into the KB;
 everything else waits in the review table (`kbops review list`). A changed
-fact withdraws the entries resting on it at once. Emits the
-`kbops://kb/candidates` asset, which schedules **kb_publish**.
+fact withdraws the entries resting on it at once. `announce_changes` emits the
+`kbops://kb/candidates` asset, which schedules **kb_publish**, only when the run
+changed something (candidates queued or auto-approved, entries withdrawn or
+retired); otherwise it ends *skipped* and emits nothing.
 
 Every task reads its work from the KB database, so re-running the DAG for the
 same interval does only what is left. Settings come from `KBOPS_*` variables.
@@ -17,7 +28,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import dag, task
 
-from kbops.airflow_adapter import KB_CANDIDATES, run_step
+from kbops.airflow_adapter import KB_CANDIDATES, announce_if_changed, configured_source_names, run_source_step, run_step, sync_changes
 
 
 @dag(
@@ -32,18 +43,23 @@ from kbops.airflow_adapter import KB_CANDIDATES, run_step
 )
 def kb_ingest():
     @task
-    def sync_sources() -> list:
-        """Mirror every configured source; detect new / changed / deleted records; quarantine bad rows."""
-        from kbops.pipeline import sync_sources as step
+    def source_names() -> list:
+        """The configured sources' names (the sync tasks are mapped over them)."""
+        return run_step(configured_source_names)
 
-        return run_step(step)
+    @task(map_index_template="{{ task.op_kwargs['name'] }}")
+    def sync_source(name: str) -> dict:
+        """Mirror one source; detect new / changed / deleted records; quarantine bad rows."""
+        from kbops.pipeline import sync_source as step
 
-    @task
-    def extract_candidates(_synced: list) -> dict:
+        return run_source_step(step, name)
+
+    @task(trigger_rule="all_done")
+    def extract_candidates(synced: list) -> dict:
         """Propose Q&A candidates from changed records, policy sections and new chat sessions."""
         from kbops.pipeline import extract_candidates as step
 
-        return run_step(step)
+        return {**run_step(step), "synced": sync_changes(synced)}
 
     @task
     def validate_candidates(_extracted: dict) -> dict:
@@ -52,14 +68,26 @@ def kb_ingest():
 
         return run_step(step)
 
-    @task(outlets=[KB_CANDIDATES])
+    @task
     def route_candidates(_validated: dict) -> dict:
         """Auto-approve by rule or enqueue for human review."""
         from kbops.pipeline import route_candidates as step
 
         return run_step(step)
 
-    route_candidates(validate_candidates(extract_candidates(sync_sources())))
+    @task(outlets=[KB_CANDIDATES])
+    def announce_changes(extracted: dict, routed: dict) -> dict:
+        """Emit kbops://kb/candidates (schedules kb_publish) when this run changed something; else skipped."""
+        return announce_if_changed(extracted, routed)
+
+    @task
+    def all_sources_synced() -> None:
+        """Fails the run (upstream_failed) when a source's sync failed; the other tasks still ran."""
+
+    synced = sync_source.expand(name=source_names())
+    extracted = extract_candidates(synced)
+    synced >> all_sources_synced()
+    announce_changes(extracted, route_candidates(validate_candidates(extracted)))
 
 
 kb_ingest()

@@ -8,6 +8,11 @@ Runs when **kb_ingest** updates the `kbops://kb/candidates` asset, and every
 validity windows take effect without a new ingest. The release is built
 completely in a new directory before the active pointer moves (atomic
 rename); the bot never sees half a release. A no-change run builds nothing.
+An empty release, or one that drops more than `KBOPS_MAX_RELEASE_DROP_SHARE`
+(default 50%) of the serving release's entries, is refused: `activate_release`
+fails without retries (`ReleaseRefused`) and the previous release keeps serving;
+`kbops publish --force --by NAME` activates it anyway (audited). Each activation
+writes the revocation overlay the bot replicas apply until they have loaded it.
 """
 
 from __future__ import annotations

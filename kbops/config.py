@@ -17,6 +17,10 @@ from typing import Any
 
 from kbops.errors import ConfigError
 
+#: The largest price accepted from a source unless configured otherwise (any currency):
+#: far above any real shelf price, far below a 300-digit export error.
+DEFAULT_MAX_PRICE = 10_000_000
+
 
 @dataclass(frozen=True)
 class ApprovalRule:
@@ -103,6 +107,15 @@ class Settings:
     # Signs the review page's session cookies; created (mode 0600) on first use.
     review_secret_file: Path | None = None
     review_session_hours: float = 12.0
+    # Sources (kbops/sources/files.py): a price above this is quarantined with a reason naming
+    # the bound; a source may set its own `max_price` in sources.toml.
+    max_price: float = DEFAULT_MAX_PRICE
+    # Extract (kbops/extract): pending records are read, proposed and committed this many at a
+    # time, so memory stays bounded however many records a sync changed (bench/bench_extract_scale.py).
+    extract_batch_size: int = 5_000
+    # Publish (kbops/index/publish.py): an activation that would drop more than this share of the serving
+    # release's entries is refused (as is an empty release) unless forced (`kbops publish --force --by NAME`).
+    max_release_drop_share: float = 0.5
 
     @classmethod
     def load(
@@ -169,7 +182,22 @@ class Settings:
             review_trusted_proxies=_address_list(pick("review_trusted_proxies", "127.0.0.1,::1")),
             review_secret_file=Path(pick("review_secret_file") or home / "review_secret.key").expanduser().resolve(),
             review_session_hours=number("review_session_hours", cls.review_session_hours),
+            max_price=number("max_price", cls.max_price),
+            extract_batch_size=number("extract_batch_size", cls.extract_batch_size, int),
+            max_release_drop_share=number("max_release_drop_share", cls.max_release_drop_share),
         )
+        if not 0.0 <= settings.max_release_drop_share <= 1.0:
+            raise ConfigError(
+                f"max_release_drop_share={settings.max_release_drop_share} must be between 0 and 1; "
+                "set KBOPS_MAX_RELEASE_DROP_SHARE to the largest share of the serving release's entries a new release may drop (default 0.5)"
+            )
+        if not 0 < settings.max_price < float("inf"):
+            raise ConfigError(
+                f"max_price={settings.max_price} must be a positive amount; "
+                "set KBOPS_MAX_PRICE or [kbops].max_price to the largest price a source may carry"
+            )
+        if settings.extract_batch_size < 1:
+            raise ConfigError(f"extract_batch_size={settings.extract_batch_size} must be positive; set KBOPS_EXTRACT_BATCH_SIZE (default 5000)")
         if settings.review_session_hours <= 0:
             raise ConfigError(
                 f"review_session_hours={settings.review_session_hours} must be positive; "

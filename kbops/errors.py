@@ -16,7 +16,8 @@ two things: what is wrong (naming the bad value) and what to do about it.
     │   │   ├── InvalidDecision  the decision itself is malformed (no reviewer, bad status…)
     │   │   └── AccountError     a reviewer account cannot be created, changed or found
     │   ├── ReleaseError         an index release is missing, corrupt or incompatible
-    │   │   └── GoldenRegression a new release would answer fewer golden questions than the active one
+    │   │   ├── GoldenRegression a new release would answer fewer golden questions than the active one
+    │   │   └── ReleaseRefused   a new release is empty or drops too much of the serving one (--force overrides)
     │   └── QueryError           a bot query is malformed (empty, too long, bad top_k)
     └── TransientError           the environment failed (database locked, disk busy); retry
 
@@ -124,6 +125,14 @@ class ReleaseError(TerminalError):
 
 class GoldenRegression(ReleaseError):
     """A new release answers fewer golden questions correctly than the active one."""
+
+    http_status = 409
+
+
+class ReleaseRefused(ReleaseError):
+    """A release is not activated: it is empty, or it drops more than ``max_release_drop_share`` of the
+    serving release's entries (``data``: release_id, serving, reason "empty"/"shrink", entries,
+    serving_entries, dropped, drop_share, max_drop_share). The serving release stays; ``--force`` overrides."""
 
     http_status = 409
 

@@ -8,12 +8,17 @@ stage functions, which take ``db`` and never open a session themselves:
 ``kb_ingest``:  sync_sources → extract_candidates → validate_candidates → route_candidates
 ``kb_publish``: apply_decisions → build_release → activate_release
 
-Transactions: one per source synced, one per step, one per review decision
-applied (a bad decision never blocks the others), one for a resubmission with
+Transactions: one per source synced (a source that fails is recorded as a
+``failed`` run in another, and the others go on), one per step (extract: one
+per batch of records, each with its candidates), one per review decision
+applied (a bad decision never blocks the others; each claims its row first, so
+concurrent runs apply it exactly once), one for a resubmission with
 its gate run and routing, one for an import. Each step reads its work from
 the KB database (records not yet extracted, candidates not yet validated,
 decisions not yet applied), so any step can be re-run for the same interval
-and does only what is left.
+and does only what is left. Publishing (apply, build, activate) runs under the
+KB's publish lock (:func:`kbops.index.publish.publish_lock`): two publishes at
+once never both build; the second waits, then finds little or nothing left.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ from typing import Any
 from kbops import faq
 from kbops.config import Settings
 from kbops.db import require_db, session_scope
-from kbops.errors import ConfigError
-from kbops.extract import ExtractResult
+from kbops.errors import ConfigError, KbopsError
+from kbops.extract import ExtractResult, mark_failed
 from kbops.extract import extract_candidates as _extract
 from kbops.index import golden
 from kbops.index import publish as _publish
@@ -42,7 +47,7 @@ from kbops.review import resubmit as _resubmit
 from kbops.review.queue import ApplyResult
 from kbops.schema import Candidate
 from kbops.sources import sync
-from kbops.sources.config import SourceConfig
+from kbops.sources.config import SourceConfig, with_settings
 from kbops.sources.sync import SyncResult
 from kbops.validate import ValidateResult
 from kbops.validate import validate_candidates as _validate
@@ -73,8 +78,14 @@ __all__ = [
 
 
 def sync_sources(settings: Settings, only: str | None = None, confirm_deletions: bool = False) -> list[SyncResult]:
-    """Sync every configured source (or just ``only``), each in its own transaction."""
-    return [sync_source(settings, source, confirm_deletions) for source in sync.configured_sources(settings, only)]
+    """Sync every configured source (or just ``only``), each in its own transaction.
+
+    Each source succeeds or fails on its own: a source that cannot be synced (a
+    missing file, an unreachable database) is recorded as a ``failed`` run with
+    its error and returned as a result with ``status == "failed"``, and the
+    others are synced regardless. Only a broken sources config raises.
+    """
+    return [_sync_isolated(settings, source, confirm_deletions) for source in sync.configured_sources(settings, only)]
 
 
 def sync_source(
@@ -85,9 +96,34 @@ def sync_source(
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> SyncResult:
-    """Sync one source. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock."""
-    with session_scope(settings) as db:
-        return sync.sync_source(db, source, confirm_deletions, env=env, now=now)
+    """Sync one source. ``env`` (default os.environ) supplies SQL URLs; ``now`` the clock.
+
+    A failure is recorded in the run ledger (``failed``, with the error) and then
+    raised, so a caller syncing just this source (an Airflow task) fails with it.
+    """
+    result = _sync_isolated(settings, source, confirm_deletions, env=env, now=now)
+    if result.exception is not None:
+        raise result.exception
+    return result
+
+
+def _sync_isolated(
+    settings: Settings,
+    source: SourceConfig,
+    confirm_deletions: bool,
+    *,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> SyncResult:
+    """One source's sync in its own transaction; on any error, a ``failed`` ledger row in another."""
+    try:
+        with session_scope(settings) as db:
+            return sync.sync_source(db, with_settings(source, settings), confirm_deletions, env=env, now=now)
+    except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others; it is recorded and reported
+        if not isinstance(exc, KbopsError):
+            log.exception("sync of source %r failed", source.name)
+        with session_scope(settings) as db:
+            return sync.record_failure(db, source.name, exc)
 
 
 def extract_candidates(settings: Settings) -> ExtractResult:
@@ -101,8 +137,17 @@ def extract_candidates(settings: Settings) -> ExtractResult:
     except ConfigError as exc:
         log.warning("chat mining groups by lexical similarity only: %s", exc)
         embedder = None
-    with session_scope(settings) as db:
-        return _extract(db, settings, embedder)
+    result = ExtractResult()
+    try:
+        with session_scope(settings) as db:
+            # Records are extracted in batches, each committed with its candidates (memory stays bounded;
+            # a re-run after a crash does only what is left).
+            return _extract(db, settings, embedder, commit=db.commit, result=result)
+    except Exception as exc:
+        if result.run_id:  # batches were committed under this run: say it did not finish
+            with session_scope(settings) as db:
+                mark_failed(db, result.run_id, exc)
+        raise
 
 
 def validate_candidates(settings: Settings, candidate_ids: list[int] | None = None) -> ValidateResult:
@@ -125,7 +170,9 @@ def apply_decisions(settings: Settings, item_ids: list[int] | None = None) -> Ap
 
     Items decided by a plain SQL UPDATE have no ``decided_via``; they are
     audited as coming through the 'sql' door. Approvals in a batch are
-    re-checked by one gate run up front.
+    re-checked by one gate run up front. Safe to run concurrently (other
+    publishes, the review page): each item's transaction first claims the row,
+    and an item another run applied meanwhile is counted as ``skipped``.
     """
     result = ApplyResult()
     with session_scope(settings) as db:
@@ -194,8 +241,10 @@ def export_faq(settings: Settings, path: Path) -> int:
 
 
 def build_release(settings: Settings, full: bool = False, embedder: Embedder | None = None, now: datetime | None = None) -> BuildResult:
-    """Build (not activate) a release for the servable KB; a no-op when the active one serves it."""
-    with session_scope(settings) as db:
+    """Build (not activate) a release for the servable KB; a no-op when the active one serves it.
+
+    Holds the publish lock: waits while another publish builds or activates."""
+    with _publish.publish_lock(settings), session_scope(settings) as db:
         return _publish.build_release(db, settings, embedder or Embedder.from_settings(settings), full=full, now=now)
 
 
@@ -208,14 +257,16 @@ def activate_release(
     embedder: Embedder | None = None,
     check_golden: bool = True,
 ) -> dict[str, Any]:
-    """Make ``release_id`` the served release (golden-question gate, atomic pointer swap)."""
-    with session_scope(settings) as db:
+    """Make ``release_id`` the served release (golden-question gate, atomic pointer swap), under the publish lock."""
+    with _publish.publish_lock(settings), session_scope(settings) as db:
         return _publish.activate_release(db, settings, release_id, embedder, force=force, by=by, check_golden=check_golden)
 
 
 def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any]:
-    """Re-activate ``release_id``, or the release before the active one (never gated)."""
-    with session_scope(settings) as db:
+    """Re-activate ``release_id``, or the release before the active one (never gated).
+
+    Under the publish lock, so a rollback is never overtaken by a publish activating its build."""
+    with _publish.publish_lock(settings), session_scope(settings) as db:
         return _publish.rollback(db, settings, release_id)
 
 
@@ -229,10 +280,14 @@ def check_golden(settings: Settings, embedder: Embedder | None = None) -> Golden
 
 
 def ingest(settings: Settings, source: str | None = None, confirm_deletions: bool = False) -> dict[str, Any]:
-    """The whole of kb_ingest in one call (what `kbops sync` runs)."""
+    """The whole of kb_ingest in one call (what `kbops sync` runs); ``failed`` lists the sources that failed."""
     require_db(settings)
+    synced = sync_sources(settings, source, confirm_deletions)
     return {
-        "sync": [r.as_dict() for r in sync_sources(settings, source, confirm_deletions)],
+        "sync": [r.as_dict() for r in synced],
+        # Extraction runs whatever failed: it works from the KB's state, and the sources that did
+        # sync (their withdrawn entries waiting for replacements) must not wait for the broken one.
+        "failed": [r.source for r in synced if r.status == "failed"],
         "extract": extract_candidates(settings).as_dict(),
         "validate": validate_candidates(settings).as_dict(),
         "route": route_candidates(settings).as_dict(),
@@ -243,9 +298,12 @@ def publish(settings: Settings, full: bool = False, force: bool = False, by: str
     """The whole of kb_publish in one call (what `kbops publish` runs).
 
     ``force`` activates a release that answers fewer golden questions than the
-    active one (audited under ``by``)."""
+    active one (audited under ``by``). The whole run holds the publish lock: a
+    second publish started meanwhile waits for this one, then applies what was
+    decided since and finds the KB already built (see README, Operations)."""
     require_db(settings)
-    applied = apply_decisions(settings)
-    built = build_release(settings, full=full)
-    activation = activate_release(settings, built.release_id, force=force, by=by) if built.release_id else {"changed": False}
+    with _publish.publish_lock(settings):
+        applied = apply_decisions(settings)
+        built = build_release(settings, full=full)
+        activation = activate_release(settings, built.release_id, force=force, by=by) if built.release_id else {"changed": False}
     return {"apply": applied.as_dict(), "build": built.as_dict(), "activate": activation}

@@ -12,6 +12,7 @@ Changes to this module need an Alembic migration in kbops/migrations/versions.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,7 +212,11 @@ class ReviewItem(Base):
     through the web page, the CLI or a plain SQL UPDATE (``decided_via`` is
     set by the CLI and the web page; NULL means the SQL door). The pipeline applies
     decisions and moves ``state`` from ``open`` to ``applied``; a decision it
-    cannot apply stays ``open`` with ``apply_error`` saying why.
+    cannot apply stays ``open`` with ``apply_error`` saying why. Applying first
+    claims the row (``open`` → ``applying``, never committed), so each decision
+    is applied exactly once however many publishes run. A row that is no longer
+    open (``applied``, ``superseded``) keeps its decision columns: a trigger
+    (migration 0008) refuses changing them.
     """
 
     __tablename__ = "review_items"
@@ -401,6 +406,23 @@ class Reviewer(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Random, signed into every session cookie; replaced on sign-out, a new password
+    # or a new role, which ends every session of the account (kbops/review/accounts.py).
+    session_key: Mapped[str | None] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
+
+
+class LoginAttempt(Base):
+    """Sign-in attempts in a fixed window, per account (``name:…``) and per client address (``addr:…``).
+
+    Counted atomically *before* the password is checked, so parallel guesses
+    cannot all be evaluated before the throttle engages (kbops/review/accounts.py).
+    """
+
+    __tablename__ = "login_attempts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ChatGap(Base):

@@ -4,7 +4,9 @@
 -- on a row whose state = 'open':
 --
 --   decision          'approve' | 'reject' | 'merge' (NULL = still waiting)
---   decided_by        the reviewer's name            (required)
+--   decided_by        the reviewer's name            (required; once reviewer accounts exist, the
+--                     name of one: `kbops reviewers list`; else the decision is not applied and
+--                     apply_error says "decided_by … is not a reviewer account")
 --   note              free text; REQUIRED for 'reject' (the reason)
 --   edited_question   optional corrected question    (applied with 'approve' or 'merge'; re-validated)
 --   edited_answer     optional corrected answer      (applied with 'approve'; re-validated; not with 'merge')
@@ -16,10 +18,20 @@
 -- proposal (it is applied as a merge into proposed_merge_into; merge_into may be left NULL);
 -- 'approve' WITH an edited_answer makes it a new entry of its own instead.
 --
+-- Only rows with state = 'open' take a decision. A row that is no longer open
+-- (state 'applied', or 'superseded' by a newer candidate) keeps the decision that
+-- was applied: a trigger (review_items_closed, migration 0008) refuses an UPDATE that
+-- changes its state or decision columns, with the error "… is not open (already applied
+-- or superseded) …", so the table never shows a decision the KB does not hold. One
+-- UPDATE touching an open and a closed row is refused as a whole: keep
+-- "AND state = 'open'" in the WHERE clause, as in the examples.
+--
 -- Leave every other column alone. The next kb_publish run (or `kbops publish`)
--- applies the decision in its own transaction and sets state = 'applied'. A
--- decision it cannot apply (unknown value, no reviewer, a rejection without a
--- reason, an edit that fails validation) is NOT applied: the row stays open and
+-- applies the decision in its own transaction and sets state = 'applied'; it first
+-- claims the row (state 'applying', never visible outside that transaction), so a
+-- decision is applied exactly once even when several publishes run at once. A
+-- decision it cannot apply (unknown value, no reviewer, decided_by not a reviewer
+-- account, a rejection without a reason, an edit that fails validation) is NOT applied: the row stays open and
 -- apply_error says why; fix the columns and it is picked up again. A merge is refused
 -- when merge_into is not an active/withdrawn entry key, its language differs from the
 -- question's, or the question fails validation against that entry's answer; merge_into

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+import unicodedata
+from pathlib import Path
+
 import pytest
 
-from kbops.pii import find_private, has_placeholder, scrub
+from kbops.pii import find_private, has_placeholder, learn_names, scrub, scrub_session
 
 # (text a customer might type, the private value planted in it, the placeholder expected)
 PLANTED = [
@@ -157,3 +162,179 @@ def test_names_are_not_guessed_without_a_cue(text):
 
 def test_find_private_names_a_name():
     assert find_private("收货人：李娜") == ["NAME"]
+
+
+# --- issue 12: the planted set (tests/data/planted_private.jsonl), normalisation, sessions, remainders ---
+
+DATA = Path(__file__).parent / "data"
+PLANTED_SET = [json.loads(line) for line in (DATA / "planted_private.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+BENIGN_SET = [json.loads(line)["text"] for line in (DATA / "benign_texts.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+STORE = Path(__file__).parent.parent / "examples" / "sample_store"
+
+
+def _survivors(planted: dict, out: str) -> list[str]:
+    needles = [planted["value"], *planted.get("fragments", [])]
+    return [n for n in needles if n in out or unicodedata.normalize("NFKC", n) in unicodedata.normalize("NFKC", out)]
+
+
+def test_planted_set_has_at_least_100_values_in_both_languages():
+    assert len(PLANTED_SET) >= 100
+    assert {p["lang"] for p in PLANTED_SET} == {"zh", "en"}
+    assert len({p["class"] for p in PLANTED_SET}) >= 20
+
+
+@pytest.mark.parametrize("planted", PLANTED_SET, ids=[f"{p['class']}:{p['value']}" for p in PLANTED_SET])
+def test_no_value_of_the_planted_set_survives(planted):
+    """Each planted value, in the turn it was planted in (and the agent's reply for a name the customer gave)."""
+    texts = [planted["text"]] + ([planted["reply"]] if planted.get("reply") else [])
+    out = scrub_session(texts)
+    assert _survivors(planted, " || ".join(out)) == [], out
+    assert find_private(planted["text"]), planted["text"]
+
+
+def _benign() -> list[str]:
+    texts = list(BENIGN_SET)
+    for doc in sorted((STORE / "policies").glob("*.md")):
+        texts += [line for line in doc.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for table in ("products.csv", "prices.csv"):
+        texts += (STORE / table).read_text(encoding="utf-8").splitlines()
+    return texts
+
+
+def test_benign_texts_are_unchanged():
+    """Prices, SKUs (LM-1001), dates, sizes (3L), counts, a 400 hotline, the sample store's policies: no false positive."""
+    changed = [(t, scrub(t)) for t in _benign() if scrub(t) != t or find_private(t)]
+    assert changed == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # full-width forms are read as ASCII, and what is kept stays as written (full-width comma)
+        ("手机１３８１２３４５６７８，麻烦回电", "手机[PHONE]，麻烦回电"),
+        ("邮箱ｘｘ＠ｑｑ．ｃｏｍ，谢谢", "邮箱[EMAIL]，谢谢"),
+        # zero-width characters and Unicode dashes do not hide a number
+        ("电话138\u200b1234\u200b5678吧", "电话[PHONE]吧"),
+        ("电话138\u20131234\u20135678吧", "电话[PHONE]吧"),
+        # an area code right after a CJK character (the old look-behind (?<![\d\w]) failed there)
+        ("座机010-62345678，工作日都有人", "座机[PHONE]，工作日都有人"),
+        ("电话（0571）88776655", "电话[PHONE]"),
+        ("手机138.1234.5679", "手机[PHONE]"),
+        ("call me on 415.555.0123", "call me on [PHONE]"),
+    ],
+)
+def test_normalised_forms_are_scrubbed_and_the_rest_kept_as_written(text, expected):
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的微信号 lumi_fan88，加一下", "我的微信号 [WECHAT]，加一下"),
+        ("vx: wf_20261120", "vx: [WECHAT]"),
+        ("加我wxid_8k2j9s0d1f", "加我[WECHAT]"),
+        ("QQ号 384756291", "QQ号 [QQ]"),
+        ("护照号E12345678", "护照号[PASSPORT]"),
+        ("passport number 533821946", "passport number [PASSPORT]"),
+        ("寄到海淀区上庄镇永丰路690号", "寄到[ADDRESS]"),
+        ("Ship to Flat 5, 12 rue de la Paix, Paris", "Ship to [ADDRESS], [ADDRESS], Paris"),
+        ("deliver to Hauptstraße 5, Berlin", "deliver to [ADDRESS], Berlin"),
+        ("我是刘静怡，想问个问题", "我是[NAME]，想问个问题"),
+        ("Hi, I'm Oliver Brennan", "Hi, I'm [NAME]"),
+        # (a non-ASCII local part has no visible start inside Chinese text: it may take the words before it along)
+        ("发到 名字@公司.中国 就行", "发到 [EMAIL] 就行"),
+        ("发到ｗａｎｇ８８＠１６３．ｃｏｍ吧", "发到[EMAIL]吧"),
+    ],
+)
+def test_new_pattern_families(text, expected):
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WeChat Pay and Alipay are both accepted.",
+        "You can follow our WeChat official account for coupons.",
+        "微信支付和支付宝都可以",
+        "The QQ Music membership is not included.",
+        "Passport photos are not required for invoices.",
+        "Place your order within 3 days to get the discount.",
+        "Via express delivery it takes 2 days.",
+        "Spring 2026 collection is now available.",
+        "这款沙发3座版本售价1299元。",
+        "客服热线400-820-8820，工作时间9:00-21:00。",
+        "I'm looking for a kettle under 100 CNY.",
+        "我是新用户，能用优惠券吗？",
+    ],
+)
+def test_new_families_leave_look_alikes_alone(text):
+    assert scrub(text) == text
+
+
+def test_address_remainder_after_a_partial_scrub_is_scrubbed():
+    """What an earlier, partial scrub left after [ADDRESS] (the building and room) is an address too."""
+    assert scrub("[ADDRESS]SOHO现代城5号楼1203室") == "[ADDRESS]"
+    assert scrub("改成北京市朝阳区建国路88号SOHO现代城5号楼1203室，谢谢") == "改成[ADDRESS]，谢谢"
+    assert scrub("地址[ADDRESS]望京SOHO塔3-1508室") == "地址[ADDRESS]"
+    # a JDDC placeholder with nothing after it is left as it is
+    assert scrub("已发往[地址x]，请查收") == "已发往[地址x]，请查收"
+
+
+def test_a_name_given_once_is_scrubbed_in_every_turn_of_the_session():
+    turns = ["我叫王芳，刚下的单", "王芳您好，很高兴为您服务", "谢谢", "好的王芳，祝您愉快"]
+    assert scrub_session(turns) == ["我叫[NAME]，刚下的单", "[NAME]您好，很高兴为您服务", "谢谢", "好的[NAME]，祝您愉快"]
+    # the given name of a three-character name, and English first names
+    assert scrub_session(["我叫林晓雨", "晓雨您好"]) == ["我叫[NAME]", "[NAME]您好"]
+    assert scrub_session(["I'm Harriet Quill", "Hi Harriet, thanks"]) == ["I'm [NAME]", "Hi [NAME], thanks"]
+    # another session does not know the name
+    assert scrub("王芳您好") == "王芳您好"
+
+
+def test_learned_names_are_whole_words_and_not_a_single_surname():
+    assert learn_names(["张先生您好"]) == set()
+    assert scrub_session(["I'm Grant Wood", "we grant refunds within 7 days"]) == ["I'm [NAME]", "we grant refunds within 7 days"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [("微信号 lumi_fan88", ["WECHAT"]), ("QQ号 384756291", ["QQ"]), ("护照号E12345678", ["PASSPORT"]), ("座机010-62345678", ["PHONE"]), ("我是刘静怡", ["NAME"])],
+)
+def test_find_private_names_the_new_kinds(text, kinds):
+    assert find_private(text) == kinds
+
+
+# One megabyte of the worst input for each pattern family: linear (a few passes), never backtracking.
+_MB = 1_000_000
+WORST_INPUTS = {
+    "digits": "1" * _MB,
+    "full-width digits": "１" * _MB,
+    "cjk": "我" * _MB,
+    "admin units": "区" * _MB,
+    "road numbers": "路1号" * (_MB // 3),
+    "estates": "花园1栋" * (_MB // 4),
+    "email local part": "a" * _MB,
+    "email at": "a@" * (_MB // 2),
+    "cjk email": "名@公." * (_MB // 4),
+    "email dots": "a." * (_MB // 2),
+    "name cues": "我是王" * (_MB // 3),
+    "english name cues": "I'm Ab " * (_MB // 7),
+    "placeholders": "[ADDRESS]" * (_MB // 9),
+    "wechat cues": "微信" * (_MB // 2),
+    "wechat ids": "vx a1" * (_MB // 5),
+    "european streets": "Via Ab " * (_MB // 7),
+    "street numbers": "1 Ab " * (_MB // 5),
+    "phone separators": "1-" * (_MB // 2),
+    "parentheses": "(0" * (_MB // 2),
+    "address cues": "地址1" * (_MB // 3),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(WORST_INPUTS))
+def test_scrub_stays_linear_on_one_megabyte(family):
+    text = WORST_INPUTS[family]
+    start = time.perf_counter()
+    scrub(text)
+    find_private(text)
+    # ~1 s per pass on this machine; a quadratic pattern would take hours.
+    assert time.perf_counter() - start < 15

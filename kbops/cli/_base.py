@@ -13,6 +13,32 @@ from kbops.config import Settings
 #: A command handler: runs the command and returns the exit status.
 Handler = Callable[[Settings, argparse.Namespace], int]
 
+#: The largest record id: the id columns are ``integer`` (32-bit on PostgreSQL). A larger number
+#: names no row and must not reach the database driver (SQLite overflows past 2**63 − 1 with a traceback).
+MAX_ID = 2**31 - 1
+
+
+def _whole_number(text: str, what: str) -> int:
+    """``text`` as a whole number from 1 to :data:`MAX_ID`, else argparse's usage error naming it (exit 2)."""
+    value = text.strip()
+    if value.isascii() and value.isdigit() and len(value.lstrip("0")) <= len(str(MAX_ID)) and 0 < int(value) <= MAX_ID:
+        return int(value)
+    shown = text if len(text) <= 30 else text[:29] + "…"
+    shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")  # a non-UTF-8 byte in argv arrives as a lone surrogate
+    raise argparse.ArgumentTypeError(f"{shown!r} is not {what}: a whole number from 1 to {MAX_ID}")
+
+
+def record_id(text: str) -> int:
+    """The argparse ``type`` of every argument that names a record by id (review items, candidates,
+    golden questions, validation reports, ``--item``): parsed here once for every command."""
+    return _whole_number(text, "an id")
+
+
+def row_count(text: str) -> int:
+    """The argparse ``type`` of ``--limit``: how many rows, at least 1 (the database refuses a negative
+    or a past-64-bit LIMIT with a traceback)."""
+    return _whole_number(text, "a row count")
+
 
 class Subparsers(Protocol):
     """What ``ArgumentParser.add_subparsers()`` returns (argparse does not export the type)."""

@@ -41,6 +41,23 @@ def report_error(exc: KbopsError) -> int:
     return 2
 
 
+def _not_utf8(arguments: Sequence[str]) -> str | None:
+    """The first argument that is not UTF-8 text, shown with its bad bytes escaped; None when all are.
+
+    Python hands a byte that is not UTF-8 (a Latin-1 or GBK terminal, a
+    truncated paste) to the program as a lone surrogate; any command that
+    stores the text (``--by``, ``--reason``, ``--answer``…) would then fail
+    deep in the database driver with a traceback. Checked once here, before
+    any command runs."""
+    for arg in arguments:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = repr(arg)  # a lone surrogate shows as \udcff: printable, and names the bad byte
+            return shown if len(shown) <= 40 else shown[:39] + "…"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``kbops`` command and return its exit status.
 
@@ -49,12 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     error (argparse) or any :class:`~kbops.errors.KbopsError`; 130 interrupted;
     141 (the shell's code for SIGPIPE) when the reader of stdout went away, as
     in ``kbops review list | head``."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    unreadable = _not_utf8(arguments)
+    if unreadable is not None:
+        print(f"error: the argument {unreadable} is not UTF-8 text; kbops reads its arguments as UTF-8 (check the terminal's or the script's encoding)", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(arguments)
     try:
         settings = Settings.load(config_file=args.config)
         if args.needs_db:
             require_db(settings)
         status: int = args.handler(settings, args)
+        # Flush inside the try: output still buffered when the reader went away fails here (exit 141),
+        # not in the interpreter's final flush ("Exception ignored … BrokenPipeError", exit 120).
+        sys.stdout.flush()
         return status
     except KbopsError as exc:
         return report_error(exc)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, emit, short
+from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, emit, record_id, short
 from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.errors import ConfigError
@@ -27,7 +27,7 @@ def register(subparsers: Subparsers) -> None:
     add_json_flag(p)
 
     p = add_command(gsub, "remove", cmd_remove, "remove golden questions by id")
-    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("ids", type=record_id, nargs="+", metavar="ID")
 
     p = add_command(gsub, "check", cmd_check, "score the active release on the golden questions (exit 1 on any miss)")
     add_json_flag(p)

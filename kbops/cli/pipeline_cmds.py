@@ -22,14 +22,18 @@ def register(subparsers: Subparsers) -> None:
     """Add init, sync, publish, releases and rollback."""
     add_command(subparsers, "init", cmd_init, "create or upgrade the KB database and index root (idempotent)", needs_db=False)
 
-    p = add_command(subparsers, "sync", cmd_sync, "pull sources, detect changes, extract, validate, enqueue (kb_ingest's work)")
+    p = add_command(subparsers, "sync", cmd_sync, "pull sources, detect changes, extract, validate, enqueue (kb_ingest's work); exits 1 if a source failed")
     p.add_argument("--source", help="only this source (a name from the sources config)")
     p.add_argument("--confirm-deletions", action="store_true", help="apply a snapshot held back by the mass-deletion guard")
     add_json_flag(p)
 
     p = add_command(subparsers, "publish", cmd_publish, "apply decisions, build and activate a release (kb_publish's work)")
     p.add_argument("--full", action="store_true", help="rebuild even if the KB did not change")
-    p.add_argument("--force", action="store_true", help="activate even if fewer golden questions are answered than before (needs --by)")
+    p.add_argument(
+        "--force", action="store_true",
+        help="activate even if the release is empty, drops more than max_release_drop_share of the serving release's entries, "
+        "or answers fewer golden questions than before (needs --by; audited as release_forced)",
+    )
     p.add_argument("--by", help="who forces the activation (recorded in the audit log)")
     add_json_flag(p)
 
@@ -50,12 +54,17 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import ingest
 
-    emit(args, ingest(settings, source=args.source, confirm_deletions=args.confirm_deletions), _print_sync)
-    return 0
+    result = ingest(settings, source=args.source, confirm_deletions=args.confirm_deletions)
+    emit(args, result, _print_sync)
+    # 1: the other sources were synced and extracted, but a source failed (listed above).
+    return 1 if result["failed"] else 0
 
 
 def _print_sync(result: dict[str, Any]) -> None:
     for s in result["sync"]:
+        if s["status"] == "failed":
+            print(f"{s['source']:<12} FAILED: {s['error']}")
+            continue
         print(
             f"{s['source']:<12} read {s['read']:>5}  new {s['new']:>4}  changed {s['changed']:>4}  "
             f"unchanged {s['unchanged']:>5}  deleted {s['deleted']:>3}  quarantined {s['quarantined']:>3}  withdrawn {s['withdrawn']:>3}"
@@ -65,15 +74,19 @@ def _print_sync(result: dict[str, Any]) -> None:
             print(f"  ! {message}")
     e, v, r = result["extract"], result["validate"], result["route"]
     print(f"extracted {e['proposed']} new candidates ({e['unchanged']} unchanged); validated {v['checked']}: {v['valid']} valid, {v['invalid']} invalid")
+    for message in e.get("messages", []):
+        print(f"  ! {message}")
     rules = ", ".join(f"{k}={n}" for k, n in r["by_rule"].items()) or "none"
     print(f"auto-approved {r['auto_approved']} (rules: {rules}); queued {r['queued']} for review; superseded {r['superseded']}")
+    if result["failed"]:
+        print(f"sync FAILED for {len(result['failed'])} source(s): {', '.join(result['failed'])} (the others were synced and extracted)")
 
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import publish
 
     if args.force and not args.by:
-        raise ConfigError("--force overrides the golden-question check; say who decides with --by NAME")
+        raise ConfigError("--force overrides the release checks (empty or shrinking release, golden questions); say who decides with --by NAME")
     emit(args, publish(settings, full=args.full, force=args.force, by=args.by or "operator"), _print_publish)
     return 0
 
@@ -92,7 +105,10 @@ def _print_publish(result: dict[str, Any]) -> None:
         f"built release {b['release_id']}: {b['entries']} entries, {b['vectors']} vectors "
         f"(embedding cache {b['cache_hits']} hits, {b['cache_misses']} misses) in {b['seconds']:.1f}s"
     )
-    print(f"active release is now {result['activate']['release_id']}")
+    activation = result["activate"]
+    print(f"active release is now {activation['release_id']}" + (" — FORCED past the empty/shrink check" if activation.get("forced") else ""))
+    if activation.get("revoked"):
+        print(f"  {activation['revoked']} entries withdrawn or changed since {activation['previous']}: revoked on every bot replica at its next query")
     golden = result["activate"].get("golden")
     if golden:
         was = f" (active release had {golden['active_correct']})" if golden["active_correct"] is not None else ""

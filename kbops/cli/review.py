@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, emit, short
+from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, emit, record_id, row_count, short
 from kbops.config import Settings
 from kbops.db import session_scope
-from kbops.errors import ConfigError, InvalidDecision, ReviewError
+from kbops.errors import InvalidDecision, ReviewError
 from kbops.extract.mining import list_gaps
 from kbops.kb.audit import audit_events
 from kbops.review.queue import get_item, invalid_candidates, list_items
@@ -31,31 +31,31 @@ def register(subparsers: Subparsers) -> None:
     add_json_flag(p)
     p.add_argument("--invalid", action="store_true", help="show candidates the validation gate refused, with reasons")
     p.add_argument("--state", default="open", choices=["open", "applied", "superseded"], help="which items (default open)")
-    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+    p.add_argument("--limit", type=row_count, default=200, help="at most this many rows")
 
     p = add_command(rsub, "show", cmd_show, "one item with its evidence and warnings")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=record_id)
     add_json_flag(p)
 
     p = add_command(rsub, "approve", cmd_approve, "approve items as they are")
-    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("ids", type=record_id, nargs="+", metavar="ID")
     p.add_argument("--by", required=True, help="reviewer name (recorded in the audit log)")
     p.add_argument("--note", help="optional note")
 
     p = add_command(rsub, "reject", cmd_reject, "reject items with a reason")
-    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("ids", type=record_id, nargs="+", metavar="ID")
     p.add_argument("--by", required=True, help="reviewer name")
     p.add_argument("--reason", required=True, help="why (shown to other reviewers)")
 
     p = add_command(rsub, "edit", cmd_edit, "edit an item's question and/or answer, then approve it")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=record_id)
     p.add_argument("--by", required=True, help="reviewer name")
     p.add_argument("--question", help="the corrected question")
     p.add_argument("--answer", help="the corrected answer")
     p.add_argument("--note", help="optional note")
 
     p = add_command(rsub, "merge", cmd_merge, "add items' questions as alternate questions of an existing entry")
-    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("ids", type=record_id, nargs="+", metavar="ID")
     p.add_argument("--by", required=True, help="reviewer name")
     p.add_argument("--into", help="entry key to join (default: the entry routing proposed for a near-duplicate)")
     p.add_argument("--question", help="a corrected phrasing to add instead of the item's question")
@@ -64,28 +64,28 @@ def register(subparsers: Subparsers) -> None:
     p = add_command(rsub, "gaps", cmd_gaps, "unanswered topics mined from chats (handed off, or not in the KB), most-asked first")
     p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
     p.add_argument("--all", action="store_true", help="also topics the KB now covers")
-    p.add_argument("--limit", type=int, default=50, help="at most this many topics")
+    p.add_argument("--limit", type=row_count, default=50, help="at most this many topics")
     add_json_flag(p)
 
     p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
-    p.add_argument("--limit", type=int, default=200, help="at most this many rows")
+    p.add_argument("--limit", type=row_count, default=200, help="at most this many rows")
     add_json_flag(p)
 
     p = add_command(rsub, "resubmit", cmd_resubmit, "fix a refused candidate and run it through the gate again")
-    p.add_argument("id", type=int, metavar="CANDIDATE_ID")
+    p.add_argument("id", type=record_id, metavar="CANDIDATE_ID")
     p.add_argument("--by", required=True, help="your name (recorded in the audit log)")
     p.add_argument("--question", help="the corrected question")
     p.add_argument("--answer", help="the corrected answer")
     p.add_argument("--slot", action="append", help="declare a {{NAME}} template slot the bot fills (repeatable)")
 
     p = add_command(rsub, "report", cmd_report, "a stored validation report (default: the latest)")
-    p.add_argument("id", type=int, nargs="?", help="report id (see pipeline run stats)")
-    p.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    p.add_argument("id", type=record_id, nargs="?", help="report id (see pipeline run stats)")
+    p.add_argument("--limit", type=row_count, default=50, help="at most this many rows")
     add_json_flag(p)
 
     p = add_command(rsub, "log", cmd_log, "the audit log of decisions and automatic changes")
-    p.add_argument("--limit", type=int, default=50, help="at most this many events")
-    p.add_argument("--item", type=int, help="only events for this review item")
+    p.add_argument("--limit", type=row_count, default=50, help="at most this many events")
+    p.add_argument("--item", type=record_id, help="only events for this review item")
     add_json_flag(p)
 
 
@@ -191,6 +191,8 @@ def _decide(settings: Settings, item_ids: list[int], decision: str, **kwargs: An
 
     result = decide(settings, item_ids, decision, door="cli", **kwargs)
     print(f"applied {result.applied} decision(s): {result.approved} approved, {result.rejected} rejected, {result.merged} merged")
+    if result.skipped:  # a publish running at the same moment applied them first (each decision is applied once)
+        print(f"  {result.skipped} decision(s) were applied meanwhile by a publish running at the same time")
     for item_id, error in result.errors.items():
         print(f"  ! item {item_id} not applied: {error}")
     return 0 if not result.errors else 1
@@ -257,8 +259,6 @@ def _print_report(report: dict[str, Any], limit: int) -> None:
 
 def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
     """Unanswered topics mined from chats: handed-off or unanswered questions the KB does not answer."""
-    if args.limit < 1:
-        raise ConfigError(f"--limit {args.limit} must be at least 1", limit=args.limit)
     with session_scope(settings) as db:
         rows = [
             {"id": g.id, "topic_key": g.topic_key, "lang": g.lang, "question": g.question, "alt_questions": g.alt_questions,

@@ -31,5 +31,8 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
         when = f"{last['finished_at']:%Y-%m-%d %H:%M:%S}" if last and last["finished_at"] else "never"
         mark = f"  watermark {r['watermark']}" if r["watermark"] else ""
         print(f"{r['source']:<12} last sync {when}  records {r['records']:>6} (deleted {r['deleted']})  quarantined {r['quarantined']}{mark}")
+        if r.get("last_failure"):
+            failed = r["last_failure"]
+            print(f"  ! latest sync FAILED at {failed['at']:%Y-%m-%d %H:%M:%S}: {failed['error']}")
         for q in r["recent_quarantine"]:
             print(f"  ! {q['location']}: {q['reason']}")

@@ -52,14 +52,15 @@ class GoldenScore:
 
 
 def _clean(question: str, entry_key: str) -> tuple[str, str]:
-    question, entry_key = (question or "").strip(), (entry_key or "").strip()
+    # Scrubbed first: a golden question is stored, and the errors below quote it.
+    question, entry_key = scrub((question or "").strip()), (entry_key or "").strip()
     if not question:
         raise ConfigError("a golden question needs the question text")
     if len(question) > MAX_QUESTION_CHARS:
         raise ConfigError(f"golden question is {len(question)} characters; keep it under {MAX_QUESTION_CHARS}")
     if not entry_key:
         raise ConfigError(f"golden question {question[:60]!r} needs the expected entry key (see `kbops export` for keys)")
-    return scrub(question), entry_key
+    return question, entry_key
 
 
 def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:

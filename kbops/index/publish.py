@@ -11,21 +11,39 @@ records ``next_change_at``, the next boundary, and the next publish after it
 drops what expired (kb_publish runs every 15 minutes). When the
 servable set is identical to the active release's (same KB digest), publish
 builds nothing: re-running it is a no-op.
+
+One publish at a time: :func:`publish_lock` is held by the pipeline door around a
+whole publish (apply, build, activate) and around each build or activation run on
+its own (the DAG's tasks). It lives where every worker can see it: a PostgreSQL
+session-level advisory lock on a KB in PostgreSQL (workers on several hosts), and
+an exclusive ``flock`` on a file next to a SQLite KB (SQLite in WAL mode is only
+ever shared by processes on one host). Both are released by the database or the
+kernel when the holder's process or connection dies, so a crashed publish never
+leaves a stale lock. A second publish waits for the first (up to
+:data:`PUBLISH_LOCK_WAIT` seconds, then :class:`~kbops.errors.TransientError`
+"another publish is running"), then does what is left: usually nothing to build.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.errors import ReleaseError
+from kbops.db import engine_for
+from kbops.errors import ReleaseError, ReleaseRefused, TransientError
 from kbops.index import golden
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
@@ -35,6 +53,114 @@ from kbops.schema import IndexRelease, KbEntry, utcnow
 from kbops.text import content_hash
 
 UNK_WARNING = 0.3
+#: How long a publish waits for a running one before giving up (seconds).
+PUBLISH_LOCK_WAIT = 1800.0
+#: The PostgreSQL advisory lock key of "a publish is running" (any fixed bigint; "kbopspub").
+PUBLISH_LOCK_KEY = 0x6B626F7073707562
+_POLL = 0.25
+_held = threading.local()  # database URL -> nesting depth, per thread: the lock is re-entrant
+_memory_locks: dict[str, threading.Lock] = {}  # a SQLite KB with no file (":memory:") is one process's
+log = logging.getLogger("kbops.publish")
+
+
+@contextmanager
+def publish_lock(settings: Settings) -> Iterator[None]:
+    """Hold the KB's publish lock: wait for a running publish, then run alone (re-entrant in one thread).
+
+    Raises :class:`TransientError` when another publish still holds it after
+    :data:`PUBLISH_LOCK_WAIT` seconds.
+    """
+    url = settings.database_url
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(url):
+        depth[url] += 1
+        try:
+            yield
+        finally:
+            depth[url] -= 1
+        return
+    acquire = _postgres_lock if url.startswith("postgresql") else _sqlite_lock
+    with acquire(settings, PUBLISH_LOCK_WAIT):
+        depth[url] = 1
+        try:
+            yield
+        finally:
+            depth[url] = 0
+
+
+def _busy(waited: float) -> TransientError:
+    return TransientError(
+        f"another publish is running (waited {waited:.0f} s for the publish lock); run `kbops publish` again when it has finished. "
+        "The lock is released when that publish's process or database session ends",
+        waited=waited,
+    )
+
+
+def _wait_for(try_once: Any, wait: float) -> None:
+    """Call ``try_once()`` until it returns True, polling; TransientError after ``wait`` seconds."""
+    started = time.monotonic()
+    logged = False
+    while not try_once():
+        waited = time.monotonic() - started
+        if waited >= wait:
+            raise _busy(waited)
+        if not logged:
+            log.info("another publish is running; waiting for it (up to %.0f s)", wait)
+            logged = True
+        time.sleep(min(_POLL, max(0.0, wait - waited)))
+
+
+@contextmanager
+def _postgres_lock(settings: Settings, wait: float) -> Iterator[None]:
+    """A session-level advisory lock on a connection of its own, held for the whole publish."""
+    conn = engine_for(settings).connect()
+    try:
+        def try_once() -> bool:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PUBLISH_LOCK_KEY}).scalar())
+            conn.commit()  # never sit idle in a transaction while waiting or holding
+            return got
+
+        _wait_for(try_once, wait)
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PUBLISH_LOCK_KEY})
+                conn.commit()
+            except Exception:  # noqa: BLE001 - a broken connection: its server session (and the lock) is gone
+                conn.invalidate()
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _sqlite_lock(settings: Settings, wait: float) -> Iterator[None]:
+    """An exclusive flock on ``<database file>.publish-lock`` (one per open file: threads exclude each other too)."""
+    database = engine_for(settings).url.database
+    if not database or database == ":memory:":
+        lock = _memory_locks.setdefault(settings.database_url, threading.Lock())
+        _wait_for(lambda: lock.acquire(blocking=False), wait)
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    fd = os.open(f"{database}.publish-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        def try_once() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        _wait_for(try_once, wait)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -211,6 +337,15 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
                 return result
         except ReleaseError:
             pass  # an unreadable active release means: build a new one
+    reused = None if full else _unactivated_build(settings, digest, embedder.model_id, active)
+    if reused is not None:
+        # The last build serves exactly this KB but was never activated (refused by a check, or its
+        # activation failed): activating it again is the retry; building the same release again is waste.
+        result.release_id, result.status, result.mode = reused["release_id"], "built", "reused"
+        result.entries, result.vectors, result.index_type = reused["entry_count"], reused["vector_count"], reused.get("index_type", "")
+        result.next_change_at = reused.get("next_change_at")
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
     base = None if full or not active else _incremental_base(settings, active, embedder.model_id)
     if base is None:
         entries, index, embedded = _full_build(db, settings, versions, embedder)
@@ -266,6 +401,84 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
     return result
 
 
+def _unactivated_build(settings: Settings, digest: str, model_id: str, active: str | None) -> dict[str, Any] | None:
+    """The newest release's manifest when it was built for this very KB and model and is not the active one."""
+    ids = rel.list_release_ids(settings.index_dir)
+    if not ids or ids[-1] == active:
+        return None
+    try:
+        manifest = rel.read_manifest(settings.index_dir, ids[-1])
+    except ReleaseError:
+        return None
+    return manifest if manifest.get("kb_digest") == digest and manifest.get("model") == model_id else None
+
+
+def _serving_entries(settings: Settings, serving: str | None) -> list[dict[str, Any]]:
+    """The serving release's entries ([] when there is none or it cannot be read: nothing to compare with)."""
+    if serving is None:
+        return []
+    try:
+        return rel.read_entries(settings.index_dir, serving)
+    except ReleaseError:
+        return []
+
+
+def _shrink_check(settings: Settings, release_id: str, serving: str | None, entries: list[dict[str, Any]], before: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why ``release_id`` must not replace ``serving`` without ``--force``: it is empty, or it drops more than
+    ``max_release_drop_share`` of the serving release's entries. None when it may."""
+    kept = {int(e["id"]) for e in entries}
+    dropped = sum(1 for e in before if int(e["id"]) not in kept)
+    share = dropped / len(before) if before else 0.0
+    data: dict[str, Any] = {
+        "release_id": release_id, "serving": serving, "entries": len(entries), "serving_entries": len(before),
+        "dropped": dropped, "drop_share": round(share, 4), "max_drop_share": settings.max_release_drop_share,
+    }
+    if not entries and serving is None:
+        message = (
+            f"release {release_id} is empty: the KB has no servable entries yet. Run kb_ingest (`kbops sync`) and approve "
+            "what it queues first; `kbops publish --force --by NAME` activates an empty release anyway"
+        )
+        return {"reason": "empty", "message": message, **data}
+    if not entries:
+        message = (
+            f"release {release_id} is empty and would replace {serving} ({len(before)} entries); the previous release keeps serving. "
+            "Check the sources and the KB; `kbops publish --force --by NAME` activates it anyway"
+        )
+        return {"reason": "empty", "message": message, **data}
+    if share > settings.max_release_drop_share:
+        message = (
+            f"release {release_id} drops {dropped} of the {len(before)} entries release {serving} serves ({share:.0%} > "
+            f"max_release_drop_share {settings.max_release_drop_share:.0%}); the previous release keeps serving. If the drop is real, "
+            "run `kbops publish --force --by NAME` (or raise KBOPS_MAX_RELEASE_DROP_SHARE)"
+        )
+        return {"reason": "shrink", "message": message, **data}
+    return None
+
+
+def _revocation_reasons(db: Session, revoked: dict[int, list[Any] | None], before: list[dict[str, Any]], release_id: str) -> dict[int, str]:
+    """Why each revoked entry is no longer served as it was: its KB status and reason, or what changed."""
+    old = {int(e["id"]): e for e in before}
+    ids = sorted(revoked)
+    rows: dict[int, tuple[str, str | None]] = {}
+    for start in range(0, len(ids), 500):
+        for i, status, reason in db.execute(select(KbEntry.id, KbEntry.status, KbEntry.status_reason).where(KbEntry.id.in_(ids[start : start + 500]))):
+            rows[i] = (status, reason)
+    out: dict[int, str] = {}
+    for i in ids:
+        status, reason = rows.get(i, ("deleted", None))
+        version = revoked[i]
+        if version is not None:
+            was = old[i]["revision"]
+            out[i] = f"changed: revision {was} → {version[0]}" if version[0] != was else "changed: validity window"
+        elif status in ("withdrawn", "retired"):
+            out[i] = f"{status}: {reason}" if reason else status
+        elif status == "active":
+            out[i] = f"not served by release {release_id} (expired, or a rollback to a release without it)"
+        else:
+            out[i] = status
+    return out
+
+
 def activate_release(
     db: Session,
     settings: Settings,
@@ -275,21 +488,50 @@ def activate_release(
     force: bool = False,
     by: str = "operator",
     check_golden: bool = True,
+    check_size: bool = True,
 ) -> dict[str, Any]:
     """Make ``release_id`` the served release (atomic pointer swap) and prune old ones.
 
-    With golden questions in the KB, the release must answer at least as many
-    of them correctly as the active one (kbops/index/golden.py) unless
-    ``force``; a forced activation is audited. Rollback skips the check: it is
-    the operator's explicit, instant way back.
+    Checks, each overridden by ``force`` (audited as ``release_forced`` under ``by``):
+    the release is not empty and drops at most ``max_release_drop_share`` of the
+    serving release's entries (else :class:`~kbops.errors.ReleaseRefused`; the
+    first release of a KB with nothing ingested is refused with a message to
+    ingest first); with golden questions in the KB, it answers at least as many
+    of them correctly as the active one (kbops/index/golden.py). Rollback skips
+    the checks: it is the operator's explicit, instant way back.
+
+    Just before the pointer moves, the revocation overlay is rewritten
+    (:func:`kbops.index.release.write_overlay`): the entries this activation
+    withdraws, retires or changes relative to the serving release, with reasons,
+    so a bot replica still serving an older release stops serving them at its
+    next query, before it has loaded this one.
     """
     previous = rel.active_release_id(settings.index_dir)
     if previous == release_id:
         return {"release_id": release_id, "previous": previous, "changed": False, "pruned": []}
+    entries = rel.read_entries(settings.index_dir, release_id, verify=True)
+    before = _serving_entries(settings, previous)
+    refusal = _shrink_check(settings, release_id, previous, entries, before) if check_size else None
+    if refusal and not force:
+        raise ReleaseRefused(refusal["message"], **{k: v for k, v in refusal.items() if k != "message"})
     gated = check_golden and golden.has_golden(db)
     # The golden check loads (and so verifies) the release; activate() then need not hash it again.
     outcome = golden.gate(db, settings, release_id, embedder or Embedder.from_settings(settings), force) if gated else None
+    revoked = rel.revocations(before, entries)
+    reasons = _revocation_reasons(db, revoked, before, release_id) if revoked else {}
+    activated_at = utcnow()
+    overlay = rel.next_overlay(
+        rel.read_overlay(settings.index_dir), previous=previous, release_id=release_id,
+        revoked={i: (v, reasons[i]) for i, v in revoked.items()}, activated_at=activated_at.isoformat(), keep=settings.release_retention,
+    )
+    rel.write_overlay(settings.index_dir, overlay)  # before the pointer: a replica that sees the move finds the overlay
     rel.activate(settings.index_dir, release_id, verify=not gated)
+    if refusal:
+        record_audit(
+            db, actor=by, door="cli", action="release_forced",
+            after={"release_id": release_id, "previous": previous, "guard": {k: v for k, v in refusal.items() if k != "message"}},
+            note=f"activated despite the {refusal['reason']} check: {refusal['message']}",
+        )
     if outcome and outcome["forced"]:
         record_audit(
             db, actor=by, door="cli", action="release_forced",
@@ -297,9 +539,9 @@ def activate_release(
             note=f"activated despite answering {outcome['correct']}/{outcome['total']} golden questions (active had {outcome['active_correct']})",
         )
     db.execute(update(IndexRelease).where(IndexRelease.status == "active").values(status="inactive"))
-    db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=utcnow()))
+    db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=activated_at))
     pruned = rel.prune(settings.index_dir, settings.release_retention)
-    return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned, "golden": outcome}
+    return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned, "golden": outcome, "revoked": len(revoked), "forced": bool(refusal)}
 
 
 def list_releases(settings: Settings) -> list[dict[str, Any]]:
@@ -326,4 +568,4 @@ def rollback(db: Session, settings: Settings, release_id: str | None = None) -> 
         if not older:
             raise ReleaseError("there is no earlier release to roll back to; see `kbops releases`")
         release_id = older[-1]
-    return activate_release(db, settings, release_id, check_golden=False)
+    return activate_release(db, settings, release_id, check_golden=False, check_size=False)

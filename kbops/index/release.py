@@ -7,6 +7,17 @@ Layout under the index root::
                              lexical.json    (entry id, text) documents for the lexical channel
                              manifest.json   model, dimension, counts, checksums, KB digest
     ACTIVE                   the active release id (replaced with an atomic rename)
+    REVOKED.json             the revocation overlay, rewritten (atomically) just before ACTIVE moves
+
+The revocation overlay (:func:`write_overlay`) tells a bot replica that still
+serves an older release which of its entries it must no longer serve: every
+entry id withdrawn, retired, expired or changed by the last activations, with
+the version the active release holds (``null``: not served at all) and the
+reason. A replica serving release R drops each entry whose version in R differs
+from the overlay's, the moment it sees ``ACTIVE`` move (kbops/serve/retriever.py),
+and loads the new release meanwhile. The overlay is cumulative over the last
+``keep`` activations (the releases it ``covers``), so a replica several
+activations behind is still covered.
 
 A release directory is written under a temporary name and renamed into
 place only when complete, and ``ACTIVE`` moves only after that; a crash at
@@ -59,6 +70,101 @@ def active_release_id(index_dir: Path) -> str | None:
     except FileNotFoundError:
         return None
     return value or None
+
+
+def overlay_path(index_dir: Path) -> Path:
+    return index_dir / "REVOKED.json"
+
+
+def entry_version(entry: dict[str, Any]) -> list[Any]:
+    """What makes a served entry the same fact: its revision and validity window (as the incremental build compares)."""
+    return [entry["revision"], entry.get("valid_from"), entry.get("valid_to")]
+
+
+def read_entries(index_dir: Path, release_id: str, verify: bool = False) -> list[dict[str, Any]]:
+    """A release's served entries (entries.json): what the overlay and the activation checks compare.
+    With ``verify``, the file must match the manifest's checksum."""
+    try:
+        raw = (releases_dir(index_dir) / release_id / "entries.json").read_bytes()
+    except FileNotFoundError:
+        read_manifest(index_dir, release_id)  # a missing release says so
+        raise ReleaseError(f"release {release_id!r} is missing entries.json; publish again or roll back") from None
+    if verify and hashlib.sha256(raw).hexdigest() != read_manifest(index_dir, release_id)["checksums"].get("entries.json"):
+        raise ReleaseError(f"release {release_id!r}: entries.json does not match its checksum (corrupt or truncated)")
+    try:
+        entries: list[dict[str, Any]] = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ReleaseError(f"release {release_id!r} has a corrupt entries.json; publish again or roll back") from None
+    return entries
+
+
+def revocations(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[int, list[Any] | None]:
+    """Entry id → the version ``after`` serves (None: not served) for every entry of ``before`` that ``after``
+    no longer serves as it was (withdrawn, retired, expired or changed)."""
+    now = {int(e["id"]): entry_version(e) for e in after}
+    return {int(e["id"]): now.get(int(e["id"])) for e in before if now.get(int(e["id"])) != entry_version(e)}
+
+
+def read_overlay(index_dir: Path) -> dict[str, Any] | None:
+    """The revocation overlay, or None when there is none or it cannot be read (then nothing is known)."""
+    try:
+        overlay = json.loads(overlay_path(index_dir).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return overlay if isinstance(overlay, dict) and overlay.get("format") == FORMAT else None
+
+
+def next_overlay(
+    previous_overlay: dict[str, Any] | None,
+    *,
+    previous: str | None,
+    release_id: str,
+    revoked: dict[int, tuple[list[Any] | None, str]],
+    activated_at: str,
+    keep: int,
+) -> dict[str, Any]:
+    """The overlay to write when ``release_id`` replaces ``previous``: the last one (when it was written for
+    ``previous``, i.e. its activation really happened) plus this activation's ``revoked`` (id → (version, reason)),
+    trimmed to the last ``keep`` activations."""
+    carried = previous_overlay if previous_overlay and previous_overlay.get("release_id") == previous else None
+    activations: list[dict[str, Any]] = list(carried["activations"]) if carried else ([{"seq": 0, "release_id": previous, "activated_at": None}] if previous else [])
+    seq = (activations[-1]["seq"] + 1) if activations else 1
+    activations.append({"seq": seq, "release_id": release_id, "activated_at": activated_at})
+    activations = activations[-(keep + 1):]
+    entries = {k: v for k, v in (carried["revoked"].items() if carried else ()) if v["seq"] > activations[0]["seq"]}
+    for entry_id, (version, reason) in revoked.items():
+        entries[str(entry_id)] = {"version": version, "reason": reason, "seq": seq, "release_id": release_id}
+    return {
+        "format": FORMAT, "release_id": release_id, "previous": previous, "activated_at": activated_at,
+        "activations": activations, "revoked": entries,
+    }
+
+
+def write_overlay(index_dir: Path, overlay: dict[str, Any]) -> None:
+    """Replace the overlay atomically (temp file, fsync, rename): a reader sees the old one or the new one."""
+    tmp = index_dir / f".REVOKED.{os.getpid()}.tmp"
+    _write(tmp, json.dumps(overlay, ensure_ascii=False).encode("utf-8"))
+    os.replace(tmp, overlay_path(index_dir))
+    _fsync_dir(index_dir)
+
+
+def overlay_revoked_for(overlay: dict[str, Any] | None, serving: str, active: str, entries: dict[int, dict[str, Any]]) -> dict[int, str] | None:
+    """Entry id → reason for each entry of the ``serving`` release that the ``active`` one no longer serves as is.
+
+    None when the overlay cannot tell (there is none, or it does not cover both
+    releases: a pointer moved by hand, a replica further behind than the overlay keeps).
+    """
+    if not overlay:
+        return None
+    covered = {a["release_id"] for a in overlay.get("activations", ())}
+    if serving not in covered or active not in covered:
+        return None
+    out: dict[int, str] = {}
+    for key, info in overlay.get("revoked", {}).items():
+        entry = entries.get(int(key))
+        if entry is not None and entry_version(entry) != info.get("version"):
+            out[int(key)] = str(info.get("reason") or "changed")
+    return out
 
 
 def _fsync_dir(path: Path) -> None:
@@ -262,9 +368,10 @@ def prune(index_dir: Path, keep: int) -> list[str]:
     if root.is_dir():
         for tmp in root.glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
-    for stale in index_dir.glob(".ACTIVE.*.tmp"):  # a pointer write killed before its rename
-        if not _pid_alive(stale.name.split(".")[2]):
-            stale.unlink(missing_ok=True)
+    for pattern in (".ACTIVE.*.tmp", ".REVOKED.*.tmp"):  # a pointer or overlay write killed before its rename
+        for stale in index_dir.glob(pattern):
+            if not _pid_alive(stale.name.split(".")[2]):
+                stale.unlink(missing_ok=True)
     return removed
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from kbops.config import Settings
 from kbops.index import similarity
 from kbops.index.release import LoadedRelease
+from kbops.pii import scrub
 from kbops.schema import utcnow
 
 MAX_QUERY_CHARS = 2_000
@@ -60,7 +61,10 @@ class Answer:
         return self.hits[0] if self.hits else None
 
     def as_dict(self) -> dict[str, Any]:
+        """The answer as the doors send it; the query is echoed scrubbed of private data
+        (bot frameworks log responses, and private data is never shown back)."""
         out = asdict(self)
+        out["query"] = scrub(self.query)
         out["entry_id"] = self.top.entry_id if self.top else None
         out["score"] = self.top.score if self.top else 0.0
         out["answer"] = self.top.answer if self.top and not self.handoff else None

@@ -17,7 +17,7 @@ that just changed and re-proposes them for review with the old → new values.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, cast
 
 from sqlalchemy import delete, select
@@ -130,17 +130,32 @@ def approve_candidate(
     return entry
 
 
-def retire_entries(db: Session, key_prefix: str, reason: str, keep: set[str] | None = None) -> int:
-    """Retire entries whose key starts with ``key_prefix`` (except ``keep``)."""
-    keep = keep or set()
+def retire_entries(db: Session, source: str, kind: str, reasons: Mapping[str, str], keep: Collection[str] = ()) -> int:
+    """Retire the entries resting on records whose subject is gone (a delisted product, a removed policy section).
+
+    ``reasons`` maps record keys of ``source``/``kind`` to why. An entry is
+    matched by the exact record it depends on (any version), never by an entry
+    key prefix: retiring product ``A`` leaves product ``A:price`` alone.
+    ``keep``: entry keys to leave in service (a document's sections that are still there).
+    """
+    keys = list(reasons)
     count = 0
-    for entry in db.scalars(
-        select(KbEntry).where(KbEntry.entry_key.startswith(key_prefix, autoescape=True), KbEntry.status != "retired")
-    ):
-        if entry.entry_key in keep:
-            continue
-        _take_out(db, entry, "retired", reason)
-        count += 1
+    for start in range(0, len(keys), _CHUNK):
+        rows = db.execute(
+            select(KbEntry, EntryDependency.key)
+            .join(EntryDependency, EntryDependency.entry_id == KbEntry.id)
+            .where(
+                EntryDependency.source == source,
+                EntryDependency.kind == kind,
+                EntryDependency.key.in_(keys[start : start + _CHUNK]),
+                KbEntry.status != "retired",
+            )
+        ).all()
+        for entry, key in rows:
+            if entry.entry_key in keep or entry.status == "retired":
+                continue
+            _take_out(db, entry, "retired", reasons[key])
+            count += 1
     return count
 
 

@@ -11,6 +11,17 @@ and see the auto-approval rules. An account without a password can only sign
 in through a trusted reverse-proxy header (``KBOPS_REVIEW_TRUSTED_HEADER``).
 Adding, changing and removing accounts is written to the audit log.
 
+Sessions are revocable: every account has a random ``session_key`` that the
+review page signs into its session cookie and compares on every request.
+Signing out, a new password and a new role replace the key (:func:`end_sessions`),
+which ends every session of the account at once, on every device; removing
+the account ends them too.
+
+Sign-in throttling (:func:`reserve_sign_in`) counts attempts in the database,
+per account and per client address, atomically and *before* the password is
+checked: parallel guesses cannot all be evaluated before the limit engages,
+and every web worker shares the same counts.
+
 Every function that reads or writes accounts takes the door's session first
 (``with session_scope(settings) as db: add_reviewer(db, ...)``); the name,
 password and role checks are pure.
@@ -24,20 +35,26 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kbops.errors import AccountError
 from kbops.kb.audit import record_audit
-from kbops.schema import Reviewer, utcnow
+from kbops.schema import LoginAttempt, Reviewer, UTCDateTime, utcnow
 
 ROLES = ("reviewer", "admin")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[\w.@-]{1,100}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+#: Sign-in attempts allowed per account, and per client address (across names), within LOGIN_WINDOW seconds.
+LOGIN_LIMIT = 5
+ADDRESS_LIMIT = 20
+LOGIN_WINDOW = 900.0
 # Hash of a random password: checked against when the name is unknown, so timing reveals nothing.
 _DUMMY_HASH: str | None = None
 
@@ -51,7 +68,7 @@ class Account:
     has_password: bool
     created_at: datetime
     last_login_at: datetime | None
-    #: Changes whenever the password changes: signed sessions carry it, so a new password ends old sessions.
+    #: Signed into the account's session cookies; replaced on sign-out, a new password or role (ends those sessions).
     session_epoch: str
 
     @property
@@ -85,8 +102,11 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-def _epoch(stored: str | None) -> str:
-    return hashlib.sha256((stored or "no-password").encode()).hexdigest()[:16]
+def _epoch(row: Reviewer) -> str:
+    """What a session cookie must carry to be valid: the account's session key bound to its password hash
+    (an account removed and added again under the same name gets a new key and a new salt)."""
+    material = f"{row.session_key or ''}${row.password_hash or 'no-password'}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 def _account(row: Reviewer) -> Account:
@@ -96,7 +116,7 @@ def _account(row: Reviewer) -> Account:
         has_password=bool(row.password_hash),
         created_at=row.created_at,
         last_login_at=row.last_login_at,
-        session_epoch=_epoch(row.password_hash),
+        session_epoch=_epoch(row),
     )
 
 
@@ -144,16 +164,16 @@ def set_password(db: Session, name: str, password: str, *, by: str = "kbops", do
     """Replace an account's password; its existing sessions end."""
     stored = hash_password(check_password(password))
     row = _require(db, name)
-    row.password_hash, row.updated_at = stored, utcnow()
+    row.password_hash, row.session_key, row.updated_at = stored, secrets.token_hex(16), utcnow()
     record_audit(db, actor=by, door=door, action="reviewer_password", after={"reviewer": row.name})
 
 
 def set_role(db: Session, name: str, role: str, *, by: str = "kbops", door: str = "cli") -> None:
-    """Give an account another role (takes effect on its next request)."""
+    """Give an account another role; its existing sessions end (it signs in again under the new role)."""
     role = check_role(role)
     row = _require(db, name)
     before = row.role
-    row.role, row.updated_at = role, utcnow()
+    row.role, row.session_key, row.updated_at = role, secrets.token_hex(16), utcnow()
     record_audit(db, actor=by, door=door, action="reviewer_role", before={"reviewer": row.name, "role": before}, after={"reviewer": row.name, "role": role})
 
 
@@ -170,6 +190,57 @@ def remove_reviewer(db: Session, name: str, *, by: str = "kbops", door: str = "c
             raise AccountError(f"{row.name!r} is the last admin; add another admin before removing it", name=row.name)
     db.execute(delete(Reviewer).where(Reviewer.id == row.id))
     record_audit(db, actor=by, door=door, action="reviewer_remove", before={"reviewer": row.name, "role": row.role})
+
+
+def end_sessions(db: Session, name: str) -> None:
+    """End every session of ``name`` (signing out): its session key is replaced, so saved cookies stop working.
+
+    A no-op for an unknown name (the account may have been removed meanwhile).
+    """
+    db.execute(update(Reviewer).where(Reviewer.name == (name or "").strip()).values(session_key=secrets.token_hex(16)))
+
+
+def reserve_sign_in(db: Session, name: str, address: str, *, now: datetime | None = None) -> float | None:
+    """Count one sign-in attempt for ``name`` and ``address``; None when it may proceed, else seconds to wait.
+
+    Call it (and commit) *before* checking the password: the counters are
+    incremented atomically in the database (one upsert each, returning the new
+    count), so of any number of parallel attempts only :data:`LOGIN_LIMIT` per
+    account and :data:`ADDRESS_LIMIT` per address are ever checked in a window
+    of :data:`LOGIN_WINDOW` seconds; the rest are refused unchecked. The address
+    is counted first: a client over its limit adds nothing to any account's.
+    A successful sign-in resets the account's count (:func:`sign_in_succeeded`).
+    """
+    now = now or utcnow()
+    db.execute(delete(LoginAttempt).where(LoginAttempt.window_start < now - timedelta(seconds=LOGIN_WINDOW)))
+    for key, limit in ((f"addr:{address}", ADDRESS_LIMIT), (f"name:{(name or '').strip()}", LOGIN_LIMIT)):
+        attempts, started = _count_attempt(db, key[:300], now)
+        if attempts > limit:
+            return max(1.0, LOGIN_WINDOW - (now - started).total_seconds())
+    return None
+
+
+def sign_in_succeeded(db: Session, name: str, address: str) -> None:
+    """The account's count starts again; the address's attempt is given back."""
+    db.execute(delete(LoginAttempt).where(LoginAttempt.key == f"name:{(name or '').strip()}"[:300]))
+    db.execute(update(LoginAttempt).where(LoginAttempt.key == f"addr:{address}"[:300], LoginAttempt.attempts > 0).values(attempts=LoginAttempt.attempts - 1))
+
+
+def _count_attempt(db: Session, key: str, now: datetime) -> tuple[int, datetime]:
+    """Add one attempt to ``key``'s window (a new window when the old one ended); the count and window start after it."""
+    dialect: Any = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    stamp = literal(now, UTCDateTime())
+    expired = LoginAttempt.window_start < literal(now - timedelta(seconds=LOGIN_WINDOW), UTCDateTime())
+    stmt = dialect.insert(LoginAttempt).values(key=key, attempts=1, window_start=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LoginAttempt.key],
+        set_={
+            "attempts": case((expired, 1), else_=LoginAttempt.attempts + 1),
+            "window_start": case((expired, stamp), else_=LoginAttempt.window_start),
+        },
+    ).returning(LoginAttempt.attempts, LoginAttempt.window_start)
+    attempts, started = db.execute(stmt).one()
+    return int(attempts), started
 
 
 def list_reviewers(db: Session) -> list[Account]:

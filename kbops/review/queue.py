@@ -8,6 +8,19 @@ gate again for approvals) and applies it; an invalid decision is not applied:
 the row stays open with ``apply_error`` saying why. Routing itself (rules,
 priority, queueing) is KB state and lives in :mod:`kbops.kb.routing`.
 
+Exactly once: applying starts by *claiming* the row, in one UPDATE that is the
+transaction's first write (``state: open → applying`` where it is still open
+with a decision; rowcount checked). A second publish, worker or page request
+that listed the same item waits for that row (PostgreSQL row lock, SQLite write
+lock), then finds it no longer open and leaves it alone. ``applying`` is never
+committed: the same transaction ends the row ``applied``, or ``open`` again with
+``apply_error``.
+
+Who decided: once reviewer accounts exist, a decision written through the SQL
+door must name one in ``decided_by`` (the CLI's ``--by`` and the page's
+signed-in reviewer already name people); otherwise it is not applied and
+``apply_error`` says how to add the account.
+
 Every function takes the door's session; the door decides the transactions
 (``kbops.pipeline`` applies each item in its own).
 """
@@ -25,7 +38,7 @@ from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
 from kbops.kb.audit import record_audit
 from kbops.kb.entries import active_fingerprints, approve_candidate, merge_candidate
 from kbops.kb.routing import DECISIONS, check_decision
-from kbops.schema import Candidate, KbEntry, ReviewItem, utcnow
+from kbops.schema import Candidate, KbEntry, Reviewer, ReviewItem, utcnow
 from kbops.text import detect_lang
 from kbops.validate.facts import linked_skus, load_factbook
 from kbops.validate.gate import RowVerdict, check_rows
@@ -66,12 +79,17 @@ class ApplyResult:
     approved: int = 0
     rejected: int = 0
     merged: int = 0
+    #: Items another run (publish, worker, page) applied first: nothing left to do here.
+    skipped: int = 0
     errors: dict[int, str] = field(default_factory=dict)
 
     def add(self, item_id: int, outcome: str | None, error: str | None) -> None:
-        """Count one item's outcome (the decision applied) or its error."""
+        """Count one item's outcome (the decision applied), its error, or that another run had it."""
         if error is not None:
             self.errors[item_id] = error
+            return
+        if outcome is None:
+            self.skipped += 1
             return
         self.applied += 1
         if outcome == "approve":
@@ -175,17 +193,30 @@ def precheck_approvals(db: Session, settings: Settings, ids: list[int]) -> dict[
 
 
 def apply_decision(db: Session, settings: Settings, item_id: int, verdict: RowVerdict | None = None) -> tuple[str | None, str | None]:
-    """Apply one recorded decision; returns (the decision applied, None) or (None, why not).
+    """Apply one recorded decision; returns (the decision applied, None), (None, why not),
+    or (None, None) when the item is no longer open with a decision (another run applied it).
 
+    Call it in a fresh transaction: its first statement claims the row (see the
+    module docstring), so concurrent runs apply each decision exactly once.
     A decision that cannot be applied changes nothing but the item's
     ``apply_error``; the item stays open for the reviewer to fix.
     ``verdict``: the gate's verdict on this approval when a bulk pre-check made one.
     """
-    item = get_item(db, item_id)
+    claimed = cast(CursorResult[Any], db.execute(
+        update(ReviewItem)
+        .where(ReviewItem.id == item_id, ReviewItem.state == "open", ReviewItem.decision.is_not(None))
+        .values(state="applying")
+        .execution_options(synchronize_session=False)
+    )).rowcount
+    if claimed != 1:
+        get_item(db, item_id)  # ReviewItemNotFound when it does not exist at all
+        return None, None
+    item = db.get(ReviewItem, item_id, populate_existing=True)
+    assert item is not None  # claimed above, in this transaction
     try:
         decision = _apply(db, item, settings, verdict)
     except InvalidDecision as exc:
-        item.apply_error = str(exc)
+        item.state, item.apply_error = "open", str(exc)
         return None, str(exc)
     item.state = "applied"
     item.decision = decision
@@ -199,6 +230,8 @@ def apply_decision(db: Session, settings: Settings, item_id: int, verdict: RowVe
 def _apply(db: Session, item: ReviewItem, settings: Settings, verdict: RowVerdict | None) -> str:
     """Write what the decision says; raise InvalidDecision (before any write) when it cannot be."""
     decision = check_decision(item.decision, by=item.decided_by, note=item.note, merge_into=item.merge_into, door="sql")
+    if item.decided_via is None:
+        _check_sql_reviewer(db, item)
     candidate = db.get(Candidate, item.candidate_id)
     if candidate is None:
         raise InvalidDecision(f"candidate {item.candidate_id} of review item {item.id} no longer exists", item_id=item.id)
@@ -225,6 +258,22 @@ def _apply(db: Session, item: ReviewItem, settings: Settings, verdict: RowVerdic
     candidate.status = "rejected"
     record_audit(db, actor=actor, door=via, action="reject", review_item_id=item.id, before={"question": item.question, "answer": item.answer}, note=item.note)
     return "reject"
+
+
+def _check_sql_reviewer(db: Session, item: ReviewItem) -> None:
+    """A SQL-door decision names a reviewer account, once the KB has any (an audit trail naming nobody is no trail).
+
+    A KB without accounts (decided only through SQL and the CLI) keeps taking
+    the name as written.
+    """
+    name = (item.decided_by or "").strip()
+    if db.scalar(select(Reviewer.id).limit(1)) is None or db.scalar(select(Reviewer.id).where(Reviewer.name == name)) is not None:
+        return
+    raise InvalidDecision(
+        f"decided_by {name!r} is not a reviewer account; set decided_by to a reviewer's name (`kbops reviewers list`) "
+        f"or add one with `kbops reviewers add {name}`",
+        item_id=item.id, decided_by=name,
+    )
 
 
 def _merge_target_error(db: Session, item: ReviewItem, target_key: str, question: str | None = None) -> str | None:
@@ -271,5 +320,6 @@ def _approval_row(item: ReviewItem, candidate: Candidate) -> dict[str, Any]:
     answer = (item.edited_answer or "").strip() or item.answer
     return {
         "candidate_id": item.id, "entry_key": item.entry_key, "origin": item.origin, "lang": item.lang,
-        "question": question, "answer": answer, "depends_on": list(candidate.depends_on or []), "evidence": evidence,
+        "question": question, "answer": answer, "alt_questions": list(candidate.alt_questions or []),
+        "depends_on": list(candidate.depends_on or []), "evidence": evidence,
     }

@@ -2,16 +2,46 @@
 
 Ranking and the handoff decision live in :mod:`kbops.index.search`
 (:func:`~kbops.index.search.answer_from`, shared with the golden gate); this
-module validates queries, keeps the active release loaded and notices a moved
-``ACTIVE`` pointer on the next query, swapping releases without a failed
-request.
+module validates queries and keeps the active release loaded.
+
+Freshness (issue 13). In the API server's mode (``background_reload``) a
+watcher thread looks at ``ACTIVE`` every :data:`WATCH_INTERVAL` seconds and
+pre-loads (and verifies) a newly activated release, swapping it in when ready;
+no query waits for a load, and a quiet bot has the new release before the next
+customer asks. Every query also reads ``ACTIVE``. While the replica still
+serves an older release than the active one (a large release takes seconds to
+load), it applies the revocation overlay publish wrote just before the pointer
+moved (:func:`kbops.index.release.read_overlay`, re-read only when the file
+changes): each entry of the serving release that the active one withdrew,
+retired or changed is revoked at once, on the very next query:
+
+* when the best hit of a query is a revoked entry, the answer is a handoff with
+  ``reason: "updating"`` (the next-best entry answers a different question: it
+  is never promoted in its place); the remaining hits are listed without the
+  revoked ones;
+* otherwise the query is answered as usual from the serving release, with revoked
+  entries left out of the hits (an entry not revoked is the same fact, same
+  revision and window, in the active release);
+* when no overlay covers the serving and the active release (the pointer was
+  moved by hand, or the replica is further behind than the overlay keeps), every
+  query is handed off with ``reason: "updating"`` until the release is loaded;
+  if the active release is refused (corrupt, another model), the replica keeps
+  answering from the previous one as before and reports itself ``degraded``.
+
+:meth:`Retriever.status` reports the serving release, the active one and the lag
+(``/release`` and ``/healthz``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from datetime import datetime
+import time
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from kbops.config import Settings
 from kbops.db import session_scope
@@ -22,16 +52,52 @@ from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from
 from kbops.pii import scrub
 from kbops.schema import QueryLogEntry
 
-__all__ = ["Retriever", "log_answer"]
+__all__ = ["Retriever", "Serving", "log_answer", "WATCH_INTERVAL", "UPDATING"]
+
+#: How often the server's watcher looks at ACTIVE (seconds): a stat and a tiny read.
+WATCH_INTERVAL = 0.25
+#: The handoff reason while a replica has not loaded the active release and cannot vouch for the best hit.
+UPDATING = "updating"
+log = logging.getLogger("kbops.serve")
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a query is answered from: the loaded release, the active release id, and, while they differ,
+    the serving release's revoked entries (id → reason; None when no overlay covers the two releases)."""
+
+    loaded: rel.LoadedRelease
+    active: str | None
+    revoked: dict[int, str] | None
+    refused: bool = False  # the active release failed verification here
+
+    @property
+    def behind(self) -> bool:
+        return self.active is not None and self.active != self.loaded.release_id
+
+
+def _watch(ref: weakref.ref[Retriever], interval: float, stop: threading.Event) -> None:
+    """The watcher thread: poll ACTIVE until the retriever is closed or garbage-collected."""
+    while not stop.wait(interval):
+        retriever = ref()
+        if retriever is None:
+            return
+        try:
+            retriever.poll()
+        except Exception:  # noqa: BLE001 - the watcher must outlive any one bad poll; queries still check ACTIVE
+            log.exception("release watcher: poll failed")
+        del retriever
 
 
 class Retriever:
     """Answers questions from the active release; thread-safe, reloads on swap."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, background_reload: bool = False):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, background_reload: bool = False, watch_interval: float | None = WATCH_INTERVAL):
         """``background_reload``: load a newly activated release in a thread and keep
-        answering from the current one until it is ready (the API server's mode: a
-        large release takes seconds to verify and load, and no query should wait)."""
+        answering from the current one (with the revocation overlay applied) until it
+        is ready; a watcher thread polls ``ACTIVE`` every ``watch_interval`` seconds
+        (None: no watcher) to pre-load it (the API server's mode: a large release takes
+        seconds to verify and load, and no query should wait)."""
         import faiss
 
         # One query is a tiny search: OpenMP's thread team costs more than it
@@ -44,6 +110,31 @@ class Retriever:
         self._background = background_reload
         self._loading: str | None = None
         self._refused: dict[str, str] = {}
+        self._overlay_lock = threading.Lock()
+        self._overlay_key: tuple[int, int, int] | None = None
+        self._overlay: dict[str, Any] | None = None
+        self._revoked_memo: dict[tuple[str, str], dict[int, str] | None] = {}
+        self._stop = threading.Event()
+        if background_reload and watch_interval:
+            thread = threading.Thread(target=_watch, args=(weakref.ref(self), watch_interval, self._stop), name="kbops-release-watcher", daemon=True)
+            weakref.finalize(self, self._stop.set)
+            thread.start()
+
+    def close(self) -> None:
+        """Stop the watcher thread (it also stops when the retriever is garbage-collected)."""
+        self._stop.set()
+
+    def poll(self) -> None:
+        """One watcher round: load the first release, or start loading a newly activated one."""
+        if self._release is None:
+            try:
+                self.release()
+            except ReleaseError:
+                pass  # nothing to serve yet; queries answer 503 with the reason
+            return
+        active = rel.active_release_id(self.settings.index_dir)
+        if active is not None and active != self._release.release_id and active not in self._refused:
+            self._load_in_background(active)
 
     def release(self) -> rel.LoadedRelease:
         """The release to answer from: the active one, (re)loaded when the pointer moved.
@@ -72,6 +163,71 @@ class Retriever:
                 return self._release
             raise ReleaseError(self._refused[active])
 
+    def serving(self) -> Serving:
+        """The release a query is answered from, and what to hold back while it is not the active one."""
+        loaded = self.release()
+        active = rel.active_release_id(self.settings.index_dir)
+        if active is None or active == loaded.release_id:
+            return Serving(loaded, active, {})
+        return Serving(loaded, active, self._revoked(loaded, active), refused=active in self._refused)
+
+    def _revoked(self, loaded: rel.LoadedRelease, active: str) -> dict[int, str] | None:
+        """The overlay applied to ``loaded`` while ``active`` is not loaded; re-read only when the file changed."""
+        try:
+            st = os.stat(rel.overlay_path(self.settings.index_dir))
+            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            key = None
+        with self._overlay_lock:
+            if key != self._overlay_key:
+                self._overlay = rel.read_overlay(self.settings.index_dir) if key else None
+                self._overlay_key = key
+                self._revoked_memo = {}
+            memo = (loaded.release_id, active)
+            if memo not in self._revoked_memo:
+                revoked = rel.overlay_revoked_for(self._overlay, loaded.release_id, active, loaded.entries)
+                self._revoked_memo[memo] = revoked
+                log.info(
+                    "serving %s while %s loads: %s", loaded.release_id, active,
+                    f"{len(revoked)} revoked entries held back" if revoked is not None else "no overlay covers them; handing off until loaded",
+                )
+            return self._revoked_memo[memo]
+
+    def status(self) -> dict[str, Any]:
+        """The serving release, the active one and their lag, for ``/release`` and ``/healthz``.
+
+        ``lag_seconds``: how long the active release has been active without being
+        served here (0 when it is served); ``status``: ok, updating (loading the
+        active release, revoked entries held back) or degraded (the active release
+        was refused here; the reason is in ``refused``)."""
+        serving = self.serving()
+        activated = self._activated_at(serving.active) if serving.active else None
+        lag = max(0.0, time.time() - activated) if serving.behind and activated is not None else 0.0
+        state = "ok" if not serving.behind else ("degraded" if serving.refused else UPDATING)
+        return {
+            "status": state,
+            "serving_release_id": serving.loaded.release_id,
+            "active_release_id": serving.active,
+            "lag_seconds": round(lag, 3),
+            "activated_at": datetime.fromtimestamp(activated, UTC).isoformat() if activated is not None else None,
+            "loading": self._loading is not None,
+            "revoked_entries": len(serving.revoked) if serving.revoked is not None else None,
+            "refused": self._refused.get(serving.active) if serving.active else None,
+        }
+
+    def _activated_at(self, active: str) -> float | None:
+        """When ``active`` was activated: from the overlay written with it, else the pointer file's mtime."""
+        with self._overlay_lock:
+            overlay = self._overlay
+        if overlay is None or overlay.get("release_id") != active:
+            overlay = rel.read_overlay(self.settings.index_dir)
+        if overlay and overlay.get("release_id") == active and overlay.get("activated_at"):
+            return datetime.fromisoformat(overlay["activated_at"]).timestamp()
+        try:
+            return rel.pointer_path(self.settings.index_dir).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def _load(self, release_id: str) -> rel.LoadedRelease | None:
         try:
             loaded = rel.load_release(
@@ -80,9 +236,12 @@ class Retriever:
             )
         except ReleaseError as exc:
             self._refused[release_id] = str(exc)
-            logging.getLogger("kbops.serve").error("release refused, still serving the previous one: %s", exc)
+            log.error("release refused, still serving the previous one: %s", exc)
             return None
-        self._release = loaded
+        # A load that finished after the pointer moved on (two activations in quick succession) is not
+        # swapped in over a newer one: the watcher loads the release that is active now.
+        if self._release is None or release_id == rel.active_release_id(self.settings.index_dir):
+            self._release = loaded
         return loaded
 
     def _load_in_background(self, release_id: str) -> None:
@@ -111,20 +270,55 @@ class Retriever:
         categories: list[str] | None = None,
         now: datetime | None = None,
     ) -> Answer:
-        query = (query or "").strip()
+        """Answer ``query`` from the active release; every door's query passes these checks (API, ``kbops ask``).
+
+        A malformed query is a :class:`~kbops.errors.QueryError` (400) naming
+        what is wrong, never an exception from deeper down: text that is not
+        text or not encodable as UTF-8 (a lone surrogate, which is what a
+        non-UTF-8 byte in a command-line argument becomes), a ``top_k`` that is
+        a boolean or a float, an unknown language. Values are repeated in
+        messages only shortened.
+        """
+        if query is None:
+            query = ""
+        if not isinstance(query, str):
+            raise QueryError(f"the query must be text, not {type(query).__name__}")
+        query = query.strip()
         if not query:
             raise QueryError("the query is empty; send the customer's question")
         if len(query) > MAX_QUERY_CHARS:
             raise QueryError(f"the query is {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,}")
-        if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-            raise QueryError(f"top_k={top_k!r} must be a whole number from 1 to {MAX_TOP_K}")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError:
+            raise QueryError("the query is not valid UTF-8 text (it holds a lone surrogate); send the question as UTF-8") from None
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise QueryError(f"top_k={_shown(top_k)} must be a whole number from 1 to {MAX_TOP_K}")
         if lang is not None and lang not in ("zh", "en"):
-            raise QueryError(f"lang filter {lang!r} must be 'zh' or 'en'")
-        loaded = self.release()
+            raise QueryError(f"lang filter {_shown(lang)} must be 'zh' or 'en'")
+        serving = self.serving()
+        loaded = serving.loaded
         unknown = sorted(set(categories or ()) - loaded.kinds)
         if unknown:
-            raise QueryError(f"category {unknown[0]!r} is not in this release; categories: {', '.join(sorted(loaded.kinds))}")
-        return answer_from(loaded, self.embedder, self.settings, query, top_k, lang=lang, tags=tags, categories=categories, now=now)
+            raise QueryError(f"category {_shown(unknown[0])} is not in this release; categories: {', '.join(sorted(loaded.kinds))}")
+        revoked = serving.revoked
+        if revoked is None:
+            if not serving.refused:  # behind, and nothing says which facts changed: hand off until loaded
+                return Answer(loaded.release_id, query, True, UPDATING, [])
+            revoked = {}
+        if not revoked:
+            return answer_from(loaded, self.embedder, self.settings, query, top_k, lang=lang, tags=tags, categories=categories, now=now)
+        answer = answer_from(loaded, self.embedder, self.settings, query, top_k + len(revoked), lang=lang, tags=tags, categories=categories, now=now)
+        kept = [h for h in answer.hits if h.entry_id not in revoked][:top_k]
+        if answer.hits and answer.hits[0].entry_id in revoked:
+            return Answer(loaded.release_id, query, True, UPDATING, kept)
+        return Answer(loaded.release_id, query, answer.handoff, answer.reason, kept)
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for an error message that names a bad value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def log_answer(settings: Settings, answer: Answer) -> None:

@@ -3,6 +3,9 @@
 Both produce :class:`Session` objects whose turns are already normalised and
 scrubbed of private data, so nothing private reaches the database:
 
+* the whole session is scrubbed at once (:func:`kbops.pii.scrub_session`): a
+  name the customer gives in one turn is scrubbed in every turn, both roles;
+
 * consecutive turns by the same sender are merged;
 * JDDC agents' multi-message turns (``!@@@!``) are split then re-joined;
 * system lines (``用户发起转人工``, transfers), empty and ``NULL`` turns are dropped;
@@ -34,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kbops.pii import scrub
+from kbops.pii import scrub, scrub_session
 from kbops.sources.config import SourceConfig
 from kbops.sources.files import Rejected, RowError, _decode_lines, parse_time
 from kbops.text import detect_lang, truncate
@@ -158,11 +161,11 @@ def _session(
     key: str, raw_turns: list[tuple[str, str, dict[str, str]]], lang: str | None, sku: object, started: datetime | None
 ) -> Session:
     notes: list[str] = []
-    turns: list[dict[str, Any]] = []
     if len(raw_turns) > MAX_TURNS:
         notes.append(f"session had {len(raw_turns)} turns; kept the first {MAX_TURNS}")
         raw_turns = raw_turns[:MAX_TURNS]
     markup = 0
+    kept: list[dict[str, Any]] = []  # cleaned turns, not yet scrubbed or merged
     for role, text, extra in raw_turns:
         if len(text) > MAX_TURN_CHARS * 2:
             # Cut before any regex work: a 1 MB turn must not cost a 1 MB scan per pattern.
@@ -178,16 +181,23 @@ def _session(
         transfer = extra.get("transfer") == "1" or text.startswith(_TRANSFER_MARKERS)
         if transfer:
             # The customer question just before a transfer is one a human had to take over.
-            for previous in reversed(turns):
+            for previous in reversed(kept):
                 if previous["role"] == "customer":
                     previous["handoff"] = True
                     break
         if role == "system" or not text or text.upper() == "NULL" or text.startswith(_SYSTEM_MARKERS):
             continue
-        # Scrub before the final cut, so a cut never leaves half a phone number unscrubbed.
-        text = scrub(text)
+        kept.append({"role": role, "text": text, "extra": extra, "cut": cut})
+    # Scrub the whole session at once, before the final cut (so a cut never leaves half a phone
+    # number unscrubbed): a name the customer gave ("我叫王芳") is scrubbed in every turn, the
+    # agent's greeting ("王芳您好") included.
+    for cleaned, text in zip(kept, scrub_session([t["text"] for t in kept])):
+        cleaned["text"] = text
+    turns: list[dict[str, Any]] = []
+    for item in kept:
+        role, text, extra = item["role"], item["text"], item["extra"]
         if len(text) > MAX_TURN_CHARS:
-            if not cut:
+            if not item["cut"]:
                 notes.append(f"a {role} turn of {len(text):,} characters was truncated to {MAX_TURN_CHARS:,}")
             text = text[:MAX_TURN_CHARS]
         if turns and turns[-1]["role"] == role:
@@ -200,9 +210,13 @@ def _session(
             for k in ("sku", "at"):
                 if k in extra and k not in turns[-1]:
                     turns[-1][k] = extra[k]
+            if item.get("handoff"):
+                turns[-1]["handoff"] = True
         else:
             turn: dict[str, Any] = {"role": role, "text": text}
             turn.update({k: extra[k] for k in ("sku", "at") if k in extra})
+            if item.get("handoff"):
+                turn["handoff"] = True
             turns.append(turn)
     if markup:
         notes.append(f"markup (HTML/script tags) removed from {markup} turn(s); stored as plain text")

@@ -10,7 +10,12 @@ A TOML file (``KBOPS_SOURCES``) with one ``[[sources]]`` table per source::
     mode = "snapshot"        # snapshot (missing = deleted upstream) | feed (op column)
     key = "sku"              # canonical field that identifies a record
     fields = { price = "Price (CNY)" }   # canonical name = column in the file
-    max_delete_share = 0.3   # a snapshot deleting more than this is held back
+    max_delete_share = 0.3   # a snapshot deleting this share of the records or more is held back
+    max_price = 50000        # prices above this are quarantined (default: Settings.max_price)
+    settle_seconds = 0.2     # a file changed this recently is re-checked before it is read
+
+Every key is type-checked when the file is loaded: a wrong type is one
+:class:`~kbops.errors.ConfigError` naming the key, the file and the fix.
 
 A SQL table source reads any SQLAlchemy database; the URL (with its
 credentials) comes from an environment variable named in the file, never
@@ -36,11 +41,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from kbops.config import DEFAULT_MAX_PRICE, Settings
 from kbops.errors import ConfigError, SourceError
 
 SOURCE_TYPES = ("records", "documents", "chats", "sql")
@@ -69,6 +76,17 @@ class SourceConfig:
     query: str = ""
     watermark: str = ""
     reconcile_every: float = 86_400.0
+    #: This source's price bound from sources.toml; None: the store-wide ``Settings.max_price``.
+    max_price: Decimal | None = None
+    #: ``Settings.max_price``, put here by :func:`with_settings` (the readers see no Settings).
+    default_max_price: Decimal = Decimal(DEFAULT_MAX_PRICE)
+    settle_seconds: float = 0.2
+
+    def price_bound(self) -> tuple[Decimal, str]:
+        """The largest price accepted, and where it is set (for the quarantine reason)."""
+        if self.max_price is not None:
+            return self.max_price, f"max_price {self.max_price:.2f} of source {self.name!r} (sources.toml)"
+        return self.default_max_price, f"max_price {self.default_max_price:.2f} (KBOPS_MAX_PRICE or [kbops].max_price in kbops.toml, or max_price of source {self.name!r} in sources.toml)"
 
     def files(self) -> list[Path]:
         """The files this source reads now, in a stable order."""
@@ -91,6 +109,11 @@ class SourceConfig:
         return self.fields.get(canonical, canonical)
 
 
+def with_settings(source: SourceConfig, settings: Settings) -> SourceConfig:
+    """``source`` with the store-wide defaults it does not set itself (the price bound)."""
+    return replace(source, default_max_price=Decimal(str(settings.max_price)))
+
+
 def load_sources(path: Path) -> list[SourceConfig]:
     """Parse and check the sources config file."""
     try:
@@ -104,8 +127,14 @@ def load_sources(path: Path) -> list[SourceConfig]:
         raise ConfigError(f"sources config {path} has no [[sources]] tables")
     seen: set[str] = set()
     out = []
-    for item in raw:
-        out.append(_source(item, path.parent))
+    for n, item in enumerate(raw, start=1):
+        if not isinstance(item, dict):
+            raise ConfigError(f"sources config {path}: entry {n} of `sources` is {item!r}, not a [[sources]] table; write each source as a [[sources]] table")
+        try:
+            out.append(_source(item, path.parent))
+        except ConfigError as exc:
+            # Every mistake names the file it is in.
+            raise ConfigError(f"sources config {path}: {exc}", **exc.data) from None
         if out[-1].name in seen:
             raise ConfigError(f"sources config {path}: source name {out[-1].name!r} is used twice")
         seen.add(out[-1].name)
@@ -113,27 +142,48 @@ def load_sources(path: Path) -> list[SourceConfig]:
 
 
 _ALLOWED = {
-    "name", "type", "path", "glob", "kind", "mode", "key", "fields", "format",
-    "max_delete_share", "max_document_bytes", "url_env", "conn_id", "table", "query", "watermark", "reconcile_every",
+    "name", "type", "path", "glob", "kind", "mode", "key", "fields", "format", "max_delete_share", "max_document_bytes",
+    "url_env", "conn_id", "table", "query", "watermark", "reconcile_every", "max_price", "settle_seconds",
 }
+_TEXT_KEYS = ("type", "path", "glob", "kind", "mode", "key", "format", "url_env", "conn_id", "table", "query", "watermark")
+_NUMBER_KEYS = {"max_delete_share": "0.3", "max_price": "50000", "settle_seconds": "0.2"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
 def _seconds(name: str, raw: Any) -> float:
     """'24h', '30m', '90s', '2d' or a number of seconds."""
-    match = _DURATION.match(str(raw))
+    match = _DURATION.match(str(raw)) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else None
     if not match:
-        raise ConfigError(f"source {name!r}: reconcile_every={raw!r} is not a duration such as 24h, 30m or 3600")
+        raise ConfigError(f"source {name!r}: `reconcile_every` = {raw!r} must be a duration such as \"24h\", \"30m\" or 3600", key="reconcile_every")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _check_types(name: str, item: dict[str, Any]) -> None:
+    """One ConfigError per wrong type, naming the key and an example of the right one."""
+    for key in _TEXT_KEYS:
+        if key in item and not isinstance(item[key], str):
+            raise ConfigError(f"source {name!r}: `{key}` = {item[key]!r} must be a text in quotes, e.g. {key} = \"…\"", key=key)
+    for key, example in _NUMBER_KEYS.items():
+        value = item.get(key)
+        if key in item and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"source {name!r}: `{key}` = {value!r} must be a number without quotes, e.g. {key} = {example}", key=key)
+    if "max_document_bytes" in item and (isinstance(item["max_document_bytes"], bool) or not isinstance(item["max_document_bytes"], int)):
+        raise ConfigError(f"source {name!r}: `max_document_bytes` = {item['max_document_bytes']!r} must be a whole number without quotes, e.g. max_document_bytes = 5000000", key="max_document_bytes")
+    fields = item.get("fields", {})
+    if not isinstance(fields, dict) or not all(isinstance(v, str) for v in fields.values()):
+        raise ConfigError(f"source {name!r}: `fields` = {fields!r} must be a table of canonical name = \"file column\", e.g. fields = {{ price = \"Price (CNY)\" }}", key="fields")
 
 
 def _source(item: dict[str, Any], base: Path) -> SourceConfig:
     name = item.get("name")
-    if not name or not isinstance(name, str):
-        raise ConfigError(f"a [[sources]] table has no name: {item!r}")
+    if "name" in item and not isinstance(name, str):
+        raise ConfigError(f"a [[sources]] table's `name` = {name!r} must be a text in quotes, e.g. name = \"products\"", key="name")
+    if not name:
+        raise ConfigError(f"a [[sources]] table has no `name`: {item!r}; give it one, e.g. name = \"products\"", key="name")
     unknown = set(item) - _ALLOWED
     if unknown:
         raise ConfigError(f"source {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(_ALLOWED)}")
+    _check_types(name, item)
     stype = item.get("type")
     if stype not in SOURCE_TYPES:
         raise ConfigError(f"source {name!r}: type {stype!r} is not one of {', '.join(SOURCE_TYPES)}")
@@ -151,7 +201,13 @@ def _source(item: dict[str, Any], base: Path) -> SourceConfig:
         raise ConfigError(f"source {name!r}: {stype} sources need a `kind` (product, price, …)")
     share = float(item.get("max_delete_share", 0.3))
     if not 0.0 < share <= 1.0:
-        raise ConfigError(f"source {name!r}: max_delete_share={share} must be in (0, 1]")
+        raise ConfigError(f"source {name!r}: `max_delete_share` = {share} must be above 0 and at most 1, e.g. max_delete_share = 0.3", key="max_delete_share")
+    max_price = Decimal(str(item["max_price"])) if "max_price" in item else None
+    if max_price is not None and max_price <= 0:
+        raise ConfigError(f"source {name!r}: `max_price` = {item['max_price']!r} must be a positive amount, e.g. max_price = 50000", key="max_price")
+    settle = float(item.get("settle_seconds", 0.2))
+    if not 0.0 <= settle <= 60.0:
+        raise ConfigError(f"source {name!r}: `settle_seconds` = {settle} must be between 0 and 60, e.g. settle_seconds = 0.2", key="settle_seconds")
     default_glob = {"records": "*.csv", "documents": "*.md", "chats": "*.jsonl", "sql": ""}[stype]
     return SourceConfig(
         name=name,
@@ -171,6 +227,8 @@ def _source(item: dict[str, Any], base: Path) -> SourceConfig:
         query=item.get("query", ""),
         watermark=item.get("watermark", ""),
         reconcile_every=_seconds(name, item.get("reconcile_every", 86_400)),
+        max_price=max_price,
+        settle_seconds=settle,
     )
 
 

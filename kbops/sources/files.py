@@ -2,9 +2,15 @@
 
 Readers never raise on a bad row: each malformed row becomes a
 :class:`Rejected` with its location and reason, and the rest of the file is
-read. A file that cannot be used at all (a required column missing, not
-decodable) is one ``Rejected`` for the whole file and contributes no records,
-so a broken export can never look like "everything was deleted upstream".
+read. A rejected row names its key whenever the key can be read (even from a
+line that is not valid UTF-8), so sync keeps that key's current version
+instead of taking it for deleted upstream. A file that cannot be used at all
+(a required column missing, a cut-off last row, a writer still rewriting it)
+is one ``Rejected`` for the whole file and contributes no records, so a broken
+export can never look like "everything was deleted upstream".
+
+Files are read through :mod:`kbops.sources.snapshot` (a stable snapshot; its
+hash is what the run ledger keeps).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from kbops.sources.config import SourceConfig
+from kbops.sources.snapshot import FileSnapshot, read_snapshot
 from kbops.text import detect_lang, truncate
 
 CURRENCIES = frozenset({"CNY", "HKD", "USD", "EUR", "GBP", "JPY", "TWD", "SGD"})
@@ -58,24 +65,53 @@ class Rejected:
     reason: str
     raw: str | None = None
     whole_file: bool = False
+    #: The record key, when it could be read: that key keeps its current version.
+    key: str | None = None
 
 
 class RowError(ValueError):
     """A field value is malformed; the message names the value and the fix."""
 
 
-def read_records(source: SourceConfig, known: dict[str, str] | None = None) -> Iterator[Parsed | Unchanged | Rejected]:
+def snapshot_files(source: SourceConfig, keep_data: bool = True) -> list[FileSnapshot]:
+    """Every file of the source, each read once as a stable snapshot (see :mod:`kbops.sources.snapshot`).
+
+    ``keep_data=False``: hashes only (each file's bytes are dropped once hashed).
+    """
+    limit = source.max_document_bytes if source.type == "documents" else None
+    snaps = (read_snapshot(path, source.settle_seconds, limit=limit) for path in source.files())
+    return [snap if keep_data else replace(snap, data=None) for snap in snaps]
+
+
+def read_records(
+    source: SourceConfig, known: dict[str, str] | None = None, snapshots: list[FileSnapshot] | None = None
+) -> Iterator[Parsed | Unchanged | Rejected]:
     """Rows of every record file of a ``records`` source.
 
     ``known`` maps keys to the raw hash of their current version; a row with
     the same key and raw hash is yielded as :class:`Unchanged`, unparsed.
+    ``snapshots``: the files as already read (sync hashes and parses the same
+    bytes); by default they are read here.
     """
     known = known or {}
-    for path in source.files():
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            yield from _read_jsonl_rows(source, path, known)
+    for snap in snapshot_files(source) if snapshots is None else snapshots:
+        if snap.data is None:
+            yield Rejected(snap.name, f"file is unusable: {snap.problem}", whole_file=True)
+        elif snap.data and not snap.data.endswith(b"\n"):
+            yield _cut_off(snap.name, "its last row has no line end")
+        elif snap.path.suffix.lower() in (".jsonl", ".ndjson"):
+            yield from _read_jsonl_rows(source, snap.name, snap.data, known)
         else:
-            yield from _read_csv_rows(source, path, known)
+            yield from _read_csv_rows(source, snap.name, snap.data, known)
+
+
+def _cut_off(name: str, why: str) -> Rejected:
+    return Rejected(
+        name,
+        f"file looks cut off ({why}), as if read while being written; nothing is read from it and no deletions are inferred. "
+        "If the export is complete, end every row (the last one too) with a line break",
+        whole_file=True,
+    )
 
 
 def _header_key(header: str) -> bytes:
@@ -100,76 +136,146 @@ def _checked(
     return replace(item, raw_hash=digest) if isinstance(item, Parsed) else item
 
 
-def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
-    """Decode a file line by line so one badly encoded line does not sink the file."""
-    data = path.read_bytes()
+def _decode(data: bytes) -> tuple[str, dict[int, str]]:
+    """The file's text, and the reason for each line (by number) that is not valid UTF-8.
+
+    A bad line is decoded with replacement characters, so its other cells (the
+    key, usually ASCII) can still be read; its row is refused, never parsed.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return [line.rstrip("\r") for line in data.decode("utf-8").split("\n")], []
+        return data.decode("utf-8"), {}
     except UnicodeDecodeError:
         pass  # find the bad lines; keep the good ones
-    lines, bad = [], []
+    lines, bad = [], {}
     for n, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            lines.append(raw.decode("utf-8").rstrip("\r"))
+            lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            lines.append("")  # keep line numbers of later rows true
-            bad.append(Rejected(f"{path.name}:{n}", f"line is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-export the file as UTF-8"))
-    return lines, bad
+            lines.append(raw.decode("utf-8", errors="replace"))
+            bad[n] = f"line is not valid UTF-8 ({exc.reason} at byte {exc.start}); re-export the file as UTF-8"
+    return "\n".join(lines), bad
 
 
-def _read_csv_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> Iterator[Parsed | Unchanged | Rejected]:
-    lines, bad = _decode_lines(path)
-    yield from bad
-    reader = csv.reader(io.StringIO("\n".join(lines)))
+def _decode_lines(path: Path) -> tuple[list[str], list[Rejected]]:
+    """A file's lines, with a :class:`Rejected` for each line that is not valid UTF-8 (kept as "" so line numbers hold).
+
+    The chat reader's interface (it reads its files itself); record files go through :func:`_decode`.
+    """
+    text, bad = _decode(path.read_bytes())
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    for n in bad:
+        lines[n - 1] = ""
+    return lines, [Rejected(f"{path.name}:{n}", reason) for n, reason in bad.items()]
+
+
+def _readable(key: str) -> str | None:
+    """A key read from a refused row, if it is one (not empty, no undecodable bytes in it)."""
+    key = key.strip()
+    return key if key and "\ufffd" not in key else None
+
+
+def _refused(location: str, reason: str, key: str | None, raw: str | None) -> Rejected:
+    return Rejected(location, reason, raw, key=key)
+
+
+def _read_csv_rows(source: SourceConfig, name: str, data: bytes, known: dict[str, str]) -> list[Parsed | Unchanged | Rejected]:
+    """Every row of one CSV file, or one whole-file Rejected (a missing column, a cut-off last row).
+
+    Returned as a list, not yielded: whether the file is usable is known only at its last row.
+    """
+    text, bad = _decode(data)
+    reader = csv.reader(io.StringIO(text))
     header = next(reader, [])
     missing = [c for c in _required_columns(source) if c not in header]
     if missing:
-        yield Rejected(
-            path.name,
-            f"missing column(s) {', '.join(repr(m) for m in missing)} (header has {header}); "
-            "fix the export or map the column in `fields` of the sources config",
-            whole_file=True,
-        )
-        return
+        return [
+            Rejected(
+                name,
+                f"missing column(s) {', '.join(repr(m) for m in missing)} (header has {header}); "
+                "fix the export or map the column in `fields` of the sources config",
+                whole_file=True,
+            )
+        ]
     signature = _header_key("\x1f".join(header))
     key_index = header.index(source.column(source.key))
-    name, width = path.name, len(header)
+    width = len(header)
+    out: list[Parsed | Unchanged | Rejected] = []
+    last_row_partial = False
+    previous = reader.line_num
     for cells in reader:
+        first, previous = previous + 1, reader.line_num
         if not cells:
+            continue
+        location = f"{name}:{reader.line_num}"
+        broken = [n for n in range(first, reader.line_num + 1) if n in bad] if bad else []
+        if broken:
+            key = _readable(cells[key_index]) if len(cells) > key_index else None
+            out.append(_refused(f"{name}:{broken[0]}", bad[broken[0]], key, truncate(",".join(cells), 500)))
+            last_row_partial = False
             continue
         if len(cells) != width:
             relation = "more" if len(cells) > width else "fewer"
-            yield Rejected(f"{name}:{reader.line_num}", f"row has {len(cells)} cells, {relation} than the header's {width}", truncate(",".join(cells), 500))
+            key = _readable(cells[key_index]) if len(cells) > key_index else None
+            out.append(_refused(location, f"row has {len(cells)} cells, {relation} than the header's {width}", key, truncate(",".join(cells), 500)))
+            last_row_partial = True
             continue
+        last_row_partial = False
         # The hot path of a re-sync: most rows are byte-identical to their current version.
         digest, key = _raw_hash(signature, cells), cells[key_index].strip()
         if key and known.get(key) == digest:
-            yield Unchanged(key, f"{name}:{reader.line_num}")
+            out.append(Unchanged(key, location))
             continue
         # Only changed rows get here (unchanged ones were skipped above), so the dict is never built for nothing.
-        yield _checked(source, key, dict(zip(header, cells)), f"{name}:{reader.line_num}", digest, known)
+        out.append(_checked(source, key, dict(zip(header, cells)), location, digest, known))
+    if last_row_partial:
+        return [_cut_off(name, f"its last row, line {previous}, has fewer or more cells than the header")]
+    return out
 
 
-def _read_jsonl_rows(source: SourceConfig, path: Path, known: dict[str, str]) -> Iterator[Parsed | Unchanged | Rejected]:
-    lines, bad = _decode_lines(path)
-    yield from bad
-    for n, line in enumerate(lines, start=1):
+_JSONL_KEY_FIELD = re.compile(r'"(?P<field>[^"\\]+)"\s*:\s*"(?P<value>[^"\\]*)"')
+
+
+def _jsonl_key(source: SourceConfig, line: str) -> str | None:
+    """The key of a JSONL line that cannot be parsed, if its ``"key": "value"`` pair is intact."""
+    column = source.column(source.key)
+    for match in _JSONL_KEY_FIELD.finditer(line):
+        if match.group("field") == column:
+            return _readable(match.group("value"))
+    return None
+
+
+def _read_jsonl_rows(source: SourceConfig, name: str, data: bytes, known: dict[str, str]) -> list[Parsed | Unchanged | Rejected]:
+    """Every line of one JSONL file, or one whole-file Rejected when its last line is cut off."""
+    text, bad = _decode(data)
+    out: list[Parsed | Unchanged | Rejected] = []
+    last_line_partial = False
+    last = 0
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
-        location = f"{path.name}:{n}"
+        location, last = f"{name}:{n}", n
+        last_line_partial = False
+        if n in bad:
+            out.append(_refused(location, bad[n], _jsonl_key(source, line), truncate(line, 500)))
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield Rejected(location, f"not valid JSON ({exc.msg} at column {exc.colno})", truncate(line, 500))
+            out.append(_refused(location, f"not valid JSON ({exc.msg} at column {exc.colno})", _jsonl_key(source, line), truncate(line, 500)))
+            last_line_partial = True
             continue
         if not isinstance(row, dict):
-            yield Rejected(location, "each JSONL line must be an object", truncate(line, 500))
+            out.append(Rejected(location, "each JSONL line must be an object", truncate(line, 500)))
             continue
         cells = {k: "" if v is None else str(v) for k, v in row.items()}
         key = cells.get(source.column(source.key), "").strip()
-        yield _checked(source, key, cells, location, _raw_hash(_JSONL_KEY, [line]), known)
+        out.append(_checked(source, key, cells, location, _raw_hash(_JSONL_KEY, [line]), known))
+    if last_line_partial:
+        return [_cut_off(name, f"its last line, line {last}, is not complete JSON")]
+    return out
 
 
 def _required_columns(source: SourceConfig) -> list[str]:
@@ -185,37 +291,41 @@ def _raw(row: dict[Any, Any]) -> str:
 
 
 def parse_row(source: SourceConfig, row: dict[str, str], location: str) -> Parsed | Rejected:
-    """Map columns to canonical fields and check them for the source's kind."""
+    """Map columns to canonical fields and check them for the source's kind.
+
+    A refused row with a key names it (:attr:`Rejected.key`): that key keeps its current version.
+    """
     inverse = source.inverse_fields
     fields = {inverse.get(col, col): (value or "").strip() for col, value in row.items() if col is not None}
     key = fields.get(source.key, "")
+    named = _readable(key)
     op = "upsert"
     if source.mode == "feed":
         op = fields.pop("op", "").lower()
         if op not in ("upsert", "delete"):
-            return Rejected(location, f"op {op!r} is not 'upsert' or 'delete'", _raw(row))
+            return _refused(location, f"op {op!r} is not 'upsert' or 'delete'", named, _raw(row))
     if not key:
         return Rejected(location, f"key field {source.column(source.key)!r} is empty", _raw(row))
     with_nul = [k for k, v in fields.items() if "\x00" in v]
     if with_nul:  # PostgreSQL cannot store NUL in text: refuse the row, not the batch
-        return Rejected(location, f"field(s) {with_nul} contain a NUL character (\\x00); remove it from the export", _raw(row).replace("\x00", "\\x00"))
+        return _refused(location, f"field(s) {with_nul} contain a NUL character (\\x00); remove it from the export", named and named.replace("\x00", ""), _raw(row).replace("\x00", "\\x00"))
     too_long = [k for k, v in fields.items() if len(v) > _MAX_FIELD]
     if too_long:
-        return Rejected(location, f"field(s) {too_long} longer than {_MAX_FIELD} characters", truncate(str(row), 500))
+        return _refused(location, f"field(s) {too_long} longer than {_MAX_FIELD} characters", named if named and len(named) <= 300 else None, truncate(str(row), 500))
     if op == "delete":
         return Parsed(key=key, payload={}, location=location, op="delete")
     try:
-        payload = _CHECKS.get(source.kind, _generic)(fields)
+        payload = _CHECKS.get(source.kind, _generic)(fields, source)
     except RowError as exc:
-        return Rejected(location, str(exc), _raw(row))
+        return _refused(location, str(exc), named, _raw(row))
     return Parsed(key=key, payload=payload, location=location)
 
 
-def _generic(fields: dict[str, str]) -> dict[str, Any]:
+def _generic(fields: dict[str, str], source: SourceConfig | None = None) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v != ""}
 
 
-def _product(fields: dict[str, str]) -> dict[str, Any]:
+def _product(fields: dict[str, str], source: SourceConfig) -> dict[str, Any]:
     out = _generic(fields)
     if not out.get("name_zh") and not out.get("name_en") and not out.get("name"):
         raise RowError("product has no name: fill name_zh or name_en")
@@ -229,9 +339,9 @@ def _product(fields: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _price(fields: dict[str, str]) -> dict[str, Any]:
+def _price(fields: dict[str, str], source: SourceConfig) -> dict[str, Any]:
     out = _generic(fields)
-    out["price"] = _money(out.get("price", ""))
+    out["price"] = _money(out.get("price", ""), *source.price_bound())
     currency = out.get("currency", "").upper()
     if currency not in CURRENCIES:
         raise RowError(f"currency {currency or '(empty)'!r} is unknown; use one of {', '.join(sorted(CURRENCIES))}")
@@ -247,15 +357,18 @@ def _price(fields: dict[str, str]) -> dict[str, Any]:
 _MONEY = re.compile(r"^[¥￥$€£]?\s*(\d{1,3}(?:,\d{3})*|\d+)(\.\d{1,2})?$")
 
 
-def _money(raw: str) -> str:
-    """A price as a canonical decimal string ("299.00"); refuses "¥abc", "-5"."""
+def _money(raw: str, bound: Decimal, setting: str) -> str:
+    """A price as a canonical decimal string ("299.00"); refuses "¥abc", "-5", "NaN", "1e308" and prices over ``bound``."""
     text = raw.strip()
+    shown = repr(raw) if len(raw) <= 40 else f"{raw[:20]!r}… ({len(raw)} characters)"
     if not _MONEY.match(text):
-        raise RowError(f"price {raw!r} is not a non-negative amount such as 299.00")
+        raise RowError(f"price {shown} is not a non-negative amount such as 299.00")
     try:
         value = Decimal(text.lstrip("¥￥$€£ ").replace(",", ""))
     except InvalidOperation:  # pragma: no cover - regex already guards
-        raise RowError(f"price {raw!r} is not a number") from None
+        raise RowError(f"price {shown} is not a number") from None
+    if value > bound:
+        raise RowError(f"price {shown} is above {setting}; fix the export, or raise that bound if the price is real")
     return f"{value:.2f}"
 
 
@@ -284,28 +397,42 @@ _CHECKS = {"product": _product, "price": _price}
 # --- documents --------------------------------------------------------------------
 
 
-def read_documents(source: SourceConfig) -> Iterator[Parsed | Rejected]:
-    """Each Markdown / text file is one ``policy`` record keyed by its relative path."""
+def read_documents(source: SourceConfig, snapshots: list[FileSnapshot] | None = None) -> Iterator[Parsed | Rejected]:
+    """Each Markdown / text file is one ``policy`` record keyed by its relative path.
+
+    A document that cannot be used names its key, so the version in the KB stays.
+    """
     base = source.path if source.path.is_dir() else source.path.parent
-    for path in source.files():
-        rel = str(path.relative_to(base))
-        size = path.stat().st_size
-        if size > source.max_document_bytes:
-            yield Rejected(rel, f"document is {size:,} bytes, over the {source.max_document_bytes:,} byte limit; split it or raise max_document_bytes", whole_file=True)
+    for snap in snapshot_files(source) if snapshots is None else snapshots:
+        rel = str(snap.path.relative_to(base))
+        if snap.data is None:
+            reason = f"document is {snap.problem}; split it or raise max_document_bytes" if "byte limit" in (snap.problem or "") else f"document is unusable: {snap.problem}"
+            yield Rejected(rel, reason, whole_file=True, key=rel)
             continue
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            text = snap.data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            yield Rejected(rel, f"document is not valid UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8", whole_file=True)
+            yield Rejected(rel, f"document is not valid UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8", whole_file=True, key=rel)
             continue
         if not text.strip():
-            yield Rejected(rel, "document is empty", whole_file=True)
+            yield Rejected(rel, "document is empty", whole_file=True, key=rel)
             continue
         if "\x00" in text:
-            yield Rejected(rel, "document contains a NUL character (\\x00), so it is not text; save it as plain UTF-8", whole_file=True)
+            yield Rejected(rel, "document contains a NUL character (\\x00), so it is not text; save it as plain UTF-8", whole_file=True, key=rel)
             continue
-        title = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("# ")), path.stem)
-        lang = _lang_from_name(path.name) or detect_lang(text)
+        if source.kind == "policy" and not any(ln.startswith("## ") for ln in text.splitlines()):
+            # The policy convention (kbops.extract.policies): each "## " heading is a question. Without one the
+            # document says nothing; refused with its key, so the sections of its version in the KB stay served.
+            yield Rejected(
+                rel,
+                "policy document has no '## ' heading, so it yields no questions; write each question as a '## ' heading "
+                "with its answer below (see examples/sample_store/README.md); its version in the KB, if any, is kept",
+                whole_file=True,
+                key=rel,
+            )
+            continue
+        title = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("# ")), snap.path.stem)
+        lang = _lang_from_name(snap.name) or detect_lang(text)
         yield Parsed(key=rel, payload={"title": title, "lang": lang, "text": text}, location=rel)
 
 

@@ -24,7 +24,7 @@ def _last_reading_run(db: Session, source: str) -> int | None:
 
 
 def sources_status(db: Session, settings: Settings) -> list[dict[str, Any]]:
-    """Each source's last successful run, watermark, record counts and current quarantine."""
+    """Each source's last successful run, its failure if the latest sync failed, watermark, record counts and current quarantine."""
     out = []
     for source in load_sources(settings.require_sources()):
         last = db.scalar(
@@ -46,11 +46,17 @@ def sources_status(db: Session, settings: Settings) -> list[dict[str, Any]]:
         in_run = select(QuarantinedRow).where(QuarantinedRow.source == source.name, QuarantinedRow.run_id == read_run)
         quarantined = len(list(db.scalars(in_run))) if read_run else 0
         recent = list(db.scalars(in_run.order_by(QuarantinedRow.id).limit(5))) if read_run else []
+        latest = db.scalar(
+            select(PipelineRun).where(PipelineRun.step == "sync", PipelineRun.source == source.name).order_by(PipelineRun.id.desc()).limit(1)
+        )
+        failure = latest if latest is not None and latest.status == "failed" else None
         out.append(
             {
                 "source": source.name,
                 "type": source.type,
                 "last_run": {"run_id": last.id, "finished_at": last.finished_at, "stats": last.stats} if last else None,
+                # The latest sync failed (what stands until a sync succeeds again).
+                "last_failure": {"run_id": failure.id, "at": failure.finished_at, "error": failure.error} if failure else None,
                 "records": records,
                 "deleted": deleted,
                 "quarantined": quarantined,

@@ -9,14 +9,20 @@ When a fact changes or disappears, every active KB entry that rests on an
 older version of it is withdrawn at once (:mod:`kbops.kb.entries`), so the
 next release stops serving it even before anyone approves a replacement (the
 bot hands off instead of quoting a stale price).
+
+Bad input never deletes: a refused row that names its key keeps that key's
+current version (like a duplicated key); a file that cannot be used (cut off,
+rewritten while read, a column missing) infers no deletions; and a snapshot
+deleting ``max_delete_share`` of a source's records or more is held back until
+confirmed. Files are read once as stable snapshots and the run ledger keeps the
+hash of exactly those bytes (:mod:`kbops.sources.snapshot`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,14 +30,15 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.errors import ConfigError
+from kbops.errors import ConfigError, KbopsError
 from kbops.kb.entries import flag_stale_mentions, withdraw_dependents
 from kbops.kb.runs import step_run
 from kbops.schema import ChatSession, PipelineRun, QuarantinedRow, SourceRecord, utcnow
 from kbops.sources.chats import Session as ChatData
 from kbops.sources.chats import read_chats
-from kbops.sources.config import SourceConfig, load_sources
-from kbops.sources.files import Parsed, Rejected, Unchanged, read_documents, read_records
+from kbops.sources.config import SourceConfig, load_sources, with_settings
+from kbops.sources.files import Parsed, Rejected, Unchanged, read_documents, read_records, snapshot_files
+from kbops.sources.snapshot import FileSnapshot
 from kbops.sources.sql import load_watermark, read_sql
 from kbops.text import content_hash
 
@@ -57,16 +64,23 @@ class SyncResult:
     watermark: dict[str, Any] | None = None
     last_full_at: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    config: str = ""  # the source's settings as read (a changed bound or mapping re-reads unchanged files)
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
+    status: str = "ok"  # ok | failed (the source could not be synced; ``error`` says why)
+    error: str | None = None
+    #: The exception a failed sync raised (not serialised): a door may re-raise it.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, exception=None))
+        del out["exception"]
+        return out
 
 
 def configured_sources(settings: Settings, only: str | None = None) -> list[SourceConfig]:
     """Every configured source, or just the one named ``only`` (ConfigError naming the others)."""
-    sources = load_sources(settings.require_sources())
+    sources = [with_settings(s, settings) for s in load_sources(settings.require_sources())]
     if only is None:
         return sources
     chosen = [s for s in sources if s.name == only]
@@ -89,26 +103,52 @@ def sync_source(
     with step_run(db, "sync", result, source=source.name) as run:
         if source.type == "sql":
             _sync_sql(db, source, run, result, confirm_deletions, os.environ if env is None else env, now or utcnow())
-        elif _skip_unchanged_files(db, source, result, confirm_deletions):
+            return result
+        snapshots = snapshot_files(source, keep_data=source.type != "chats")  # the chat reader reads its files itself
+        if _skip_unchanged_files(db, source, result, snapshots, confirm_deletions):
             pass
         elif source.type == "chats":
             _sync_chats(db, source, run, result)
+            # The chat reader reads the files itself: keep only hashes that still hold after it read.
+            after = {snap.name: snap.sha256 for snap in snapshot_files(source, keep_data=False)}
+            result.files = {name: digest for name, digest in result.files.items() if after.get(name) == digest}
         else:
-            reader = (lambda known: read_documents(source)) if source.type == "documents" else (lambda known: read_records(source, known))
+            reader = (lambda known: read_documents(source, snapshots)) if source.type == "documents" else (lambda known: read_records(source, known, snapshots))
             snapshot = source.type == "documents" or source.mode == "snapshot"
             _sync_records(db, source, run, result, reader, confirm_deletions, snapshot)
     return result
 
 
-def _skip_unchanged_files(db: Session, source: SourceConfig, result: SyncResult, confirm_deletions: bool) -> bool:
+def record_failure(db: Session, source_name: str, exc: BaseException) -> SyncResult:
+    """A sync of ``source_name`` that failed, as a ``failed`` run-ledger row (the caller's own transaction).
+
+    The failed sync's own writes were rolled back; this row is what ``kbops sources
+    status`` and ``kbops sync`` show, and what tells the next run nothing was read.
+    """
+    error = str(exc) if isinstance(exc, KbopsError) else f"{type(exc).__name__}: {exc}"
+    result = SyncResult(source=source_name, status="failed", error=error, exception=exc)
+    run = PipelineRun(step="sync", source=source_name, status="failed", error=error, finished_at=utcnow())
+    db.add(run)
+    db.flush()
+    result.run_id = run.id
+    run.stats = result.as_dict()
+    return result
+
+
+def _skip_unchanged_files(db: Session, source: SourceConfig, result: SyncResult, snapshots: list[FileSnapshot], confirm_deletions: bool) -> bool:
     """True when every file is byte-identical to the last successful sync's (nothing to read).
 
-    The file hashes go into the run ledger either way. A run that held back
-    deletions is never skipped, so its warning repeats until confirmed.
+    The hashes are those of the bytes this run reads (``snapshots``), and go
+    into the run ledger either way; a file that could not be read stably has
+    none, so the next run reads it again. A run that held back deletions is
+    never skipped, so its warning repeats until confirmed.
     """
-    result.files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.files()}
+    result.files = {snap.name: snap.sha256 for snap in snapshots if snap.sha256}
+    result.config = content_hash(repr(source))
     last = _last_ok_run(db, source.name)
-    if confirm_deletions or last is None or last.stats.get("held_back") or last.stats.get("files") != result.files:
+    if any(snap.sha256 is None for snap in snapshots):
+        return False
+    if confirm_deletions or last is None or last.stats.get("held_back") or last.stats.get("files") != result.files or last.stats.get("config") != result.config:
         return False
     if source.type == "chats":
         counted = select(func.count()).select_from(ChatSession).where(ChatSession.source == source.name)
@@ -130,10 +170,14 @@ def _last_ok_run(db: Session, source_name: str) -> PipelineRun | None:
     )
 
 
-def _quarantine(db: Session, run: PipelineRun, source: SourceConfig, item: Rejected, result: SyncResult) -> None:
-    db.add(QuarantinedRow(run_id=run.id, source=source.name, location=item.location, reason=item.reason, raw=item.raw))
+def _quarantine(db: Session, run: PipelineRun, source: SourceConfig, item: Rejected, result: SyncResult, existing: Mapping[str, bool] | None = None) -> None:
+    """Keep the refused row with its reason; ``existing`` (key → deleted) says whether its key has a live version to keep."""
+    reason = item.reason
+    if item.key is not None and existing is not None and existing.get(item.key) is False:
+        reason += f"; the current version of {item.key!r} is kept"
+    db.add(QuarantinedRow(run_id=run.id, source=source.name, location=item.location, reason=reason, raw=item.raw))
     result.quarantined += 1
-    result.messages.append(f"quarantined {source.name}:{item.location}: {item.reason}")
+    result.messages.append(f"quarantined {source.name}:{item.location}: {reason}")
 
 
 _CHUNK = 500
@@ -168,10 +212,13 @@ def _sync_records(
     broken_file = False
     incoming: dict[str, Parsed | Unchanged] = {}
     duplicated: set[str] = set()
+    refused: set[str] = set()  # keys named by a refused row: never taken for deleted
     for item in read(known):
         if isinstance(item, Rejected):
-            broken_file |= item.whole_file
-            _quarantine(db, run, source, item, result)
+            broken_file |= item.whole_file and item.key is None
+            if item.key is not None:
+                refused.add(item.key)
+            _quarantine(db, run, source, item, result, status)
             continue
         result.read += 1
         if item.key in incoming and snapshot:
@@ -180,6 +227,11 @@ def _sync_records(
     for key in sorted(duplicated):
         # Which duplicate is right cannot be known: keep the current version.
         _quarantine(db, run, source, Rejected(incoming.pop(key).location, f"key {key!r} appears more than once in this snapshot; keep one row per key"), result)
+    if snapshot:
+        for key in sorted(refused & incoming.keys()):
+            # A refused row is a row too: next to a good one, which is right cannot be known either.
+            _quarantine(db, run, source, Rejected(incoming.pop(key).location, f"key {key!r} appears more than once in this snapshot (another row for it was refused); keep one row per key"), result)
+        duplicated |= refused
 
     live = [key for key, deleted in status.items() if not deleted]
     gone = [key for key in live if key not in incoming and key not in duplicated] if snapshot and not broken_file else []
@@ -239,11 +291,11 @@ def _sync_records(
                 db.execute(update(SourceRecord).where(SourceRecord.id == old.id).values(raw_hash=item.raw_hash).execution_options(synchronize_session=False))
 
     if snapshot and not broken_file:
-        if gone and len(gone) / len(live) > source.max_delete_share and not confirm_deletions:
+        if gone and len(gone) / len(live) >= source.max_delete_share and not confirm_deletions:
             result.held_back = len(gone)
             result.messages.append(
                 f"held back: this snapshot of {source.name!r} would delete {len(gone)} of {len(live)} records "
-                f"({len(gone) / len(live):.0%} > max_delete_share {source.max_delete_share:.0%}); if the deletions "
+                f"({len(gone) / len(live):.0%} ≥ max_delete_share {source.max_delete_share:.0%}); if the deletions "
                 f"are real, run `kbops sync --source {source.name} --confirm-deletions`"
             )
         else:

@@ -50,6 +50,7 @@ def candidate_row(c: Candidate) -> dict[str, Any]:
         "lang": c.lang,
         "question": c.question,
         "answer": c.answer,
+        "alt_questions": list(c.alt_questions or []),
         "depends_on": list(c.depends_on or []),
         "evidence": dict(c.evidence or {}),
     }

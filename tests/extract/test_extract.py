@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
+from kbops.extract import extract_candidates as extract_stage
 from kbops.pipeline import extract_candidates, sync_sources
-from kbops.schema import Candidate
+from kbops.schema import Candidate, SourceRecord
 
 
 @pytest.fixture
@@ -70,3 +73,42 @@ def test_price_change_proposes_new_price_candidates_on_the_new_version(synced, s
     found = candidates(synced, "product:LM-1001:price:")
     assert found["product:LM-1001:price:zh"].depends_on == ["prices/price/LM-1001@2", "products/product/LM-1001@1"]
     assert "279.00元" in found["product:LM-1001:price:zh"].answer
+
+
+def test_extract_commits_in_batches_and_a_crash_keeps_only_whole_batches(synced):
+    """Records are marked extracted only together with their candidates, batch by batch, so a run
+    killed after two batches leaves exactly those done and a re-run does the rest, once."""
+    settings = replace(synced, extract_batch_size=10)
+    commits: list[int] = []
+
+    class Killed(Exception):
+        pass
+
+    with pytest.raises(Killed), session_scope(settings) as db:
+
+        def commit() -> None:
+            db.commit()
+            commits.append(1)
+            if len(commits) == 2:
+                raise Killed
+
+        extract_stage(db, settings, None, commit=commit)
+
+    with session_scope(settings) as db:
+        done = db.scalars(select(SourceRecord).where(SourceRecord.extracted.is_(True))).all()
+        pending = db.scalars(select(SourceRecord).where(SourceRecord.extracted.is_(False), SourceRecord.is_current.is_(True))).all()
+        proposed = set(db.scalars(select(Candidate.entry_key)))
+    assert len(done) == 20 and len(pending) == 30  # 2 batches of 10 of the 50 records
+    for record in done:
+        if record.kind == "product":
+            assert f"product:{record.key}:stock:en" in proposed
+
+    rerun = extract_candidates(settings)
+    assert rerun.records == 30
+    with session_scope(settings) as db:
+        assert not db.scalars(select(SourceRecord.id).where(SourceRecord.extracted.is_(False), SourceRecord.is_current.is_(True))).all()
+        pairs = db.execute(select(Candidate.entry_key, Candidate.content_hash)).all()
+        keys = set(db.scalars(select(Candidate.entry_key)))
+    assert len(pairs) == len(set(pairs))  # nothing proposed twice
+    assert {f"product:LM-10{n:02d}:price:zh" for n in range(1, 21)} <= keys
+    assert any(k.startswith("policy:") for k in keys)

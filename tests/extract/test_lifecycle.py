@@ -30,3 +30,58 @@ def test_delisted_product_retires_and_relisted_comes_back(settings, store):
     result = ingest(settings)
     assert {s["source"]: s["relisted"] for s in result["sync"]}["products"] == 1
     assert set(_statuses(settings, "LM-1002").values()) == {"active"}
+
+
+def _set_price(store, sku: str, price: str) -> None:
+    path = store / "prices.csv"
+    path.write_text(
+        "".join(f"{sku},{price}," + ln.split(",", 2)[2] if ln.startswith(f"{sku},") else ln for ln in path.read_text(encoding="utf-8").splitlines(keepends=True)),
+        encoding="utf-8",
+    )
+
+
+def test_bad_price_row_keeps_the_served_price_entries(settings, store):
+    """A price of -5 for an existing SKU is quarantined: the served entries stay active."""
+    ingest(settings)
+    before = _statuses(settings, "LM-1001")
+    assert before["product:LM-1001:price:zh"] == "active"
+    _set_price(store, "LM-1001", "-5")
+    result = ingest(settings)
+    assert {s["source"]: s["deleted"] for s in result["sync"]}["prices"] == 0
+    assert _statuses(settings, "LM-1001") == before
+
+
+def test_gbk_line_does_not_retire_the_product(settings, store):
+    ingest(settings)
+    path = store / "products.csv"
+    lines = path.read_bytes().split(b"\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith(b"LM-1002,"))
+    lines[at] = lines[at].decode("utf-8").encode("gbk")
+    path.write_bytes(b"\n".join(lines))
+    ingest(settings)
+    assert set(_statuses(settings, "LM-1002").values()) == {"active"}
+
+
+def _own(settings, sku):
+    """The entries of exactly this SKU: ``product:{sku}:{fact}:{lang}``."""
+    keys = {f"product:{sku}:{fact}:{lang}" for fact in ("price", "stock", "shipping", "warranty") for lang in ("zh", "en")}
+    with session_scope(settings) as db:
+        return {e.entry_key: e.status for e in db.scalars(select(KbEntry).where(KbEntry.entry_key.in_(keys)))}
+
+
+def test_removing_a_product_retires_only_its_own_entries(settings, store):
+    """Products keyed ``A`` and ``A:price``: removing ``A`` leaves ``product:A:price:*`` alone."""
+    with (store / "products.csv").open("a", encoding="utf-8") as fh:
+        fh.write("A,台灯甲,Desk Lamp A,lighting,50,standard,12\nA:price,台灯乙,Desk Lamp B,lighting,50,standard,12\n")
+    with (store / "prices.csv").open("a", encoding="utf-8") as fh:
+        fh.write("A,59.00,CNY,,\nA:price,69.00,CNY,,\n")
+    ingest(settings)
+    other = _own(settings, "A:price")
+    assert len(other) == 8 and set(other.values()) == {"active"}
+    assert len(_own(settings, "A")) == 8
+
+    path = store / "products.csv"
+    path.write_text("".join(ln for ln in path.read_text(encoding="utf-8").splitlines(keepends=True) if not ln.startswith("A,")), encoding="utf-8")
+    ingest(settings)
+    assert set(_own(settings, "A").values()) == {"retired"}
+    assert _own(settings, "A:price") == other

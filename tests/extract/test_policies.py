@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from kbops.db import session_scope
 from kbops.extract.policies import policy_sections
+from kbops.pipeline import decide, ingest
+from kbops.schema import KbEntry
+from tests.helpers import list_items
 
 ZH_POLICY = """# 退换货政策
 
@@ -76,3 +82,33 @@ def test_alternates_accept_ascii_colon_and_separators():
 
 def test_document_without_sections_has_none():
     assert policy_sections("# 会员说明\n\n积分规则见下文。\n") == []
+
+
+# --- extract messages (issue 12) ---------------------------------------------------------
+
+
+def test_policy_without_headings_is_a_warning_and_keeps_its_entries(settings, store):
+    """A document with no ``##`` heading yields no question: sync quarantines it, naming the file and the fix,
+    and the entries of its earlier version stay served (bad input deletes no knowledge)."""
+
+    def statuses():
+        with session_scope(settings) as db:
+            return {e.entry_key: e.status for e in db.scalars(select(KbEntry).where(KbEntry.entry_key.startswith("policy:policies:returns.en.md:")))}
+
+    def messages(result):
+        return [m for s in result["sync"] for m in s["messages"]] + result["extract"]["messages"]
+
+    (store / "policies" / "notes.en.md").write_text("# Notes\n\nOur shop is open every day.\n", encoding="utf-8")
+    first = ingest(settings)
+    [message] = [m for m in messages(first) if "notes.en.md" in m]
+    assert "no '## ' heading" in message and "policies" in message and "write each question as" in message
+    waiting = [i.id for i in list_items(settings) if i.entry_key.startswith("policy:policies:returns.en.md:")]
+    decide(settings, waiting, "approve", by="reviewer")
+    before = statuses()
+    assert before and set(before.values()) == {"active"}
+
+    doc = store / "policies" / "returns.en.md"
+    doc.write_text(doc.read_text(encoding="utf-8").replace("## ", "### "), encoding="utf-8")
+    second = ingest(settings)
+    assert any("returns.en.md" in m and "kept" in m for m in messages(second))
+    assert statuses() == before

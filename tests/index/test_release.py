@@ -174,3 +174,69 @@ def test_incremental_publish_converts_flat_to_ivf_when_the_kb_crosses_the_thresh
 
     answer = Retriever(crossing, embedder=embedder).search("Can I pay with a gift card?")
     assert not answer.handoff and "gift cards can pay" in answer.top.answer
+
+
+# --- issue 13: an empty or shrinking release is not activated without --force ------------------------
+
+
+def test_an_empty_first_release_is_refused_with_a_message_to_ingest_first(settings, embedder):
+    """The first scheduled kb_publish, before any ingest, activated an EMPTY release."""
+    from kbops.pipeline import publish
+
+    built = build_release(settings, embedder=embedder)
+    assert built.status == "built" and built.entries == 0
+    with pytest.raises(ReleaseError, match="ingest") as refused:
+        activate_release(settings, built.release_id, embedder=embedder)
+    assert refused.value.data["reason"] == "empty" and refused.value.http_status == 409
+    assert rel.active_release_id(settings.index_dir) is None
+    with pytest.raises(ReleaseError, match="ingest"):
+        publish(settings)
+    assert rel.active_release_id(settings.index_dir) is None
+    assert len(rel.list_release_ids(settings.index_dir)) == 1, "a refused build is reused, not rebuilt on every run"
+
+
+def _retire_share(settings, share: float) -> int:
+    from sqlalchemy import select, update
+
+    from kbops.db import session_scope
+    from kbops.schema import KbEntry
+
+    with session_scope(settings) as db:
+        ids = db.scalars(select(KbEntry.id).where(KbEntry.status == "active").order_by(KbEntry.id)).all()
+        gone = ids[: int(len(ids) * share) + 1]
+        db.execute(update(KbEntry).where(KbEntry.id.in_(gone)).values(status="retired", status_reason="test: delisted"))
+    return len(gone)
+
+
+def test_a_release_dropping_more_than_the_set_share_is_refused_unless_forced_and_audited(published, embedder):
+    import dataclasses
+
+    from kbops.db import session_scope
+    from kbops.kb.audit import audit_events
+
+    s, first = published
+    dropped = _retire_share(s, 0.6)
+    shrunk = build_release(s, embedder=embedder)
+    with pytest.raises(ReleaseError, match="max_release_drop_share") as refused:
+        activate_release(s, shrunk.release_id, embedder=embedder)
+    data = refused.value.data
+    assert data["reason"] == "shrink" and data["dropped"] == dropped and data["serving_entries"] == first.entries and data["max_drop_share"] == 0.5
+    assert rel.active_release_id(s.index_dir) == first.release_id, "the previous release keeps serving"
+    # A looser bound lets it through; so does --force, audited under the name given.
+    assert activate_release(dataclasses.replace(s, max_release_drop_share=0.7), shrunk.release_id, embedder=embedder)["changed"]
+    rollback(s, first.release_id)
+    result = activate_release(s, shrunk.release_id, embedder=embedder, force=True, by="lin")
+    assert result["changed"] and rel.active_release_id(s.index_dir) == shrunk.release_id
+    with session_scope(s) as db:
+        forced = [e for e in audit_events(db) if e.action == "release_forced"]
+    assert forced and forced[0].actor == "lin" and forced[0].after["guard"]["reason"] == "shrink" and forced[0].after["release_id"] == shrunk.release_id
+
+
+def test_the_drop_share_setting_is_read_and_checked(tmp_path):
+    from kbops.config import Settings
+    from kbops.errors import ConfigError
+
+    assert Settings.load(env={"KBOPS_HOME": str(tmp_path)}, config_file=None).max_release_drop_share == 0.5
+    assert Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MAX_RELEASE_DROP_SHARE": "0.8"}, config_file=None).max_release_drop_share == 0.8
+    with pytest.raises(ConfigError, match="KBOPS_MAX_RELEASE_DROP_SHARE"):
+        Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MAX_RELEASE_DROP_SHARE": "1.5"}, config_file=None)

@@ -170,3 +170,87 @@ def test_no_release_yet_is_a_503_with_the_fix(settings, embedder):
     r = client.post("/search", json={"query": "How much is the Lumi Smart Rice Cooker?"})
     assert r.status_code == 503 and r.json()["error"] == "ReleaseError" and "kbops publish" in r.json()["detail"]
     assert client.get("/healthz").status_code == 503
+
+
+# --- never a 500, never a traceback (issue 12) ------------------------------------------------------
+
+
+def _raw(client: TestClient, body: bytes, headers: dict[str, str] | None = None):
+    return client.post("/search", content=body, headers={**(headers or {}), "Content-Type": "application/json"})
+
+
+@pytest.fixture
+def server_errors_as_responses(settings, embedder):
+    """The API over an empty KB, with a server error answered as a response (a 500) instead of raised into the test."""
+    return TestClient(create_app(settings, Retriever(settings, embedder=embedder)), raise_server_exceptions=False)
+
+
+def test_a_lone_surrogate_in_the_query_is_a_4xx_json_answer_not_a_500(server_errors_as_responses):
+    """Issue 12: ``{"query": "\\ud800退货"}`` (a JSON escape for half a UTF-16 pair) answered 500."""
+    client = server_errors_as_responses
+    for body in ('{"query": "\\ud800退货"}', '{"query": "退货\\udfff"}', '{"query": "ok", "tags": ["\\ud800"]}', '{"query": "ok", "\\ud800": 1}'):
+        r = _raw(client, body.encode("utf-8"))
+        assert r.status_code == 422, (body, r.status_code, r.text[:300])
+        assert r.json()["error"] == "RequestValidationError" and isinstance(r.json()["detail"], str), body
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_top_k_that_is_not_a_finite_number_is_a_422_not_a_500(server_errors_as_responses, value):
+    """Issue 12: ``"top_k": NaN`` answered 500 (the 422 body echoed NaN, which JSON cannot carry)."""
+    r = _raw(server_errors_as_responses, f'{{"query": "ok", "top_k": {value}}}'.encode())
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["error"] == "RequestValidationError" and "top_k" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("value", [True, False, 3.0, "3", [3], None])
+def test_top_k_is_a_strict_whole_number(server_errors_as_responses, value):
+    """Issue 12: ``"top_k": true`` was accepted as 1."""
+    r = server_errors_as_responses.post("/search", json={"query": "ok", "top_k": value})
+    assert r.status_code == 422, (value, r.status_code, r.text[:300])
+    assert "top_k" in r.json()["detail"]
+
+
+def test_the_retriever_refuses_a_boolean_top_k_and_a_query_that_is_not_text(settings, embedder):
+    """The shared check (the CLI's `kbops ask` and the API both go through it), not only the API's schema."""
+    retriever = Retriever(settings, embedder=embedder)
+    for kwargs, says in [({"top_k": True}, "top_k"), ({"top_k": 2.0}, "top_k")]:
+        with pytest.raises(QueryError, match=says):
+            retriever.search("ok", **kwargs)
+    with pytest.raises(QueryError, match="UTF-8"):
+        retriever.search("\udcff退货")  # what a non-UTF-8 byte in argv becomes (surrogateescape)
+    with pytest.raises(QueryError, match="text"):
+        retriever.search(b"bytes")  # type: ignore[arg-type]
+
+
+def test_a_huge_query_is_refused_without_echoing_it_back(server_errors_as_responses):
+    """Issue 12: a 1 MB query's 422 echoed the whole input. The body limit answers 413 first, and no error echoes input."""
+    client = server_errors_as_responses
+    r = client.post("/search", json={"query": "退" * 1_000_000})
+    assert r.status_code == 413 and len(r.content) < 1_000, (r.status_code, len(r.content))
+    assert r.json()["error"] == "PayloadTooLarge" and "limit" in r.json()["detail"]
+    # The same without a Content-Length (a chunked upload) is counted as it arrives.
+    r = client.post("/search", content=iter([b'{"query": "', b"x" * 300_000, b'"}']), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and len(r.content) < 1_000
+    # Under the body limit, a validation error names the field but does not echo the value.
+    secret = "13812345678 " * 2_000  # 24 KB: two of them stay under the 64 KiB body limit
+    for payload in ({"query": secret, "colour": secret}, {"query": ["not", secret]}, {"query": "ok", secret[:50]: 1}):
+        r = client.post("/search", json=payload)
+        assert r.status_code == 422 and "13812345678" not in r.text and len(r.content) < 2_000, (r.status_code, r.text[:300])
+
+
+def test_every_error_path_answers_json_with_error_and_detail(api):
+    client, _ = api
+    cases = [
+        (client.post("/search", json={"query": "hi"}), 401),
+        (client.get("/nowhere", headers=AUTH), 404),
+        (client.get("/search", headers=AUTH), 405),
+        (client.post("/search", json={"query": ""}, headers=AUTH), 400),
+        (client.post("/search", json={"top_k": 3}, headers=AUTH), 422),
+        (client.post("/search", content=b"\xff\xfe\x00garbage", headers={**AUTH, "Content-Type": "application/json"}), 422),
+        (client.post("/search", content=b"[1, 2]", headers={**AUTH, "Content-Type": "application/json"}), 422),
+        (client.post("/search", json={"query": "x" * 200_000}, headers=AUTH), 413),
+    ]
+    for r, status in cases:
+        assert r.status_code == status and r.headers["content-type"].startswith("application/json"), (status, r.status_code, r.text[:200])
+        body = r.json()
+        assert set(body) >= {"error", "detail"} and isinstance(body["error"], str) and isinstance(body["detail"], str), (status, body)

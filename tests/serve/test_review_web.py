@@ -521,3 +521,146 @@ def test_a_broken_session_secret_is_a_server_configuration_error_page(web):
     r = client_for(web).get("/review/")
     assert r.status_code == ConfigError.http_status == 500
     assert "is not hex; delete it to make a new one" in html.unescape(r.text) and "Traceback" not in r.text
+
+
+# --- concurrency and sessions (issue 12) -------------------------------------------------------------
+
+
+@pytest.fixture
+def live(web):
+    """The real app on a real uvicorn server at 127.0.0.1 (requests really run in parallel)."""
+    import socket
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(web), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _burst(base: str, name: str, passwords: list[str]) -> list[int]:
+    """One sign-in per password, all in parallel, each from its own browser (cookie jar, CSRF token)."""
+    import httpx
+
+    clients = [httpx.Client(base_url=base, timeout=120) for _ in passwords]
+    tokens = [csrf_of(c.get("/review/login").text) for c in clients]
+    barrier, statuses = threading.Barrier(len(passwords)), [0] * len(passwords)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        r = clients[i].post("/review/login", data={"name": name, "password": passwords[i], "csrf": tokens[i]}, follow_redirects=False)
+        statuses[i] = r.status_code
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(passwords))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for c in clients:
+        c.close()
+    return statuses
+
+
+def test_parallel_wrong_sign_ins_are_counted_before_any_is_checked(live):
+    """100 wrong passwords at once: only the allowed few are checked, the rest refused (429);
+    a second burst carrying the right password among wrong ones does not get in either."""
+    first = _burst(live, "wang", [f"guess-{i:04d}" for i in range(100)])
+    assert sorted(set(first)) == [401, 429] and first.count(401) == auth_limits()[0], {s: first.count(s) for s in set(first)}
+    second = _burst(live, "wang", [PASSWORD] + [f"again-{i:04d}" for i in range(29)])
+    assert set(second) == {429}, {s: second.count(s) for s in set(second)}
+
+
+def auth_limits() -> tuple[int, int]:
+    return accounts.LOGIN_LIMIT, accounts.ADDRESS_LIMIT
+
+
+def test_sign_in_throttle_counts_per_account_and_per_address(web):
+    """The account's counter holds across addresses (a distributed guesser), the address's across names (a sprayer)."""
+    per_account, per_address = auth_limits()
+    # Through the page: a good sign-in resets the account's count.
+    client = client_for(web)
+    for _ in range(per_account - 1):
+        assert sign_in(client, "lin", "guess-guess").status_code == 401
+    assert sign_in(client, "lin").status_code == 303
+    for _ in range(per_account - 1):
+        assert sign_in(client_for(web), "lin", "guess-guess").status_code == 401
+    with session_scope(web) as db:
+        waits = [accounts.reserve_sign_in(db, "wang", f"10.0.0.{i}") for i in range(per_account + 1)]
+    assert waits[:per_account] == [None] * per_account and waits[-1] > 0
+    with session_scope(web) as db:
+        waits = [accounts.reserve_sign_in(db, f"name{i}", "10.9.9.9") for i in range(per_address + 1)]
+    assert waits[:per_address] == [None] * per_address and waits[-1] > 0
+    with session_scope(web) as db:  # another account from a fresh address is not affected
+        assert accounts.reserve_sign_in(db, "zhao", "10.1.1.1") is None
+
+
+def _saved_session(settings, name: str) -> tuple[TestClient, str]:
+    client = client_for(settings, name)
+    return client, client.cookies.get("kbops_review")
+
+
+def _opens_queue(settings, cookie: str) -> bool:
+    """Whether a browser that kept ``cookie`` still gets the queue (else it is sent to sign in)."""
+    replay = client_for(settings)
+    replay.cookies.set("kbops_review", cookie)
+    r = replay.get("/review/", follow_redirects=False)
+    assert r.status_code in (200, 303), r.status_code
+    return r.status_code == 200
+
+
+def test_logout_revokes_the_session_a_saved_cookie_no_longer_opens_the_queue(web):
+    client, saved = _saved_session(web, "wang")
+    assert _opens_queue(web, saved)
+    token = csrf_of(client.get("/review/").text)
+    r = client.post("/review/logout", data={"csrf": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/review/login"
+    assert not _opens_queue(web, saved)
+    assert sign_in(client_for(web), "wang").status_code == 303  # signing in again works
+
+
+@pytest.mark.parametrize("change", ["passwd", "role", "remove"])
+def test_cli_password_role_change_and_removal_end_saved_sessions(web, change, monkeypatch, capsys):
+    import io
+
+    from kbops.cli import main
+
+    for key, value in {"KBOPS_HOME": str(web.home), "KBOPS_DATABASE_URL": web.database_url, "KBOPS_SOURCES": str(web.sources_file),
+                       "KBOPS_EMBED_CACHE": str(web.embed_cache)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("KBOPS_CONFIG", raising=False)
+    _, saved = _saved_session(web, "wang")
+    _, bystander = _saved_session(web, "lin")
+    assert _opens_queue(web, saved)
+    if change == "passwd":
+        monkeypatch.setattr("sys.stdin", io.StringIO("battery staple\n"))
+        args = ["reviewers", "passwd", "wang", "--password-stdin"]
+    elif change == "role":
+        args = ["reviewers", "role", "wang", "admin"]
+    else:
+        args = ["reviewers", "remove", "wang"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert not _opens_queue(web, saved)
+    assert _opens_queue(web, bystander), "other accounts' sessions are not touched"
+
+
+@pytest.mark.parametrize("op, extra", [("password", {"password": "battery staple"}), ("role", {"role": "admin"}), ("remove", {})])
+def test_admin_page_password_role_change_and_removal_end_saved_sessions(web, op, extra):
+    _, saved = _saved_session(web, "wang")
+    admin = client_for(web, "lin")
+    admin_cookie = admin.cookies.get("kbops_review")
+    token = csrf_of(admin.get("/review/admin").text)
+    r = admin.post("/review/admin/accounts", data={"csrf": token, "op": op, "name": "wang", **extra}, follow_redirects=False)
+    assert r.status_code == 303, r.text[:300]
+    assert not _opens_queue(web, saved)
+    assert _opens_queue(web, admin_cookie)

@@ -1,6 +1,8 @@
 """Release swaps under concurrent load: a real uvicorn server, several clients
 querying while releases are activated and rolled back. Every request must
-succeed, and every answer must be the one its release holds (never a mix)."""
+succeed, and every answer must be the one its release holds (never a mix);
+while a replica loads the release just activated, the changed fact is handed
+off with reason "updating" (kbops/serve/retriever.py)."""
 
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embe
             while not stop.is_set():
                 r = http.post("/search", json={"query": QUESTION})
                 body = r.json() if r.status_code == 200 else {}
-                results.append((r.status_code, body.get("release_id"), body.get("answer")))
+                results.append((r.status_code, body.get("release_id"), body.get("answer"), body.get("reason")))
 
     workers = [threading.Thread(target=client) for _ in range(4)]
     try:
@@ -77,11 +79,11 @@ def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embe
         second = build_release(settings, embedder=embedder).release_id
         activate_release(settings, second, embedder=embedder)
         seen_second = time.monotonic() + 30
-        while time.monotonic() < seen_second and not any(rid == second for _, rid, _ in results[-20:]):
+        while time.monotonic() < seen_second and not any(rid == second for _, rid, _, _ in results[-20:]):
             time.sleep(0.1)
         assert rollback(s)["release_id"] == first  # and straight back, under the same load
         back = time.monotonic() + 30
-        while time.monotonic() < back and not any(rid == first for _, rid, _ in results[-10:]):
+        while time.monotonic() < back and not any(rid == first for _, rid, _, _ in results[-10:]):
             time.sleep(0.1)
         time.sleep(0.5)
     finally:
@@ -95,7 +97,11 @@ def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embe
     failed = [r for r in results if r[0] != 200]
     assert not failed, f"{len(failed)} of {len(results)} requests failed during the swaps: {failed[:3]}"
     price = {first: "299.00", second: "259.00"}
-    mixed = [r for r in results if price[r[1]] not in (r[2] or "")]
+    # While a replica loads the release just activated, the changed price is handed off
+    # (reason "updating", no answer: issue 13); every answer given is its release's.
+    answered = [r for r in results if r[3] != "updating"]
+    assert all(r[2] is not None for r in answered), [r for r in answered if r[2] is None][:3]
+    mixed = [r for r in answered if price[r[1]] not in r[2]]
     assert not mixed, f"answers inconsistent with their release: {mixed[:3]}"
-    order = [rid for _, rid, _ in results]
+    order = [rid for _, rid, _, _ in results]
     assert second in order and order[-1] == first, "both swaps were picked up without a restart"

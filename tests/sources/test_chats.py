@@ -273,3 +273,24 @@ def test_private_data_in_a_session_never_reaches_the_turns(tmp_path):
     stored = json.dumps(s.turns, ensure_ascii=False)
     for value in ("王小明", "13812345678", "张江路", "王先生", "Daniel", "Hughes", "daniel.h@example.com", "6222021234567890"):
         assert value not in stored
+
+
+def test_a_name_the_customer_gives_is_scrubbed_in_the_agents_turns_too(tmp_path):
+    """Issue 12: "王芳您好" survived after "我叫王芳" was scrubbed; a name once known is scrubbed in the whole session."""
+    line = {
+        "session_id": "N1",
+        "turns": [
+            {"role": "customer", "text": "我叫王芳，刚下的单"},
+            {"role": "agent", "text": "王芳您好，很高兴为您服务"},
+            {"role": "customer", "text": "座机010-62345678，微信号 lumi_fan88"},
+            {"role": "agent", "text": "好的王芳，已为您备注"},
+        ],
+    }
+    [s] = read_chats(jsonl_source(write_jsonl(tmp_path, [line])))
+    assert [t["text"] for t in s.turns] == ["我叫[NAME]，刚下的单", "[NAME]您好，很高兴为您服务", "座机[PHONE]，微信号 [WECHAT]", "好的[NAME]，已为您备注"]
+
+
+def test_full_width_private_data_is_scrubbed_in_jddc_turns(tmp_path):
+    rows = [["F1", "U1", "0", "0", "0", "nan", "手机１３８１２３４５６７８，邮箱ｘｘ＠ｑｑ．ｃｏｍ"], ["F1", "U1", "1", "0", "0", "nan", "收到"]]
+    [s] = sessions(read_chats(jddc_source(write_jddc(tmp_path, rows)))).values()
+    assert s.turns[0]["text"] == "手机[PHONE]，邮箱[EMAIL]"

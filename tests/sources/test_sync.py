@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from kbops.cli import main
 from kbops.db import session_scope
 from kbops.errors import ConfigError, SourceError
-from kbops.pipeline import sync_sources
-from kbops.schema import ChatSession, QuarantinedRow, SourceRecord
-from kbops.sources.sync import SyncResult
+from kbops.pipeline import ingest, sync_source, sync_sources
+from kbops.schema import ChatSession, KbEntry, PipelineRun, QuarantinedRow, SourceRecord
+from kbops.sources.status import sources_status
+from kbops.sources.sync import SyncResult, configured_sources
 
 
 def by_source(results: list[SyncResult]) -> dict[str, SyncResult]:
@@ -197,10 +199,13 @@ def test_stored_chat_turns_contain_no_private_data(synced):
     assert "[PHONE]" in blob and "[ORDER]" in blob and "[EMAIL]" in blob and "[ADDRESS]" in blob and "[ID]" in blob
 
 
-def test_missing_path_raises_source_error_naming_it(settings, store):
+def test_missing_path_fails_the_source_naming_it(settings, store):
     (store / "products.csv").unlink()
+    [result] = sync_sources(settings, only="products")
+    assert result.status == "failed" and str(store / "products.csv") in result.error
+    # The settings-level step for one source raises it (the Airflow task fails on it).
     with pytest.raises(SourceError) as err:
-        sync_sources(settings, only="products")
+        sync_source(settings, configured_sources(settings, "products")[0])
     assert str(store / "products.csv") in str(err.value)
 
 
@@ -235,3 +240,153 @@ def test_nul_characters_are_quarantined_not_a_crash(synced, store):
     assert any("NUL character" in r and "remove it" in r for r in reasons)
     assert any("NUL character" in r and "plain UTF-8" in r for r in reasons)
     assert "LM-1999" not in live_keys(settings, "products")
+
+
+# --- issue 12: bad input must not delete good knowledge ---------------------------------
+
+
+def quarantine_reasons(settings, run_id: int) -> list[str]:
+    with session_scope(settings) as db:
+        return [r.reason for r in db.scalars(select(QuarantinedRow).where(QuarantinedRow.run_id == run_id))]
+
+
+@pytest.mark.parametrize("bad", ["-5", "NaN", "1e308"])
+def test_bad_price_row_for_an_existing_key_keeps_the_current_version(synced, store, bad):
+    settings, _ = synced
+    set_price(store / "prices.csv", "LM-1001", bad)
+    result = by_source(sync_sources(settings, only="prices"))["prices"]
+    assert (result.deleted, result.changed, result.quarantined) == (0, 0, 2)  # the 待定 row and this one
+    assert any(repr(bad) in r and "current version of 'LM-1001' is kept" in r for r in quarantine_reasons(settings, result.run_id))
+    rec = current(settings, "prices", "LM-1001")
+    assert rec.version == 1 and not rec.deleted and rec.payload["price"] == "299.00"
+
+
+def test_gbk_line_for_an_existing_key_keeps_the_current_version(synced, store):
+    settings, _ = synced
+    path = store / "products.csv"
+    lines = path.read_bytes().split(b"\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith(b"LM-1002,"))
+    lines[at] = lines[at].decode("utf-8").encode("gbk")
+    path.write_bytes(b"\n".join(lines))
+    result = by_source(sync_sources(settings, only="products"))["products"]
+    assert (result.deleted, result.quarantined) == (0, 1)
+    assert any("not valid UTF-8" in r and "current version of 'LM-1002' is kept" in r for r in quarantine_reasons(settings, result.run_id))
+    assert "LM-1002" in live_keys(settings, "products")
+    assert current(settings, "products", "LM-1002").version == 1
+
+
+def test_a_key_with_a_good_and_a_bad_row_keeps_the_current_version(synced, store):
+    """A refused row is a row: next to a good one for its key, neither is known to be right."""
+    settings, _ = synced
+    set_price(store / "prices.csv", "LM-1001", "279.00")
+    with (store / "prices.csv").open("a", encoding="utf-8") as fh:
+        fh.write("LM-1001,-5,CNY,,\n")
+    result = by_source(sync_sources(settings, only="prices"))["prices"]
+    assert (result.changed, result.deleted) == (0, 0)
+    assert any("'LM-1001'" in r and "more than once" in r for r in quarantine_reasons(settings, result.run_id))
+    assert current(settings, "prices", "LM-1001").payload["price"] == "299.00"
+
+
+def test_three_hundred_digit_price_is_quarantined_naming_the_bound(synced, store):
+    settings, _ = synced
+    set_price(store / "prices.csv", "LM-1001", "9" * 300)
+    result = by_source(sync_sources(settings, only="prices"))["prices"]
+    assert (result.changed, result.deleted, result.quarantined) == (0, 0, 2)
+    [reason] = [r for r in quarantine_reasons(settings, result.run_id) if "LM-1001" in r or "999" in r]
+    assert "max_price" in reason and "KBOPS_MAX_PRICE" in reason
+    assert current(settings, "prices", "LM-1001").payload["price"] == "299.00"
+
+
+def test_max_price_comes_from_settings_and_per_source(settings, store):
+    from dataclasses import replace
+
+    low = replace(settings, max_price=100)
+    result = by_source(sync_sources(low, only="prices"))["prices"]
+    assert result.new == 4 and result.quarantined == 17  # 16 prices over 100.00, and the 待定 row
+    toml = store / "sources.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('path = "prices.csv"', 'path = "prices.csv"\nmax_price = 1000'), encoding="utf-8")
+    again = by_source(sync_sources(low, only="prices"))["prices"]
+    assert again.quarantined == 2 and again.new == 15
+    assert any("max_price 1000.00 of source 'prices'" in r for r in quarantine_reasons(settings, again.run_id))
+
+
+def test_max_price_setting_must_be_a_positive_number():
+    from kbops.config import Settings
+
+    assert Settings.load(env={"KBOPS_MAX_PRICE": "5000"}, config_file=None).max_price == 5000
+    with pytest.raises(ConfigError, match="KBOPS_MAX_PRICE"):
+        Settings.load(env={"KBOPS_MAX_PRICE": "lots"}, config_file=None)
+    with pytest.raises(ConfigError, match="max_price"):
+        Settings.load(env={"KBOPS_MAX_PRICE": "-1"}, config_file=None)
+
+
+def test_deleting_exactly_max_delete_share_is_held_back(synced, store):
+    """6 of 20 is 30 %: the guard holds back at the share, not only above it."""
+    settings, _ = synced
+    drop_rows(store / "products.csv", *[f"LM-10{n:02d}" for n in range(15, 21)])
+    held = by_source(sync_sources(settings, only="products"))["products"]
+    assert (held.held_back, held.deleted) == (6, 0)
+    assert len(live_keys(settings, "products")) == 20
+
+
+def test_cut_off_last_row_makes_the_file_unusable(synced, store):
+    """A file cut in the middle of a row (written while read) infers no deletions and changes nothing."""
+    settings, _ = synced
+    path = store / "products.csv"
+    data = path.read_bytes()
+    at = data.index(b"\nLM-1015,") + len(b"\nLM-1015,") + 4
+    path.write_bytes(data[:at])
+    result = by_source(sync_sources(settings, only="products"))["products"]
+    assert (result.deleted, result.held_back, result.changed) == (0, 0, 0)
+    assert any("cut off" in r for r in quarantine_reasons(settings, result.run_id))
+    assert any("no deletions" in m for m in result.messages)
+    assert len(live_keys(settings, "products")) == 20
+    # The complete file is read again next time (the ledger holds no hash for the unusable file).
+    path.write_bytes(data)
+    after = by_source(sync_sources(settings, only="products"))["products"]
+    assert not after.skipped and after.unchanged == 20
+
+
+def test_missing_file_fails_only_its_source(synced, store):
+    settings, _ = synced
+    set_price(store / "prices.csv", "LM-1001", "279.00")
+    (store / "products.csv").unlink()
+    results = by_source(sync_sources(settings))
+    failed = results["products"]
+    assert failed.status == "failed" and str(store / "products.csv") in failed.error
+    assert results["prices"].status == "ok" and results["prices"].changed == 1
+    assert results["policies"].status == "ok" and results["chats"].status == "ok"
+    with session_scope(settings) as db:
+        run = db.get(PipelineRun, failed.run_id)
+        assert run.status == "failed" and run.source == "products" and "does not exist" in run.error
+        status = {s["source"]: s for s in sources_status(db, settings)}
+    assert status["products"]["last_failure"]["error"] == run.error
+    assert status["prices"]["last_failure"] is None
+    assert len(live_keys(settings, "products")) == 20
+
+
+def test_ingest_extracts_after_a_source_failed(settings, store):
+    ingest(settings)
+    set_price(store / "prices.csv", "LM-1001", "279.00")
+    (store / "policies" / "returns.zh.md").unlink()
+    (store / "chats" / "chats.jsonl").rename(store / "chats.moved")
+    (store / "chats").rmdir()
+    result = ingest(settings)
+    assert [s["source"] for s in result["sync"] if s["status"] == "failed"] == ["chats"]
+    assert result["failed"] == ["chats"]
+    assert result["extract"]["proposed"] == 2  # the new price, zh + en
+    with session_scope(settings) as db:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == "product:LM-1001:price:zh"))
+    assert entry.status == "active" and "279.00" in entry.answer
+
+
+def test_cli_sync_exits_non_zero_listing_the_failed_source(settings, store, capsys, monkeypatch):
+    monkeypatch.setenv("KBOPS_HOME", str(settings.home))
+    monkeypatch.setenv("KBOPS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("KBOPS_SOURCES", str(store / "sources.toml"))
+    (store / "prices.csv").unlink()
+    assert main(["sync"]) == 1
+    out = capsys.readouterr().out
+    assert "prices" in out and "FAILED" in out and str(store / "prices.csv") in out
+    assert "extracted" in out  # the other sources were extracted
+    assert len(live_keys(settings, "products")) == 20

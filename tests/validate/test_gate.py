@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kbops.text import fingerprint
@@ -112,3 +115,48 @@ def test_mobile_number_with_separators_is_private_data(phone):
     row = {"entry_key": "b", "lang": "zh", "question": "怎么联系售后？", "answer": f"请拨打{phone}联系售后客服。"}
     [verdict] = check_rows(numbered([row]))
     assert "private_data" in codes(verdict.reasons)
+
+
+# Issue 12: the gate's private_data rule asks kbops.pii.find_private, the scrubber's own detector.
+@pytest.mark.parametrize(
+    ("question", "answer", "kind"),
+    [
+        ("怎么联系售后？", "请拨打１３８１２３４５６７８联系售后客服。", "phone"),
+        ("怎么联系售后？", "工作日请拨打座机010-62345678联系我们。", "phone"),
+        ("怎么联系售后？", "加客服微信号 lumi_kf88 咨询即可。", "wechat"),
+        ("怎么联系售后？", "加客服QQ号 384756291 咨询即可。", "qq"),
+        ("退货寄到哪里？", "请寄到海淀区上庄镇永丰路690号，收件人写售后部。", "address"),
+        ("我是刘静怡，退货寄到哪里？", "请在订单详情页申请退货，审核通过后寄回。", "name"),
+        ("How do I contact support?", "Write to ｊｏｈｎ．ｓｍｉｔｈ＠ｅｘａｍｐｌｅ．ｃｏｍ any time.", "email"),
+        ("Where do I send returns?", "Send returns to 12 rue de la Paix, Paris, with the order slip.", "address"),
+    ],
+)
+def test_private_data_rule_uses_the_scrubbers_detector(question, answer, kind):
+    lang = "en" if question.isascii() else "zh"
+    [verdict] = check_rows(numbered([{"entry_key": "b", "lang": lang, "question": question, "answer": answer}]))
+    [reason] = [r for r in verdict.reasons if r.startswith("private_data")]
+    where = "question" if kind == "name" else "answer"
+    assert reason == f"private_data: {where} contains private data ({kind}); remove it"
+
+
+def test_private_data_in_an_alternate_question_is_refused():
+    row = {"entry_key": "b", "lang": "zh", "question": "怎么联系售后？", "answer": "请在订单详情页点击联系客服。", "alt_questions": ["我是刘静怡，怎么联系售后？"]}
+    [verdict] = check_rows(numbered([row]))
+    assert verdict.reasons == ["private_data: an alternate question contains private data (name); remove it"]
+
+
+def test_every_planted_value_is_refused_by_the_gate():
+    """The gate refuses whatever the scrubber would remove: every text of the planted set is private_data."""
+    planted = [json.loads(line) for line in (Path(__file__).parent.parent / "data" / "planted_private.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = numbered([{"entry_key": f"p{i}", "lang": p["lang"], "question": "怎么联系售后？" if p["lang"] == "zh" else "How do I contact support?",
+                      "answer": p["text"]} for i, p in enumerate(planted)])
+    passed = [planted[v.candidate_id - 1]["text"] for v in check_rows(rows) if "private_data" not in codes(v.reasons)]
+    assert passed == []
+
+
+def test_a_scrubbed_private_value_is_still_private_data_not_a_placeholder():
+    """Every proposal is scrubbed when it is stored, so a policy quoting a phone number reaches the gate as [PHONE]:
+    it is refused with the private_data reason it always had, once."""
+    row = {"entry_key": "b", "lang": "zh", "question": "怎么联系售后？", "answer": "请拨打[PHONE]联系售后客服。"}
+    [verdict] = check_rows(numbered([row]))
+    assert verdict.reasons == ["private_data: answer contains private data (phone); remove it"]

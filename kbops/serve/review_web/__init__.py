@@ -10,7 +10,7 @@ optimistic concurrency, validation of edits and the audit log are shared.
 
 Modules, one hop each:
 
-* :mod:`.auth`    signed session cookie, trusted proxy header, CSRF, sign-in throttle;
+* :mod:`.auth`    signed, revocable session cookie, trusted proxy header, CSRF, sign-in throttle (counted in the KB: kbops.review.accounts);
 * :mod:`.forms`   reading query parameters and form fields (the page's own checks only);
 * :mod:`.queries` the page's reads, batched per page (take the handler's session);
 * :mod:`.views`   view-models: queue facets and paging, item cards, evidence, diffs (pure);

@@ -1,13 +1,19 @@
-"""Who is asking: the signed session cookie, the trusted proxy header, CSRF and sign-in throttling.
+"""Who is asking: the signed session cookie, the trusted proxy header and CSRF.
 
 * **Sign-in** with a reviewer account (:mod:`kbops.review.accounts`) sets one
   cookie, ``kbops_review``: a JSON payload signed with HMAC-SHA256 (secret in
   ``review_secret_file``), HttpOnly, SameSite=Lax, Secure over HTTPS, expiring
-  after ``review_session_hours``. It carries the account name (``u``), a
-  fingerprint of the password hash (``e``: a new password ends old sessions),
-  the CSRF token (``c``), pending flash messages (``f``) and the expiry (``x``).
-  Role and existence are re-read on every request, so removing an account or
-  changing its role takes effect at once.
+  after ``review_session_hours``. It carries the account name (``u``), the
+  account's session epoch (``e``: derived from its random session key and
+  password hash, see :mod:`kbops.review.accounts`), the CSRF token (``c``),
+  pending flash messages (``f``) and the expiry (``x``). The epoch is compared
+  with the database on every request, so sessions are revocable: signing out,
+  a new password or a new role replaces the account's session key and every
+  saved cookie of it stops working; removing the account ends them too.
+* **Sign-in throttling** is counted in the database, atomically, per account
+  and per address before the password is checked
+  (:func:`kbops.review.accounts.reserve_sign_in`), so it holds across parallel
+  requests and across workers.
 * **Trusted header**: only when ``review_trusted_header`` is configured, and
   only for requests from ``review_trusted_proxies``, the header names the
   reviewer (the account must exist; it may have no password).
@@ -35,9 +41,6 @@ from kbops.review import accounts
 from kbops.serve.review_web.forms import PageError, Redirect
 
 COOKIE = "kbops_review"
-LOGIN_LIMIT = 5  # failed sign-ins per name and address …
-LOGIN_WINDOW = 900.0  # … within this many seconds before further tries are refused
-_MAX_TRACKED = 10_000  # failure keys kept before stale ones are dropped
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Viewer:
         self.account, self.via, self.dirty = account, "password", True
 
     def sign_out(self) -> None:
+        """Forget the session in this browser (the door also ends the account's sessions server-side)."""
         self.session, self.account, self.via, self.dirty = _new_session(), None, "none", True
 
 
@@ -161,7 +165,7 @@ def resolve_viewer(db: Session, settings: Settings, session: dict[str, Any] | No
         account = accounts.get_reviewer(db, viewer.session["u"])
         if account is not None and hmac.compare_digest(str(viewer.session.get("e", "")), account.session_epoch):
             viewer.account, viewer.via = account, "password"
-        else:  # removed account or changed password: the session ends
+        else:  # removed account, or its sessions were ended (sign-out, new password or role)
             viewer.session.update(u=None, e=None)
             viewer.dirty = True
     return viewer
@@ -181,25 +185,3 @@ def check_csrf(viewer: Viewer, form: Any) -> None:
     token = form.get("csrf") if form is not None else None
     if not isinstance(token, str) or not token or not hmac.compare_digest(token.encode(), viewer.csrf.encode()):
         raise PageError(403, "this form's security token is missing or out of date (CSRF check); reload the page and submit again")
-
-
-class LoginThrottle:
-    """Failed sign-ins per (name, address): after ``LOGIN_LIMIT`` within ``LOGIN_WINDOW`` seconds, refuse."""
-
-    def __init__(self) -> None:
-        self._failures: dict[tuple[str, str], list[float]] = {}
-
-    def blocked(self, key: tuple[str, str], now: float) -> bool:
-        return len(self._recent(key, now)) >= LOGIN_LIMIT
-
-    def failed(self, key: tuple[str, str], now: float) -> None:
-        if len(self._failures) > _MAX_TRACKED:  # bound the memory a name-spraying client can use
-            for stale in [k for k, v in self._failures.items() if not v or now - v[-1] >= LOGIN_WINDOW]:
-                self._failures.pop(stale, None)
-        self._failures[key] = self._recent(key, now) + [now]
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        self._failures.pop(key, None)
-
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        return [t for t in self._failures.get(key, []) if now - t < LOGIN_WINDOW]

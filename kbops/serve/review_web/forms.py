@@ -9,6 +9,7 @@ status and a message the reviewer can act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -38,13 +39,37 @@ class Redirect(Exception):
         self.url = url
 
 
+#: The largest record id: the id columns are ``integer`` (32-bit on PostgreSQL). A larger number
+#: names no record, and must not reach the database driver (SQLite overflows past 2**63 − 1).
+MAX_ID = 2**31 - 1
+_ID_DIGITS = len(str(MAX_ID))
+
+
 def whole_number(value: Any) -> int | None:
-    """``value`` as a positive 32-bit id, or None."""
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
+    """``value`` (a form field) as a record id from 1 to :data:`MAX_ID`, or None."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
         return None
-    return number if 0 < number < 2**31 else None
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text.lstrip("0")) > _ID_DIGITS:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
+def path_id(raw: str, not_found: Callable[[str], Exception]) -> int:
+    """A record id from the URL: the one parser for every route with an id in its path.
+
+    Not a whole number → a 400 page; a whole number no record can have (0,
+    past :data:`MAX_ID`, 5,000 digits) → ``not_found(shown)``, the same 404 as
+    an id that is free, raised before any database is asked. ``shown`` is the
+    id as the message repeats it (cut when long)."""
+    number = whole_number(raw)
+    if number is not None:
+        return number
+    shown = raw if len(raw) <= 30 else raw[:29] + "…"
+    if raw.isascii() and raw.isdigit():
+        raise not_found(shown)
+    raise PageError(400, f"bad request: {shown!r} is not a record id (a whole number from 1 to {MAX_ID})")
 
 
 def text(form: Any, key: str) -> str:

@@ -26,7 +26,7 @@ from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.errors import KbopsError
 from kbops.review import accounts
-from kbops.serve.review_web.auth import COOKIE, LoginThrottle, Viewer, check_csrf, load_secret, require, resolve_viewer, sign, unsign
+from kbops.serve.review_web.auth import COOKIE, Viewer, check_csrf, load_secret, require, resolve_viewer, sign, unsign
 from kbops.serve.review_web.forms import PageError, Redirect
 
 SERVE = Path(__file__).resolve().parent.parent  # templates/ and static/ stay in kbops/serve (package data)
@@ -39,7 +39,7 @@ Work = Callable[[Viewer, Any], Response]
 
 
 class Page:
-    """What every handler shares: settings, templates, the signing secret, the sign-in throttle."""
+    """What every handler shares: settings, templates, the signing secret (sign-in throttling lives in the database)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -52,7 +52,6 @@ class Page:
         )
         self.env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
         self.env.filters["pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=1, default=str)
-        self.throttle = LoginThrottle()
         self._secret: bytes | None = None
 
     def secret(self) -> bytes:

@@ -10,10 +10,9 @@ writes. The core checks decisions (and raises); handlers do not check again.
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,11 +21,11 @@ from starlette.staticfiles import StaticFiles
 from kbops import pipeline
 from kbops.config import Settings
 from kbops.db import session_scope
-from kbops.errors import AlreadyDecided, InvalidDecision, ReviewItemNotFound
+from kbops.errors import AlreadyDecided, CandidateNotFound, InvalidDecision, KbopsError, ReviewItemNotFound
 from kbops.review import accounts
 from kbops.review.queue import get_item, invalid_candidates
 from kbops.serve.review_web import queries, views
-from kbops.serve.review_web.auth import LOGIN_WINDOW, Viewer
+from kbops.serve.review_web.auth import Viewer
 from kbops.serve.review_web.forms import (
     PageError,
     QueueFilters,
@@ -34,6 +33,7 @@ from kbops.serve.review_web.forms import (
     account_change,
     bulk_decision,
     item_decision,
+    path_id,
     resubmission,
     return_query,
     whole_number,
@@ -50,6 +50,8 @@ def create_review_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=SERVE / "static"), name="static")
     app.exception_handler(RequestValidationError)(bad_request)
     app.exception_handler(StarletteHTTPException)(http_error)
+    app.exception_handler(PageError)(_refused_id)
+    app.exception_handler(KbopsError)(_refused_id)
     app.include_router(router)
     return app
 
@@ -59,6 +61,31 @@ def _page(request: Request) -> Page:
 
 
 router = APIRouter()
+
+
+# --- ids in paths: parsed once, here, for every route with an id -----------------------------
+
+
+async def _item_id(item_id: str) -> int:
+    return path_id(item_id, lambda shown: ReviewItemNotFound(f"no review item {shown}; see the queue", item_id=shown))
+
+
+async def _candidate_id(candidate_id: str) -> int:
+    return path_id(candidate_id, lambda shown: CandidateNotFound(f"no candidate {shown}; see the invalid tab", candidate_id=shown))
+
+
+#: A review item's id in the path (1 … MAX_ID). Declare every id path parameter with one of these
+#: types, never a bare ``int``: a number past the id columns' range must not reach the database.
+ItemId = Annotated[int, Depends(_item_id)]
+CandidateId = Annotated[int, Depends(_candidate_id)]
+
+
+async def _refused_id(request: Request, exc: Exception) -> Response:
+    """An id refused by :func:`path_id` before the handler ran: the same error page the handler's own errors get."""
+    page = _page(request)
+    status = exc.status if isinstance(exc, PageError) else exc.http_status if isinstance(exc, KbopsError) else 400
+    message = exc.message if isinstance(exc, PageError) else str(exc)
+    return page.problem(request, None, status, message, f"{page.base(request)}/")
 
 
 # --- sign-in ---------------------------------------------------------------------------
@@ -84,16 +111,20 @@ async def login(request: Request) -> Response:
 
     def work(viewer: Viewer, form: Any) -> Response:
         name = str(form.get("name") or "").strip()[:100]
-        key, now = (name, request.client.host if request.client else ""), time.time()
-        if page.throttle.blocked(key, now):
+        address = request.client.host if request.client else ""
+        # Counted (and committed) before the password is checked: parallel guesses all count.
+        with session_scope(page.settings) as db:
+            wait = accounts.reserve_sign_in(db, name, address)
+        if wait is not None:
             return page.render(request, viewer, "login.html", status=429, no_accounts=False, name=name,
-                               error=f"too many failed sign-ins for {name!r}; wait {int(LOGIN_WINDOW // 60)} minutes or ask an admin to reset the password")
+                               error=f"too many failed sign-ins for {name!r} or from your address; wait {max(1, round(wait / 60))} minute(s) "
+                                     "or ask an admin to reset the password")
         with session_scope(page.settings) as db:
             account = accounts.authenticate(db, name, str(form.get("password") or ""))
+            if account is not None:
+                accounts.sign_in_succeeded(db, name, address)
         if account is None:
-            page.throttle.failed(key, now)
             return page.render(request, viewer, "login.html", status=401, no_accounts=False, name=name, error="wrong name or password")
-        page.throttle.succeeded(key)
         viewer.sign_in(account)
         raise Redirect(f"{page.base(request)}/")
 
@@ -105,6 +136,9 @@ async def logout(request: Request) -> Response:
     page = _page(request)
 
     def work(viewer: Viewer, _form: Any) -> Response:
+        if viewer.account is not None and viewer.via == "password":
+            with session_scope(page.settings) as db:  # a saved copy of the cookie must not open the queue again
+                accounts.end_sessions(db, viewer.account.name)
         viewer.sign_out()
         raise Redirect(f"{page.base(request)}/login")
 
@@ -135,7 +169,7 @@ async def queue_page(
 
 
 @router.get("/items/{item_id}", response_class=HTMLResponse)
-async def item_page(request: Request, item_id: int) -> Response:
+async def item_page(request: Request, item_id: ItemId) -> Response:
     page = _page(request)
 
     def work(viewer: Viewer, _form: Any) -> Response:
@@ -149,7 +183,7 @@ async def item_page(request: Request, item_id: int) -> Response:
 
 
 @router.post("/items/{item_id}/decide")
-async def decide_item(request: Request, item_id: int) -> Response:
+async def decide_item(request: Request, item_id: ItemId) -> Response:
     page = _page(request)
 
     def work(viewer: Viewer, form: Any) -> Response:
@@ -236,7 +270,7 @@ async def invalid_page(request: Request) -> Response:
 
 
 @router.post("/invalid/{candidate_id}/resubmit")
-async def resubmit(request: Request, candidate_id: int) -> Response:
+async def resubmit(request: Request, candidate_id: CandidateId) -> Response:
     page = _page(request)
 
     def work(viewer: Viewer, form: Any) -> Response:
@@ -309,6 +343,11 @@ async def admin_accounts(request: Request) -> Response:
             else:
                 accounts.set_password(db, change.name, change.password, by=me.name, door="web")
                 done = f"password of {change.name} changed; their sessions ended"
+            if change.op in ("role", "password") and change.name == me.name and viewer.via == "password":
+                # The change ended every session of this account; the admin who made it stays signed in here.
+                renewed = accounts.get_reviewer(db, me.name)
+                if renewed is not None:
+                    viewer.sign_in(renewed)
         viewer.flash("ok", done)  # after the commit: a change that failed is not reported as done
         raise Redirect(back)
 
