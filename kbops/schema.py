@@ -32,6 +32,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+#: The largest record id: the id columns are ``integer`` (32-bit on PostgreSQL). A larger number
+#: names no row and must not reach the database driver (SQLite overflows past 2**63 − 1).
+MAX_ID = 2**31 - 1
+
+
+def parse_record_id(value: object) -> int | None:
+    """``value`` (text from a URL, a form or the command line) as a record id from 1 to :data:`MAX_ID`, or None.
+
+    ASCII digits only: a boolean, a Unicode digit ("٣") or a number no row can have is None,
+    decided before any database is asked."""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text.lstrip("0")) > len(str(MAX_ID)):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -9,20 +9,16 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kbops.config import Settings
+from kbops.schema import MAX_ID, parse_record_id
 
 #: A command handler: runs the command and returns the exit status.
 Handler = Callable[[Settings, argparse.Namespace], int]
 
-#: The largest record id: the id columns are ``integer`` (32-bit on PostgreSQL). A larger number
-#: names no row and must not reach the database driver (SQLite overflows past 2**63 − 1 with a traceback).
-MAX_ID = 2**31 - 1
-
-
 def _whole_number(text: str, what: str) -> int:
     """``text`` as a whole number from 1 to :data:`MAX_ID`, else argparse's usage error naming it (exit 2)."""
-    value = text.strip()
-    if value.isascii() and value.isdigit() and len(value.lstrip("0")) <= len(str(MAX_ID)) and 0 < int(value) <= MAX_ID:
-        return int(value)
+    number = parse_record_id(text)
+    if number is not None:
+        return number
     shown = text if len(text) <= 30 else text[:29] + "…"
     shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")  # a non-UTF-8 byte in argv arrives as a lone surrogate
     raise argparse.ArgumentTypeError(f"{shown!r} is not {what}: a whole number from 1 to {MAX_ID}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from kbops.config import Settings
@@ -60,11 +61,16 @@ class Answer:
     def top(self) -> Hit | None:
         return self.hits[0] if self.hits else None
 
+    @cached_property
+    def scrubbed_query(self) -> str:
+        """The query without private data: what the reply echoes and the query log keeps (scrubbed once)."""
+        return scrub(self.query)
+
     def as_dict(self) -> dict[str, Any]:
         """The answer as the doors send it; the query is echoed scrubbed of private data
         (bot frameworks log responses, and private data is never shown back)."""
         out = asdict(self)
-        out["query"] = scrub(self.query)
+        out["query"] = self.scrubbed_query
         out["entry_id"] = self.top.entry_id if self.top else None
         out["score"] = self.top.score if self.top else 0.0
         out["answer"] = self.top.answer if self.top and not self.handoff else None

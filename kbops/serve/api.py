@@ -1,9 +1,11 @@
 """The bot HTTP API: ``POST /search``, ``GET /healthz``, ``GET /release``.
 
-Reads only the active index release (plus the query log write). When the
-``ACTIVE`` pointer moves, the new release is verified and loaded in a
-background thread while requests keep being answered from the old one; it
-takes over once ready: no restart, no failed or stalled request.
+Reads only the active index release (plus the query log write). The
+retriever's watcher notices a moved ``ACTIVE`` pointer, verifies and loads the
+new release in the background and swaps it in once ready: no restart, no failed
+or stalled request. Until then the old release answers with the activation's
+revocation overlay applied, so a withdrawn or changed fact is handed off
+(``reason: "updating"``), never served (kbops/serve/retriever.py).
 With ``KBOPS_API_TOKEN`` set, every request needs ``Authorization: Bearer <token>``.
 The review page (kbops/serve/review_web/) is mounted at ``/review`` with its
 own reviewer sign-in; the read token neither opens it nor is needed for it.

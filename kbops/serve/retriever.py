@@ -49,7 +49,6 @@ from kbops.errors import QueryError, ReleaseError
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
 from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from
-from kbops.pii import scrub
 from kbops.schema import QueryLogEntry
 
 __all__ = ["Retriever", "Serving", "log_answer", "WATCH_INTERVAL", "UPDATING"]
@@ -142,7 +141,10 @@ class Retriever:
         A release that fails verification is refused once and remembered (not
         re-read on every query); the last good release keeps serving.
         """
-        active = rel.active_release_id(self.settings.index_dir)
+        return self._release_for(rel.active_release_id(self.settings.index_dir))
+
+    def _release_for(self, active: str | None) -> rel.LoadedRelease:
+        """:meth:`release` for an ``ACTIVE`` already read (a query reads the pointer once)."""
         current = self._release
         if active is None:
             if current is not None:
@@ -165,8 +167,8 @@ class Retriever:
 
     def serving(self) -> Serving:
         """The release a query is answered from, and what to hold back while it is not the active one."""
-        loaded = self.release()
         active = rel.active_release_id(self.settings.index_dir)
+        loaded = self._release_for(active)
         if active is None or active == loaded.release_id:
             return Serving(loaded, active, {})
         return Serving(loaded, active, self._revoked(loaded, active), refused=active in self._refused)
@@ -328,7 +330,7 @@ def log_answer(settings: Settings, answer: Answer) -> None:
             db.add(
                 QueryLogEntry(
                     release_id=answer.release_id,
-                    question=scrub(answer.query)[:2000],
+                    question=answer.scrubbed_query[:2000],
                     entry_id=answer.top.entry_id if answer.top else None,
                     score=answer.top.score if answer.top else None,
                     handoff=answer.handoff,

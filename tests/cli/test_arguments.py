@@ -21,10 +21,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kbops.cli import main
-from kbops.cli._base import MAX_ID
 from kbops.config import Settings
 from kbops.db import init_db
 from kbops.pipeline import ingest
+from kbops.schema import MAX_ID
 from tests.conftest import MODELS_DIR, SAMPLE
 
 #: Every command taking an id, with the id's place marked X (and the other arguments it needs).

@@ -19,20 +19,18 @@ the sample store's LM-1001 price change (299.00 → 259.00), real FAISS and the 
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from kbops.index import release as rel
-from kbops.pipeline import activate_release, build_release, decide, ingest
+from kbops.pipeline import activate_release, build_release
 from kbops.serve.api import create_app
 from kbops.serve.retriever import Retriever
-from tests.helpers import list_items
+from tests.serve.live import LiveServer, approve_all, set_price
 
 AUTH = {"Authorization": "Bearer s3cret"}
 OLD, NEW = "299.00", "259.00"
@@ -40,29 +38,10 @@ PRICE_QUESTIONS = ["How much is the Lumi Smart Rice Cooker 3L?", "鹿米智能�
 UNCHANGED_QUESTION = "How long does a refund take?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _set_price(store, sku: str, price: str) -> None:
-    path = store / "prices.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join(f"{sku},{price},CNY,," if ln.startswith(f"{sku},") else ln for ln in lines) + "\n", encoding="utf-8")
-
-
-def _approve_all(settings) -> None:
-    ingest(settings)
-    items = [i.id for i in list_items(settings)]
-    if items:
-        decide(settings, items, "approve", by="lin")
-
-
 @pytest.fixture
 def first_release(settings, embedder):
     """The sample store published once: LM-1001 costs 299.00."""
-    _approve_all(settings)
+    approve_all(settings)
     first = build_release(settings, embedder=embedder).release_id
     activate_release(settings, first, embedder=embedder)
     return dataclasses.replace(settings, api_token="s3cret"), first
@@ -70,34 +49,24 @@ def first_release(settings, embedder):
 
 def _second_release(settings, embedder, store) -> str:
     """LM-1001 changed to 259.00 in the store, synced and built (not yet active)."""
-    _set_price(store, "LM-1001", NEW)
-    _approve_all(settings)
+    set_price(store, "LM-1001", NEW)
+    approve_all(settings)
     return build_release(settings, embedder=embedder).release_id
 
 
-class Replica:
-    """One `kbops serve` replica: a real uvicorn server in a thread on 127.0.0.1."""
+class Replica(LiveServer):
+    """One `kbops serve` replica: the bot API on a real uvicorn server in a thread on 127.0.0.1."""
 
     def __init__(self, settings, embedder):
-        self.port = _free_port()
         self.app = create_app(settings, Retriever(settings, embedder=embedder, background_reload=True))
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(self.app)
 
     def __enter__(self) -> Replica:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started, "uvicorn did not start"
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=AUTH, timeout=30)
+        return httpx.Client(base_url=self.url, headers=AUTH, timeout=30)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from kbops.review import accounts
 from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem, SourceRecord
 from kbops.serve.api import create_app
 from kbops.text import fingerprint
+from tests.serve.live import LiveServer
 
 PASSWORD = "correct horse"
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -529,24 +530,8 @@ def test_a_broken_session_secret_is_a_server_configuration_error_page(web):
 @pytest.fixture
 def live(web):
     """The real app on a real uvicorn server at 127.0.0.1 (requests really run in parallel)."""
-    import socket
-    import time
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(web), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with LiveServer(create_app(web)) as server:
+        yield server.url
 
 
 def _burst(base: str, name: str, passwords: list[str]) -> list[int]:

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from kbops.db import session_scope
 from kbops.review import accounts
+from kbops.schema import MAX_ID
 from kbops.serve.api import create_app
-from kbops.serve.review_web.forms import MAX_ID, whole_number
+from kbops.serve.review_web.forms import whole_number
 from tests.serve.test_review_web import PASSWORD, csrf_of, item_row, make_item, sign_in
 
 ROUTES = [("get", "/review/items/{}"), ("post", "/review/items/{}/decide"), ("post", "/review/invalid/{}/resubmit")]

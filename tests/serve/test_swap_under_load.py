@@ -7,63 +7,34 @@ off with reason "updating" (kbops/serve/retriever.py)."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 
-from kbops.pipeline import activate_release, build_release, decide, ingest, rollback
+from kbops.pipeline import activate_release, build_release, rollback
 from kbops.serve.api import create_app
 from kbops.serve.retriever import Retriever
-from tests.helpers import list_items
+from tests.serve.live import LiveServer, approve_all, set_price
 
 QUESTION = "How much is the Lumi Smart Rice Cooker 3L?"
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _set_price(store, sku: str, price: str) -> None:
-    path = store / "prices.csv"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join(f"{sku},{price},CNY,," if ln.startswith(f"{sku},") else ln for ln in lines) + "\n", encoding="utf-8")
-
-
-def _approve_all(settings) -> None:
-    ingest(settings)
-    items = [i.id for i in list_items(settings)]
-    if items:
-        decide(settings, items, "approve", by="lin")
-
-
 @pytest.mark.slow
 def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embedder, store):
-    _approve_all(settings)
+    approve_all(settings)
     first = build_release(settings, embedder=embedder).release_id
     activate_release(settings, first, embedder=embedder)
     s = dataclasses.replace(settings, api_token="s3cret")
-    app = create_app(s, Retriever(s, embedder=embedder, background_reload=True))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    server = LiveServer(create_app(s, Retriever(s, embedder=embedder, background_reload=True))).__enter__()
 
     results: list[tuple[int, str | None, str | None]] = []
     stop = threading.Event()
 
     def client() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=AUTH, timeout=30) as http:
+        with httpx.Client(base_url=server.url, headers=AUTH, timeout=30) as http:
             while not stop.is_set():
                 r = http.post("/search", json={"query": QUESTION})
                 body = r.json() if r.status_code == 200 else {}
@@ -74,8 +45,8 @@ def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embe
         for w in workers:
             w.start()
         time.sleep(1.0)
-        _set_price(store, "LM-1001", "259.00")  # the second release changes the price
-        _approve_all(settings)
+        set_price(store, "LM-1001", "259.00")  # the second release changes the price
+        approve_all(settings)
         second = build_release(settings, embedder=embedder).release_id
         activate_release(settings, second, embedder=embedder)
         seen_second = time.monotonic() + 30
@@ -90,8 +61,7 @@ def test_no_failed_or_mixed_answer_while_releases_swap_under_load(settings, embe
         stop.set()
         for w in workers:
             w.join(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.__exit__()
 
     assert len(results) > 50, f"only {len(results)} requests were made"
     failed = [r for r in results if r[0] != 200]

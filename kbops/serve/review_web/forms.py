@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from kbops.schema import MAX_ID, parse_record_id
+
 PAGE_SIZES = (25, 50, 100, 200, 500)
 WARNING_FILTERS = ("", "with", "without")
 ACTIONS = ("approve", "edit", "reject", "merge")  # the buttons on an item card
@@ -39,21 +41,7 @@ class Redirect(Exception):
         self.url = url
 
 
-#: The largest record id: the id columns are ``integer`` (32-bit on PostgreSQL). A larger number
-#: names no record, and must not reach the database driver (SQLite overflows past 2**63 − 1).
-MAX_ID = 2**31 - 1
-_ID_DIGITS = len(str(MAX_ID))
-
-
-def whole_number(value: Any) -> int | None:
-    """``value`` (a form field) as a record id from 1 to :data:`MAX_ID`, or None."""
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit() or len(text.lstrip("0")) > _ID_DIGITS:
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_ID else None
+whole_number = parse_record_id  # a form field as a record id (kbops.schema: the id columns' range)
 
 
 def path_id(raw: str, not_found: Callable[[str], Exception]) -> int:
