@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kbops.cli._base import Subparsers, add_command, add_json_flag, emit
+from kbops.cli._base import Subparsers, add_command, add_json_flag, emit, progress
 from kbops.config import Settings
 from kbops.errors import ConfigError
 
@@ -31,7 +31,8 @@ def register(subparsers: Subparsers) -> None:
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import import_faq
 
-    result = import_faq(settings, Path(args.file), approve=args.approve, by=args.by)
+    with progress(args, "import"):
+        result = import_faq(settings, Path(args.file), approve=args.approve, by=args.by)
     emit(args, result, lambda r: _print_import(r, args))
     return 0 if not result.errors else 1
 
@@ -41,6 +42,10 @@ def _print_import(result: Any, args: argparse.Namespace) -> None:
         f"read {result.read} row(s): {result.proposed} new candidate(s), {result.unchanged} unchanged; "
         + (f"{result.approved} approved by {args.by}" if args.approve else f"{result.queued} queued for review")
     )
+    for note in result.converted:
+        print(f"  ~ {note}")
+    for flag in result.flagged:
+        print(f"  ? {flag}")
     for error in result.errors:
         print(f"  ! {error}")
 

@@ -72,6 +72,17 @@ TEMPLATES: dict[str, dict[str, Template]] = {
 }
 
 
+#: The question of each fact that names the product by its SKU.
+#: With the name too: a question of the SKU and a few common words only ("LM-1001多少钱？") would
+#: be the best lexical match of every short question about any product ("灯多少钱").
+SKU_QUESTIONS: dict[str, dict[str, str]] = {
+    "price": {"zh": "{sku}（{name}）多少钱？", "en": "How much does {sku} ({name}) cost?"},
+    "stock": {"zh": "{sku}（{name}）有货吗？", "en": "Is {sku} ({name}) in stock?"},
+    "shipping": {"zh": "{sku}（{name}）怎么发货？", "en": "How is {sku} ({name}) shipped?"},
+    "warranty": {"zh": "{sku}（{name}）保修多久？", "en": "What is the warranty on {sku} ({name})?"},
+}
+
+
 def product_proposals(product: SourceRecord, price: SourceRecord | None) -> list[Proposal]:
     """All fact candidates for one product (and its current price, if any)."""
     if product.deleted:
@@ -88,6 +99,7 @@ def product_proposals(product: SourceRecord, price: SourceRecord | None) -> list
             if built is None:
                 continue
             question, alternates, answer = built
+            alternates = [*alternates, SKU_QUESTIONS[fact][lang].format(sku=product.key, name=name)]
             depends = [product.ref]
             valid_from = valid_to = None
             if fact == "price" and price is not None:
@@ -103,7 +115,7 @@ def product_proposals(product: SourceRecord, price: SourceRecord | None) -> list
                     question=question,
                     answer=answer,
                     alt_questions=alternates,
-                    tags=[fact, "product", payload.get("category", "")] if payload.get("category") else [fact, "product"],
+                    tags=[fact, "product", *([payload["category"]] if payload.get("category") else []), f"sku:{product.key}"],
                     evidence={"records": depends, "sku": product.key},
                     depends_on=depends,
                     valid_from=valid_from,

@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 # Embedder.from_settings' shared instances, by (model, backend, cache, models dir, batch size)
-_SHARED: dict[tuple[str, str, str, str, int | None], Embedder] = {}
+_SHARED: dict[tuple[str, str, str, str, int | None, str, str, int], Embedder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -64,6 +64,9 @@ class Embedder:
         batch_size: int | None = None,
         backend: str = "torch",
         models_dir: Path | None = None,
+        query_prefix: str = "",
+        passage_prefix: str = "",
+        threads: int = 0,
     ):
         path = Path(model_dir)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
@@ -87,6 +90,11 @@ class Embedder:
             self.model_id = f"{path.name}-{self.digest}+{backend}-{RECIPE}"
             if models_dir is None:
                 models_dir = cache_path.parent / "models" if cache_path is not None else Path.home() / ".cache" / "kbops" / "models"
+        if query_prefix or passage_prefix:
+            # Vectors of prefixed texts are other vectors: a release built with other prefixes is refused.
+            self.model_id += "+prefix-" + hashlib.sha256(f"{query_prefix}\x1f{passage_prefix}".encode()).hexdigest()[:8]
+        self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        self.threads = threads  # ONNX Runtime intra-op threads; 0: one per core
         self.models_dir = models_dir  # set for the ONNX backends (above); None for torch
         # ONNX Runtime runs length-sorted batches of 32, torch keeps its previous 64
         # (the measurement behind 32: bench/README.md, "Figures behind the code")
@@ -112,7 +120,8 @@ class Embedder:
         constructor builds a private instance (tests, benchmarks).
         """
         models_dir = settings.models_dir or settings.home / "models"
-        key = (str(settings.embedding_model), settings.embed_backend, str(settings.embed_cache), str(models_dir), batch_size)
+        key = (str(settings.embedding_model), settings.embed_backend, str(settings.embed_cache), str(models_dir), batch_size,
+               settings.embed_query_prefix, settings.embed_passage_prefix, settings.embed_threads)
         with _SHARED_LOCK:
             shared = _SHARED.get(key)
             if shared is None:
@@ -120,6 +129,8 @@ class Embedder:
                 shared = _SHARED[key] = cls(
                     settings.embedding_model, settings.embed_cache, batch_size=batch_size,
                     backend=settings.embed_backend, models_dir=models_dir,
+                    query_prefix=settings.embed_query_prefix, passage_prefix=settings.embed_passage_prefix,
+                    threads=settings.embed_threads,
                 )
             return shared
 
@@ -148,7 +159,7 @@ class Embedder:
 
                 assert self.models_dir is not None  # always set for the ONNX backends
                 onnx_path = ensure_model(self.model_dir, self.digest, self.backend, self.models_dir)
-                self._onnx = OnnxEncoder(self.model_dir, onnx_path)
+                self._onnx = OnnxEncoder(self.model_dir, onnx_path, threads=self.threads or None)
             return self._onnx
 
     @property
@@ -166,7 +177,14 @@ class Embedder:
         return np.asarray(vecs, dtype=np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised vectors for ``texts`` (rows in order), from the cache when possible."""
+        """Normalised vectors for KB texts ``texts`` (rows in order, with the passage prefix), from the cache when possible."""
+        return self._cached([self.passage_prefix + t for t in texts] if self.passage_prefix else texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Vectors for many texts asked as queries (calibration), with the query prefix, through the cache."""
+        return self._cached([self.query_prefix + t for t in texts] if self.query_prefix else texts)
+
+    def _cached(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._cache_path is None:
@@ -198,6 +216,7 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, bypassing the cache: bot queries rarely repeat, and a
         cache write per query would sit on the hot path."""
+        text = self.query_prefix + text
         if self.backend != "torch":
             return self.onnx.encode_one(text)
         return self._encode([text])

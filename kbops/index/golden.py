@@ -63,6 +63,11 @@ def _clean(question: str, entry_key: str) -> tuple[str, str]:
     return question, entry_key
 
 
+def golden_pairs(db: Session) -> list[tuple[str, str]]:
+    """Every golden (question, expected entry key): real phrasings with a known answer, for calibration."""
+    return [(q, k) for q, k in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
+
+
 def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:
     """Add (question, expected entry key) pairs; each key must name an active entry.
 

@@ -134,13 +134,19 @@ class LexicalIndex:
             return np.minimum(dots / np.sqrt(self.doc_sq * sum(tf * tf for tf in c.values())), 1.0)
         return np.minimum(dots / normaliser, 1.0)
 
-    def scores(self, query: str, limit: int = 50) -> dict[int, float]:
+    def scores(self, query: str, limit: int = 50, exclude_rows: Sequence[int] = ()) -> dict[int, float]:
         """Best cosine per entry id for the query: the ``limit`` best-scoring documents only.
 
         A Chinese query shares characters like "商品" with much of a catalogue;
         fusing every document with a score above zero would cost O(KB) per query.
+        ``exclude_rows``: documents (by position) left out, for leave-one-out
+        calibration (:mod:`kbops.index.calibration`).
         """
         sims = self.similarities(query)
+        if exclude_rows:
+            sims = sims.copy()
+            for row in exclude_rows:
+                sims[row] = 0.0
         if len(sims) > limit:
             top = np.argpartition(-sims, limit)[:limit]
             top = top[sims[top] > 0]

@@ -1,39 +1,73 @@
-"""Ranking a release's entries for a query, and the handoff decision.
+"""Ranking a release's entries for a query, and the decision to answer, ask back or hand off.
 
 Score = w · dense + (1 − w) · lexical, both cosines in [0, 1], where
-w = ``dense_weight`` × (1 − share of the query the model cannot read)
-(:mod:`kbops.index.similarity`, the one question similarity). So an English
-query uses both channels, and a Chinese query with the default English-only
-model is answered by the lexical channel alone instead of by meaningless
-[UNK] vectors.
+w = the query language's dense weight × (1 − share of the query the model
+cannot read) (:mod:`kbops.index.similarity`, the one question similarity). The
+per-language dense weight and the mapping from scores to a probability come
+from the release's calibration (:mod:`kbops.index.calibration`, fitted on the
+store's own questions at publish); a release without one uses the defaults
+measured on public data.
 
-The answer is handed off to a human (``handoff: true``) when the best score
-is below ``handoff_threshold`` (reason ``no_match``) or the two best entries
-are too close to tell apart (``ambiguous``). Only entries inside their
-validity window at ``now`` are served.
+Before anything is served, two rules of :mod:`kbops.index.entities` apply to
+every candidate entry: an entry about another product (its SKU, model or size
+is not the one the query names) is never served, and a structured fact of the
+wrong kind (a stock entry for a price question) is never served either. An
+entry about the identifier the query names weighs heavily: its score closes
+:data:`IDENTIFIER_WEIGHT` of its distance to 1.
+
+Then, for the best remaining entry:
+
+* ``confidence`` = P(the top answer is right), calibrated per language from the
+  top score and its margin over the best entry with a different answer;
+* **clarify** (``handoff: true``, ``reason: "clarify"``, ``options``): several
+  entries of the same kind about *different* products fit about equally well
+  ("How much is the Lumi lamp?" — the store sells four), and together they are
+  a confident match: the bot can ask "which one do you mean?". A bot that does
+  not know ``clarify`` hands off, which is safe;
+* **answer** when ``confidence`` reaches the language's threshold (chosen at
+  calibration for the target answered-precision, ``KBOPS_TARGET_PRECISION``);
+* otherwise **hand off**: ``wrong_kind`` when the only entries that matched were
+  of the wrong kind (or excluded by the caller's ``category``), ``ambiguous``
+  when the two best entries answer differently and are too close to tell apart,
+  ``no_match`` otherwise.
+
+Only entries inside their validity window at ``now`` are served.
 
 :func:`answer_from` scores any loaded release: the bot's retriever
 (:mod:`kbops.serve.retriever`) calls it for the active release, the golden
-gate for a release that is not active yet, the mining evaluation for an
-in-memory one — all with the same fusion and the same handoff rule.
+gate for a release that is not active yet, calibration for leave-one-out
+queries (:func:`rank` with exclusions), the mining evaluation for an in-memory
+one — all with the same fusion and the same decision.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+
 from kbops.config import Settings
-from kbops.index import similarity
+from kbops.index import confidence as cal
+from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import scrub
 from kbops.schema import utcnow
+from kbops.text import detect_lang, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
 CANDIDATES = 50
+#: At most this many products are offered when the bot asks "which one do you mean?".
+MAX_OPTIONS = 5
+#: An entry about the identifier the query names (SKU, model, size) closes this share of its distance to 1:
+#: an exact identifier weighs heavily (issue 11), and other products' entries are already excluded.
+IDENTIFIER_WEIGHT = 0.5
+#: A dense hit this close to 1 against an excluded text is that text itself (leave-one-out).
+_SELF = 0.9999
 
 
 @dataclass
@@ -47,6 +81,16 @@ class Hit:
     lexical: float
     lang: str
     tags: list[str]
+    kind: str = ""
+
+
+@dataclass
+class Option:
+    """One choice of a clarifying question: the entry and what tells it apart from the others."""
+
+    entry_id: int
+    entry_key: str
+    label: str
 
 
 @dataclass
@@ -56,6 +100,9 @@ class Answer:
     handoff: bool
     reason: str | None
     hits: list[Hit] = field(default_factory=list)
+    confidence: float | None = None
+    options: list[Option] = field(default_factory=list)
+    lang: str = "und"
 
     @property
     def top(self) -> Hit | None:
@@ -77,6 +124,23 @@ class Answer:
         return out
 
 
+@dataclass
+class Channels:
+    """A query's raw channel scores: best dense and lexical cosine per entry id, and its unreadable share."""
+
+    dense: dict[int, float]
+    lexical: dict[int, float]
+    unk: float
+
+
+@dataclass
+class Ranked:
+    """The candidate entries that may answer, best first, and what the rules of entities excluded."""
+
+    hits: list[Hit]
+    wrong_kind: bool  # entries matched but were all of the wrong kind (or of a category the caller excluded)
+
+
 def _in_window(entry: dict[str, Any], now: datetime) -> bool:
     start, end = entry.get("valid_from"), entry.get("valid_to")
     if start and datetime.fromisoformat(start) > now:
@@ -84,6 +148,223 @@ def _in_window(entry: dict[str, Any], now: datetime) -> bool:
     if end and datetime.fromisoformat(end) <= now:
         return False
     return True
+
+
+def channel_scores(
+    loaded: LoadedRelease,
+    embedder: Any,
+    query: str,
+    *,
+    vector: np.ndarray | None = None,
+    unk: float | None = None,
+    exclude_entry: int | None = None,
+    exclude_self: int | None = None,
+    exclude_rows: Sequence[int] = (),
+    found: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Channels:
+    """Both channels' best cosine per entry for ``query`` (FAISS top 50 ∪ lexical top 50).
+
+    Calibration asks leave-one-out questions: ``exclude_entry`` leaves a whole
+    entry out (an out-of-KB question); ``exclude_self`` with ``exclude_rows``
+    leaves out one text of an entry (its own vector and lexical row), so the
+    entry must be found through its other questions. ``found``: this query's
+    row of :func:`dense_search`, when many queries were searched at once.
+    """
+    unk = embedder.unk_share(query) if unk is None else unk
+    dense: dict[int, float] = {}
+    if unk < 1.0 and loaded.index.ntotal:
+        if found is None:
+            vec = embedder.encode_query(query) if vector is None else vector
+            found = dense_search(loaded, np.asarray(vec, dtype=np.float32).reshape(1, -1), leave_out=exclude_self is not None or exclude_entry is not None)[0]
+        skipped_self = False
+        for s, i in zip(*found):
+            eid = int(i)
+            if eid < 0 or eid == exclude_entry:
+                continue
+            if eid == exclude_self and not skipped_self and s >= _SELF:
+                skipped_self = True
+                continue
+            dense[eid] = max(dense.get(eid, -1.0), float(s))
+    lexical = loaded.lexical.scores(query, limit=CANDIDATES, exclude_rows=exclude_rows)
+    if exclude_entry is not None:
+        lexical.pop(exclude_entry, None)
+    return Channels(dense, lexical, float(unk))
+
+
+def dense_search(loaded: LoadedRelease, vectors: np.ndarray, leave_out: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(cosines, entry ids) of each query vector's nearest vectors: one FAISS call for many queries.
+
+    A leave-one-out query asks for a few more, as some of them are left out."""
+    k = min(CANDIDATES + (16 if leave_out else 0), loaded.index.ntotal)
+    if not k or not len(vectors):
+        return [(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)) for _ in range(len(vectors))]
+    sims, ids = loaded.index.search(np.asarray(vectors, dtype=np.float32), k)
+    return list(zip(sims, ids))
+
+
+def rank(
+    loaded: LoadedRelease,
+    channels: Channels,
+    query: str,
+    dense_weight: float,
+    *,
+    lang: str | None = None,
+    tags: list[str] | None = None,
+    categories: list[str] | None = None,
+    now: datetime,
+) -> Ranked:
+    """Fuse the channels and keep the entries that may answer ``query``, best first (see the module docstring).
+
+    ``lang``: only entries in this language; by default the query's own language
+    when the release has entries in it (else every language)."""
+    w = float(similarity.fusion_weight(dense_weight, channels.unk))
+    if lang is None:
+        # The customer's language, when the KB speaks it: an English question is not answered in Chinese.
+        spoken = detect_lang(query)
+        lang = spoken if spoken in _languages(loaded) else None
+    query_ids = entities.identifiers(query)
+    asked = entities.asked_kinds(query)
+    hits: list[Hit] = []
+    wrong_kind = False
+    for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
+        entry = loaded.entries.get(eid)
+        if entry is None or not _in_window(entry, now):
+            continue
+        if lang and entry["lang"] != lang:
+            continue
+        if tags and not set(tags) & set(entry["tags"]):
+            continue
+        if entities.conflicts(query_ids, _identifiers(loaded, eid)):
+            continue
+        if not entities.kind_fits(asked, entry["kind"]) or (categories and entry["kind"] not in categories):
+            wrong_kind = True
+            continue
+        if query_ids & _identifiers(loaded, eid):
+            score += IDENTIFIER_WEIGHT * (1.0 - score)  # the product the query names, by SKU, model or size
+        d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
+        hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
+    hits.sort(key=lambda h: (-h.score, h.entry_id))
+    return Ranked(hits, wrong_kind and not hits)
+
+
+def _languages(loaded: LoadedRelease) -> frozenset[str]:
+    """The languages a release has entries in (computed once per loaded release)."""
+    found = loaded.memo.get("languages")
+    if found is None:
+        found = loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
+    return found
+
+
+def _identifiers(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """An entry's identifiers, computed once per loaded release (entries never change within one)."""
+    memo = loaded.memo.setdefault("identifiers", {})
+    found = memo.get(eid)
+    if found is None:
+        found = memo[eid] = entities.entry_identifiers(loaded.entries[eid])
+    return found
+
+
+def runner_up(hits: list[Hit]) -> float:
+    """The best score of an entry that answers differently from the top one (0 when there is none)."""
+    return next((h.score for h in hits[1:] if h.answer != hits[0].answer), 0.0)
+
+
+def decide(
+    loaded: LoadedRelease, ranked: Ranked, query: str, model: cal.LanguageModel, settings: Settings
+) -> tuple[bool, str | None, float | None, list[Option]]:
+    """(handoff, reason, confidence, options) for ranked hits (see the module docstring)."""
+    hits = ranked.hits
+    if not hits:
+        return True, "wrong_kind" if ranked.wrong_kind else "no_match", None, []
+    top = hits[0]
+    confidence = model.probability(top.score, top.score - runner_up(hits))
+    group = _clarify_group(loaded, hits, query)
+    if len(group) > 1:
+        # A clarifying question only when the question is clearly about this kind of fact: it asks for
+        # it in so many words ("多少钱", "in stock"), or the group as a whole is a confident match.
+        outside = next((h.score for h in hits if h not in group and h.answer != top.answer), 0.0)
+        if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
+            labels = entities.short_labels([h.question for h in group])
+            return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
+    if _names_another_product(loaded, top, query):
+        return True, "no_match", confidence, []
+    if confidence >= model.threshold:
+        return False, None, confidence, []
+    second = next((h for h in hits[1:] if h.answer != top.answer), None)
+    if second is not None and top.score - second.score < settings.ambiguity_margin:
+        # Two entries answer differently and tie; "ambiguous" only when the pair itself is a confident match.
+        beyond = next((h.score for h in hits if h.answer not in (top.answer, second.answer)), 0.0)
+        if model.probability(top.score, top.score - beyond) >= model.threshold:
+            return True, "ambiguous", confidence, []
+    return True, "no_match", confidence, []
+
+
+def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[Hit]:
+    """The entries of the top hit's kind, about different products, that the query cannot tell apart.
+
+    The query's *telling* words are those of its words the top entry's
+    questions contain but not every entry of that kind does ("lamp" in "How
+    much is the Lumi lamp?"; "Lumi" and "much" are in every price question).
+    The group is every entry of the kind, each about its own product (its own
+    identifiers), whose questions contain all of them: the floor lamp and the
+    desk lamp, not the ceiling light. A query that names an identifier has
+    already lost the other products' entries (:func:`rank`), and an entry
+    about no product in particular is not a product choice.
+    """
+    top = hits[0]
+    if entities.identifiers(query) or not _identifiers(loaded, top.entry_id):
+        return []
+    same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
+    words = set(tokens(query))
+    telling = {w for w in words & _tokens(loaded, top.entry_id) if not all(w in _tokens(loaded, h.entry_id) for h in same_kind)}
+    if not telling:
+        return []
+    group: list[Hit] = []
+    seen: set[frozenset[str]] = set()
+    for h in same_kind:
+        ids = _identifiers(loaded, h.entry_id)
+        if ids not in seen and telling <= _tokens(loaded, h.entry_id):
+            seen.add(ids)
+            group.append(h)
+    return group[:MAX_OPTIONS]
+
+
+def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
+    """Whether the query has words of other products' names that the top product's questions lack.
+
+    "How much is the 5L rice cooker?" matches the 5L *air fryer* by its size,
+    but "rice" and "cooker" belong to another product: that is not the product
+    asked about (the store's rice cooker is 3L), so the bot must not answer.
+    Words are English words and single Chinese characters (a bigram may span
+    two words of the question); only product entries (with identifiers) of the
+    top hit's kind are compared.
+    """
+    if not _identifiers(loaded, top.entry_id):
+        return False
+    words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
+    foreign = (words & _kind_vocabulary(loaded, top.kind)) - _tokens(loaded, top.entry_id)
+    return bool(foreign)
+
+
+def _kind_vocabulary(loaded: LoadedRelease, kind: str) -> frozenset[str]:
+    """Every token of the questions of the product entries (with identifiers) of one kind."""
+    memo = loaded.memo.setdefault("kind_vocabulary", {})
+    found = memo.get(kind)
+    if found is None:
+        found = memo[kind] = frozenset().union(
+            *(_tokens(loaded, eid) for eid, e in loaded.entries.items() if e["kind"] == kind and _identifiers(loaded, eid))
+        )
+    return found
+
+
+def _tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """The lexical tokens of an entry's questions (computed once per loaded release)."""
+    memo = loaded.memo.setdefault("tokens", {})
+    found = memo.get(eid)
+    if found is None:
+        entry = loaded.entries[eid]
+        found = memo[eid] = frozenset(t for q in (entry["question"], *entry.get("alt_questions", ())) for t in tokens(q))
+    return found
 
 
 def answer_from(
@@ -98,39 +379,16 @@ def answer_from(
     categories: list[str] | None = None,
     now: datetime | None = None,
 ) -> Answer:
-    """Rank ``loaded``'s entries for an already validated query and decide on handoff.
+    """Rank ``loaded``'s entries for an already validated query and decide (see the module docstring).
 
     Separate from the server's :class:`kbops.serve.retriever.Retriever` so a
     release that is not active yet can be scored the same way the bot will
-    score it (golden questions at activation).
+    score it (golden questions at activation, calibration at publish).
     """
     now = now or utcnow()
-    w = similarity.query_weight(embedder, query, settings.dense_weight)
-    dense: dict[int, float] = {}
-    if w > 0 and loaded.index.ntotal:
-        vec = embedder.encode_query(query)
-        sims, ids = loaded.index.search(vec, min(CANDIDATES, loaded.index.ntotal))
-        for s, i in zip(sims[0], ids[0]):
-            if i >= 0:
-                dense[int(i)] = max(dense.get(int(i), -1.0), float(s))
-    lexical = loaded.lexical.scores(query, limit=CANDIDATES)
-    hits = []
-    for eid, score in similarity.fused_scores(w, dense, lexical).items():
-        entry = loaded.entries.get(eid)
-        if entry is None or not _in_window(entry, now):
-            continue
-        if lang and entry["lang"] != lang:
-            continue
-        if tags and not set(tags) & set(entry["tags"]):
-            continue
-        if categories and entry["kind"] not in categories:
-            continue
-        d, lx = max(dense.get(eid, 0.0), 0.0), lexical.get(eid, 0.0)
-        hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"]))
-    hits.sort(key=lambda h: (-h.score, h.entry_id))
-    handoff, reason = False, None
-    if not hits or hits[0].score < settings.handoff_threshold:
-        handoff, reason = True, "no_match"
-    elif len(hits) > 1 and hits[0].score - hits[1].score < settings.ambiguity_margin and hits[0].answer != hits[1].answer:
-        handoff, reason = True, "ambiguous"
-    return Answer(loaded.release_id, query, handoff, reason, hits[:top_k])
+    query_lang = detect_lang(query)
+    model = cal.model_for(loaded.manifest, query_lang, settings)
+    channels = channel_scores(loaded, embedder, query, unk=None if model.dense_weight > 0 else 1.0)
+    ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
+    handoff, reason, confidence, options = decide(loaded, ranked, query, model, settings)
+    return Answer(loaded.release_id, query, handoff, reason, ranked.hits[:top_k], confidence, options, query_lang)

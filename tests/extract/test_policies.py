@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from kbops.db import session_scope
-from kbops.extract.policies import policy_sections
-from kbops.pipeline import decide, ingest
-from kbops.schema import KbEntry
+from kbops.extract.policies import generated_phrasings, policy_proposals, policy_sections, title_topics
+from kbops.pipeline import activate_release, build_release, decide, ingest
+from kbops.schema import KbEntry, SourceRecord
+from kbops.serve.retriever import Retriever
 from tests.helpers import list_items
 
 ZH_POLICY = """# 退换货政策
@@ -112,3 +113,77 @@ def test_policy_without_headings_is_a_warning_and_keeps_its_entries(settings, st
     second = ingest(settings)
     assert any("returns.en.md" in m and "kept" in m for m in messages(second))
     assert statuses() == before
+
+
+# --- generic questions reach documents (issue 11, item 5) ---------------------------------
+
+ZH_RETURNS = """# 退换货政策
+
+## 收到的商品不想要了，可以退货吗？
+也问：支持七天无理由退货吗
+自签收之日起7天内，商品未使用即可申请退货。
+
+## 商品有质量问题怎么办？
+也问：质量问题可以换货吗
+15天内可申请退货或换货。
+
+## 退款多久能到账？
+验收后3–5个工作日内退款。
+"""
+
+
+def test_title_topics_strip_the_wrapping_words_and_split_joined_topics():
+    assert title_topics("退换货政策", "zh") == ["退换货"]
+    assert title_topics("配送说明", "zh") == ["配送"]
+    assert title_topics("会员与积分", "zh") == ["会员", "积分"]
+    assert title_topics("价格保护", "zh") == ["价格保护"]
+    assert title_topics("Returns and Exchanges Policy", "en") == ["returns", "exchanges"]
+    assert title_topics("Shipping Information", "en") == ["shipping"]
+    assert title_topics("Our Warranty Policy", "en") == ["warranty"]
+
+
+def test_zh_phrasings_go_to_the_section_that_answers_them():
+    sections = policy_sections(ZH_RETURNS)
+    first, quality, refund = generated_phrasings("退换货政策", sections, "zh")
+    # The document's topic and 退货 (named by the first question) on the first section, with the title itself.
+    assert {"退换货政策", "退换货政策是什么", "退货政策是什么", "退货怎么办理", "我想退货", "退货"} <= set(first)
+    # 换货 is named by the quality section's alternate; 退款 (a known topic, not the title's) by its own question.
+    assert {"换货政策是什么", "我想换货"} <= set(quality) and not any("换货" in p and "退" not in p for p in first)
+    assert {"退款政策是什么", "我想申请退款", "退款多少天"} <= set(refund)
+    # How-long questions only where the section states a period, for the topic it names.
+    assert "退货多少天" in first and "换货多少天" in quality and "退货多少天" not in quality
+
+
+def test_en_phrasings_and_nothing_already_asked_is_repeated():
+    text = "# Returns Policy\n\n## Can I return an item?\nAlso asked: What is your return policy?\nYes, within 7 days of receipt.\n\n## How long do refunds take?\n3-5 working days.\n"
+    first, refund = generated_phrasings("Returns Policy", policy_sections(text), "en")
+    assert first[:1] == ["Returns Policy"] and "What is your return policy?" not in first
+    assert {"How do returns work?", "I want to return an item", "How many days for return?"} <= set(first)
+    assert {"What is your refund policy?", "How many days for refund?"} <= set(refund)
+
+
+def test_policy_candidates_carry_the_generated_phrasings_after_their_own():
+    doc = SourceRecord(source="policies", kind="document", key="returns.zh.md", version=1, payload={"title": "退换货政策", "lang": "zh", "text": ZH_RETURNS})
+    first = policy_proposals(doc)[0]
+    assert first.alt_questions[0] == "支持七天无理由退货吗" and "退货政策是什么" in first.alt_questions
+    assert len(first.alt_questions) == len(set(first.alt_questions))
+    assert first.tags == ["policy", "退换货政策"]
+
+
+def test_generic_questions_find_the_policy_section_on_the_sample_store(settings, embedder):
+    """The issue's examples: generic questions answered by the right section of the sample store's policies."""
+    ingest(settings)
+    while waiting := [i.id for i in list_items(settings)]:
+        decide(settings, waiting, "approve", by="reviewer")
+    activate_release(settings, build_release(settings, embedder=embedder).release_id)
+    retriever = Retriever(settings, embedder=embedder)
+    expected = {
+        "What is your return policy?": "I don't want the item I received anymore. Can I return it?",
+        "退货政策是什么": "收到的商品不想要了，可以退货吗？",
+        "价保多少天": "刚买完就降价了，可以退差价吗？",
+        "我想开发票": "可以开发票吗？",
+    }
+    for question, heading in expected.items():
+        answer = retriever.search(question)
+        assert answer.top is not None and answer.top.question == heading, (question, answer.top)
+        assert not answer.handoff, (question, answer.reason, answer.top.score)

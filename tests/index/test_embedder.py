@@ -23,7 +23,7 @@ from kbops.index import onnx_backend
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
 from kbops.pipeline import activate_release, build_release, decide, ingest
-from tests.conftest import datasets_dir
+from tests.conftest import MODELS_DIR, datasets_dir
 from tests.helpers import list_items
 
 pytest.importorskip("onnxruntime", reason="the ONNX backends need onnxruntime (pyproject dependency)")
@@ -223,3 +223,23 @@ def test_a_model_that_cannot_be_loaded_is_not_remembered(tmp_path):
     for _ in range(2):
         with pytest.raises(ConfigError, match="no model files"):
             Embedder.from_settings(broken)
+
+
+def test_query_and_passage_prefixes_are_applied_and_part_of_the_model_id(tmp_path):
+    """e5-style models need "query: " / "passage: " prefixes; a release built without them is another model."""
+    base = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MODELS_DIR": MODELS_DIR}, config_file=None)
+    prefixed = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MODELS_DIR": MODELS_DIR,
+                                  "KBOPS_EMBED_QUERY_PREFIX": "query: ", "KBOPS_EMBED_PASSAGE_PREFIX": "passage: "}, config_file=None)
+    plain, e5 = Embedder.from_settings(base), Embedder.from_settings(prefixed)
+    assert e5.model_id != plain.model_id and e5.model_id.startswith(plain.model_id)
+    assert np.allclose(e5.encode(["return policy"])[0], plain.encode(["passage: return policy"])[0], atol=1e-5)
+    assert np.allclose(e5.encode_query("return policy").ravel(), plain.encode_query("query: return policy").ravel(), atol=1e-5)
+    assert np.allclose(e5.encode_queries(["return policy"])[0], plain.encode_query("query: return policy").ravel(), atol=1e-4)
+
+
+def test_embed_threads_sets_the_onnx_runtime_threads(tmp_path):
+    """`kbops serve --workers N` gives each worker cores / N threads (KBOPS_EMBED_THREADS), so workers do not fight."""
+    one = Embedder.from_settings(Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MODELS_DIR": MODELS_DIR, "KBOPS_EMBED_THREADS": "1"}, config_file=None))
+    assert one.onnx.session.get_session_options().intra_op_num_threads == 1
+    with pytest.raises(ConfigError, match="KBOPS_EMBED_THREADS"):
+        Settings.load(env={"KBOPS_EMBED_THREADS": "-1"}, config_file=None)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kbops.config import Settings
+from kbops.index.confidence import LanguageModel, model_for
 from kbops.index.lexical import LexicalIndex
 from kbops.index.release import LoadedRelease
 from kbops.index.search import answer_from
@@ -41,7 +42,7 @@ def test_an_english_query_fuses_both_channels(release, embedder, settings):
     answer = answer_from(release, embedder, settings, "How do I get an invoice?")
     top = answer.top
     assert top.entry_id == 1 and not answer.handoff
-    w = settings.dense_weight * (1 - embedder.unk_share("How do I get an invoice?"))
+    w = model_for({}, "en", settings).dense_weight * (1 - embedder.unk_share("How do I get an invoice?"))
     assert top.score == pytest.approx(w * top.dense + (1 - w) * top.lexical, abs=1e-3)
     assert top.dense > 0 and top.lexical > 0
 
@@ -55,3 +56,88 @@ def test_expired_entries_are_not_served_and_a_weak_match_is_handed_off(release, 
     assert all(h.entry_id != 4 for h in answer_from(release, embedder, settings, "Do you ship to Hong Kong?", top_k=4).hits)
     weak = answer_from(release, embedder, settings, "What colour is the sky on Mars?")
     assert weak.handoff and weak.reason == "no_match"
+
+
+# --- products: identifiers, the kind asked for, clarifying questions ---------------------
+
+PRODUCTS = [
+    # (sku, name, {kind: answer})
+    ("LM-1007", "Lumi Robot Vacuum S1", {"stock": "The Lumi Robot Vacuum S1 is in stock."}),  # its price row was deleted
+    ("LM-1008", "Lumi Cordless Stick Vacuum V8", {"price": "The Lumi Cordless Stick Vacuum V8 costs 1299.00 CNY.", "stock": "In stock."}),
+    ("LM-1009", "Lumi Anti-Mite Vacuum", {"price": "The Lumi Anti-Mite Vacuum costs 399.00 CNY."}),
+    ("LM-1011", "Lumi Eye-Care Desk Lamp Pro", {"price": "The Lumi Eye-Care Desk Lamp Pro costs 259.00 CNY."}),
+    ("LM-1014", "Lumi Nordic Floor Lamp", {"price": "The Lumi Nordic Floor Lamp costs 459.00 CNY."}),
+    ("LM-1012", "Lumi Smart Ceiling Light 50cm", {"price": "The Lumi Smart Ceiling Light 50cm costs 699.00 CNY."}),
+]
+QUESTIONS = {"price": "How much is the {n}?", "stock": "Is the {n} in stock?"}
+
+
+def _product_release(embedder) -> LoadedRelease:
+    entries, texts, eid = {}, [], 0
+    for sku, name, facts in PRODUCTS:
+        for kind, answer in facts.items():
+            eid += 1
+            question = QUESTIONS[kind].format(n=name)
+            entries[eid] = {
+                "entry_key": f"product:{sku}:{kind}:en", "kind": kind, "lang": "en", "question": question, "alt_questions": [],
+                "answer": answer, "tags": [kind, f"sku:{sku}"], "valid_from": None, "valid_to": None,
+            }
+            texts.append((eid, question))
+    eid += 1
+    entries[eid] = {"entry_key": "policy:returns", "kind": "policy", "lang": "en", "question": "What is your return policy?", "alt_questions": [],
+                    "answer": "Returns within 7 days.", "tags": [], "valid_from": None, "valid_to": None}
+    texts.append((eid, "What is your return policy?"))
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+    index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
+    return LoadedRelease("products", {}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"price", "stock", "policy"}))
+
+
+@pytest.fixture
+def products(embedder) -> LoadedRelease:
+    return _product_release(embedder)
+
+
+def test_a_price_question_is_never_answered_by_a_stock_entry_or_another_products_price(products, embedder, settings):
+    """The issue's report: the S1's price row was deleted; its stock entry and the V8's price must not answer."""
+    answer = answer_from(products, embedder, settings, "How much is the Lumi Robot Vacuum S1?")
+    assert answer.handoff
+    assert all(h.kind == "price" or h.kind == "policy" for h in answer.hits)
+    assert all("S1" not in h.question or h.kind != "stock" for h in answer.hits)
+    assert all(not h.entry_key.startswith("product:LM-1008") for h in answer.hits)  # the V8 is another product
+
+
+def test_a_category_that_does_not_fit_the_question_hands_off_as_wrong_kind(products, embedder, settings):
+    answer = answer_from(products, embedder, settings, "How much is the Lumi Cordless Stick Vacuum V8?", categories=["stock"])
+    assert answer.handoff and answer.reason == "wrong_kind" and answer.hits == []
+
+
+def test_a_named_product_is_answered_and_a_sku_selects_its_product(products, embedder, settings):
+    answer = answer_from(products, embedder, settings, "How much is the Lumi Nordic Floor Lamp?")
+    assert not answer.handoff and answer.top.entry_key == "product:LM-1014:price:en" and answer.confidence >= 0.5
+    by_sku = answer_from(products, embedder, settings, "How much does LM-1011 cost?")
+    assert {h.entry_key for h in by_sku.hits} <= {"product:LM-1011:price:en", "policy:returns"}
+
+
+def test_several_products_that_fit_equally_get_a_clarifying_question(products, embedder, settings):
+    lamp = answer_from(products, embedder, settings, "How much is the Lumi lamp?")
+    assert lamp.handoff and lamp.reason == "clarify"
+    assert {o.entry_key for o in lamp.options} == {"product:LM-1011:price:en", "product:LM-1014:price:en"}  # not the ceiling *light*
+    assert {o.label for o in lamp.options} == {"Eye-Care Desk Lamp Pro", "Nordic Floor Lamp"}
+    vacuum = answer_from(products, embedder, settings, "How much is the vacuum?")
+    assert vacuum.reason == "clarify" and {o.entry_key for o in vacuum.options} == {"product:LM-1008:price:en", "product:LM-1009:price:en"}
+    assert vacuum.as_dict()["answer"] is None and vacuum.as_dict()["options"][0].keys() == {"entry_id", "entry_key", "label"}
+
+
+def test_confidence_decides_and_a_stricter_target_hands_off_more(products, embedder, settings):
+    strict = LanguageModel(0.6, (-25.0, 15.0, 5.0), 0.9)  # the same scores mean much less here
+    manifest = {"calibration": {"target_precision": settings.target_precision, "languages": {"en": {
+        "dense_weight": strict.dense_weight, "coef": list(strict.coef), "threshold": strict.threshold, "source": "store"}}}}
+    loaded = LoadedRelease("strict", manifest, products.index, products.entries, products.lexical, products.kinds)
+    relaxed = answer_from(products, embedder, settings, "Returns policy?")
+    assert not relaxed.handoff
+    assert answer_from(loaded, embedder, settings, "Returns policy?").handoff  # same scores, another calibration
+
+
+def test_an_english_question_is_answered_in_english_when_the_kb_speaks_it(release, embedder, settings):
+    answer = answer_from(release, embedder, settings, "Can I get a VAT invoice?", top_k=5)
+    assert answer.lang == "en" and all(h.lang == "en" for h in answer.hits)

@@ -1,0 +1,354 @@
+"""Confidence that means something, per language: calibrated from the store's own questions.
+
+The bot's raw score (a fused cosine) is not a probability, and its meaning
+differs by language: the bundled embedding model reads English but no
+Chinese, so a Chinese question is ranked by the lexical channel alone and a
+score of 0.6 means something else there. One threshold for both languages
+gave confident wrong answers in Chinese and needless handoffs in English
+(issue 11). So, per language, at every publish:
+
+1. **Questions with known answers, from the KB itself.** Every entry with
+   alternate questions gives *in-KB* questions: one of its questions, left
+   out of the index (its vector and its lexical row), must find the entry
+   through the others (leave-one-out). Golden questions add real customer
+   phrasings with their expected entry. *Out-of-KB* questions (the right
+   answer is a handoff) come from leaving a whole entry out: its question
+   must not be answered by a different entry. They make up
+   ``CALIBRATION_OUT_OF_KB_SHARE`` of the set, as a bot's real traffic holds
+   questions the KB cannot answer.
+2. **The fusion weight.** On a grid, the dense weight whose top scores put
+   right answers above wrong ones best (average precision over the whole set,
+   out-of-KB questions included: the answered precision at every coverage at
+   once): a language the model reads well leans on it, one it cannot read does
+   not — the fusion is never tuned on one language for both. Both single
+   channels are on the grid, so on the store's own questions the fusion is
+   never worse than either.
+3. **The mapping.** A logistic regression of "the top answer is right" on the
+   top score and its margin over the best entry that answers differently:
+   ``confidence = σ(a + b·score + c·margin)``.
+4. **The threshold.** The lowest confidence at which the answered questions
+   reach the target precision (``KBOPS_TARGET_PRECISION``, default 0.90), read
+   from the precision/answer-rate curve that is stored with it.
+
+The result goes into the release manifest (``calibration``) with the data
+sizes and the curve; the bot reads it with the release, so a rollback rolls
+the calibration back too. A language with fewer than :data:`MIN_PAIRS`
+in-KB questions, or one whose questions are all right or all wrong, keeps the
+conservative default measured on public data (:data:`DEFAULTS`), and the
+manifest says so.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from kbops.config import Settings
+from kbops.index import search, similarity
+from kbops.index.confidence import DEFAULTS, LanguageModel, threshold_for
+from kbops.text import detect_lang
+
+#: Fewer in-KB questions than this in a language: keep the public default for it.
+MIN_PAIRS = 50
+#: Dense weights tried for each language.
+WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+#: Share of out-of-KB questions in the calibration set.
+CALIBRATION_OUT_OF_KB_SHARE = 0.3
+
+
+# --- the calibration set ----------------------------------------------------------------
+
+
+@dataclass
+class Question:
+    """A question with a known right outcome: ``expected`` entry id, or None when the right outcome is a handoff."""
+
+    text: str
+    expected: int | None
+    answers: frozenset[str]  # answer texts counted right (the expected entry's, or a left-out entry's twin)
+    exclude_entry: int | None = None
+    exclude_self: int | None = None
+    exclude_rows: tuple[int, ...] = ()
+
+
+@dataclass
+class Outcome:
+    score: float
+    margin: float
+    right: bool
+
+
+@dataclass
+class Fit:
+    """One language's calibration, as stored in the manifest."""
+
+    model: LanguageModel
+    in_kb: int
+    out_of_kb: int
+    golden: int
+    recall_at_1: float
+    recall_by_weight: dict[float, float] = field(default_factory=dict)
+    note: str | None = None
+    ap_by_weight: dict[float, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dense_weight": self.model.dense_weight,
+            "coef": [round(x, 4) for x in self.model.coef],
+            "threshold": self.model.threshold,
+            "source": self.model.source,
+            "pairs": self.in_kb + self.out_of_kb + self.golden,
+            "in_kb": self.in_kb,
+            "out_of_kb": self.out_of_kb,
+            "golden": self.golden,
+            "recall_at_1": round(self.recall_at_1, 4),
+            "recall_by_weight": {str(w): round(r, 4) for w, r in self.recall_by_weight.items()},
+            "average_precision_by_weight": {str(w): round(r, 4) for w, r in self.ap_by_weight.items()},
+            "curve": [list(point) for point in self.model.curve],
+            "note": self.note,
+        }
+
+
+def _rows(entries: Mapping[int, Mapping[str, Any]]) -> dict[int, list[int]]:
+    """Each entry's lexical rows, in the order the release writes them (question, then alternates)."""
+    rows: dict[int, list[int]] = {}
+    n = 0
+    for eid, entry in entries.items():
+        count = 1 + len(entry.get("alt_questions", ()))
+        rows[eid] = list(range(n, n + count))
+        n += count
+    return rows
+
+
+def calibration_set(
+    entries: Mapping[int, Mapping[str, Any]],
+    lang: str,
+    golden: Sequence[tuple[str, int]] = (),
+    max_questions: int = 300,
+    seed: int = 0,
+) -> list[Question]:
+    """In-KB (leave-one-out), golden and out-of-KB (leave-entry-out) questions of one language."""
+    rng = random.Random(f"{seed}:{lang}")
+    rows = _rows(entries)
+    by_answer: dict[str, set[int]] = {}
+    for eid, e in entries.items():
+        by_answer.setdefault(e["answer"], set()).add(eid)
+    mine = [eid for eid, e in entries.items() if e["lang"] == lang]
+    in_kb = []
+    for eid in mine:
+        texts = [entries[eid]["question"], *entries[eid].get("alt_questions", ())]
+        if len(texts) < 2:
+            continue
+        for i, text in enumerate(texts):
+            in_kb.append(Question(text, eid, frozenset({entries[eid]["answer"]}), exclude_self=eid, exclude_rows=(rows[eid][i],)))
+    rng.shuffle(in_kb)
+    in_kb = in_kb[:max_questions]
+    gold = [Question(q, eid, frozenset({entries[eid]["answer"]})) for q, eid in golden if eid in entries and entries[eid]["lang"] == lang]
+    wanted = round((len(in_kb) + len(gold)) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))
+    # Any question of an entry, with the whole entry left out, is a question the KB cannot answer.
+    pool = [(eid, text) for eid in mine for text in [entries[eid]["question"], *entries[eid].get("alt_questions", ())]]
+    out = []
+    for eid, text in rng.sample(pool, min(wanted, len(pool))):
+        twins = frozenset(entries[other]["answer"] for other in by_answer[entries[eid]["answer"]] if other != eid)
+        out.append(Question(text, None, twins, exclude_entry=eid))
+    return in_kb + gold + out
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> tuple[float, float, float]:
+    """(a, b, c) of P(y) = σ(a + b·x₀ + c·x₁) by Newton's method with a small ridge (no scikit-learn needed)."""
+    X = np.column_stack([np.ones(len(x)), x]).astype(np.float64)
+    beta = np.zeros(X.shape[1])
+    reg = l2 * np.eye(X.shape[1])
+    reg[0, 0] = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(X @ beta, -40, 40)))
+        grad = X.T @ (p - y) + reg @ beta
+        hess = (X * (p * (1 - p))[:, None]).T @ X + reg + 1e-9 * np.eye(X.shape[1])
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    a, b, c = (float(v) for v in beta)
+    return a, b, c
+
+
+def curve_of(probabilities: Sequence[float], right: Sequence[bool], total: int) -> tuple[tuple[float, float, float], ...]:
+    """(threshold, answered share of all ``total`` questions, precision of the answered) at 0.05 steps."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    r = np.asarray(right, dtype=bool)
+    points = []
+    for t in np.round(np.arange(0.05, 1.0, 0.05), 2):
+        answered = p >= t
+        n = int(answered.sum())
+        points.append((float(t), round(n / max(total, 1), 4), round(float(r[answered].mean()) if n else 0.0, 4)))
+    return tuple(points)
+
+
+def outcomes(ranked_top: Sequence[tuple[Any, Any]], questions: Sequence[Question]) -> list[Outcome | None]:
+    """Score, margin and rightness of each question's top hit (None: nothing could answer it)."""
+    out: list[Outcome | None] = []
+    for (top, second), q in zip(ranked_top, questions):
+        if top is None:
+            out.append(None)
+            continue
+        right = (top.entry_id == q.expected) if q.expected is not None else False
+        right = right or top.answer in q.answers
+        out.append(Outcome(top.score, top.score - second, right))
+    return out
+
+
+def average_precision(results: Sequence[Outcome | None]) -> float:
+    """Average precision of answering the questions best-scored first: the mean, over the right answers, of
+    the precision of everything answered up to each (questions nothing could answer are never answered)."""
+    ranked = sorted((r for r in results if r is not None), key=lambda r: -r.score)
+    right = seen = 0
+    total = 0.0
+    for r in ranked:
+        seen += 1
+        if r.right:
+            right += 1
+            total += right / seen
+    return total / max(sum(1 for r in ranked if r.right), 1)
+
+
+def fit_language(
+    lang: str, questions: Sequence[Question], score: Any, target: float, default: LanguageModel
+) -> Fit:
+    """Choose the dense weight, fit the mapping and the threshold for one language.
+
+    ``score(question, weight)`` returns (top hit, runner-up score) for a question
+    ranked at that dense weight (see :func:`kbops.index.search.rank`)."""
+    in_kb = [q for q in questions if q.expected is not None and q.exclude_self is not None]
+    gold = [q for q in questions if q.expected is not None and q.exclude_self is None]
+    out = [q for q in questions if q.expected is None]
+    positives = in_kb + gold
+    if len(in_kb) + len(gold) < MIN_PAIRS:
+        return Fit(default, len(in_kb), len(out), len(gold), 0.0, note=f"{len(positives)} questions with a known answer (< {MIN_PAIRS}): the public default is used")
+    recall: dict[float, float] = {}
+    quality: dict[float, float] = {}
+    for w in WEIGHT_GRID:
+        results = outcomes([score(q, w) for q in questions], questions)
+        recall[w] = sum(1 for r, q in zip(results, questions) if r is not None and r.right and q.expected is not None) / len(positives)
+        quality[w] = average_precision(results)
+    # The weight whose scores put right answers above wrong ones best (answered precision at every
+    # coverage at once), which is what the threshold then trades; ties to the lower weight.
+    best = max(WEIGHT_GRID, key=lambda w: (round(quality[w], 4), -w))
+    results = outcomes([score(q, best) for q in questions], questions)
+    scored = [r for r in results if r is not None]
+    y = np.array([r.right for r in scored], dtype=np.float64)
+    if len(scored) < MIN_PAIRS or y.min() == y.max():
+        note = "every calibration question was answered right" if len(y) and y.min() == 1 else "too few scored questions"
+        model = LanguageModel(best, default.coef, default.threshold, "default")
+        return Fit(model, len(in_kb), len(out), len(gold), recall[best], recall, f"{note}: the public mapping is used with the fitted weight", quality)
+    coef = fit_logistic(np.array([[r.score, r.margin] for r in scored]), y)
+    probe = LanguageModel(best, coef, 0.5, "store")
+    probabilities = [probe.probability(r.score, r.margin) for r in scored]
+    curve = curve_of(probabilities, [r.right for r in scored], len(questions))
+    threshold = threshold_for(curve, target)
+    reached = next((p for t, _, p in curve if t == threshold), 0.0)
+    shortfall = None if reached >= target else f"answered precision reaches only {reached:.2f} on this KB's own questions (target {target:.2f})"
+    return Fit(LanguageModel(best, coef, threshold, "store", curve), len(in_kb), len(out), len(gold), recall[best], recall, shortfall, quality)
+
+
+@dataclass
+class _Eligible:
+    """The entries that may answer one calibration question, re-fused cheaply for each dense weight.
+
+    :func:`kbops.index.search.rank` decides which entries may answer (window,
+    identifiers, kind) independently of the weight; only the order changes
+    with it, so the grid search re-fuses arrays instead of re-ranking."""
+
+    hits: list[Any]
+    dense: np.ndarray
+    lexical: np.ndarray
+    unk: float
+
+    @classmethod
+    def of(cls, hits: list[Any], unk: float) -> _Eligible:
+        return cls(hits, np.array([h.dense for h in hits]), np.array([h.lexical for h in hits]), unk)
+
+    def top(self, dense_weight: float) -> tuple[Any, float]:
+        """(top hit with its score at this weight, runner-up score) — as search.rank and search.runner_up would give."""
+        if not self.hits:
+            return None, 0.0
+        fused = similarity.fuse(similarity.fusion_weight(dense_weight, self.unk), self.dense, self.lexical)
+        order = sorted(range(len(self.hits)), key=lambda i: (-fused[i], self.hits[i].entry_id))
+        best = self.hits[order[0]]
+        second = next((float(fused[i]) for i in order[1:] if self.hits[i].answer != best.answer), 0.0)
+        return replace(best, score=round(float(fused[order[0]]), 4)), round(second, 4)
+
+
+def calibrate(
+    loaded: Any,
+    embedder: Any,
+    settings: Settings,
+    golden: Sequence[tuple[str, str]] = (),
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``calibration`` block of a release manifest for ``loaded`` (an in-memory or loaded release).
+
+    ``golden``: (question, entry key) pairs; keys not in the release are ignored.
+    """
+    started = time.perf_counter()
+    now = now or datetime.now().astimezone()
+    by_key = {e["entry_key"]: eid for eid, e in loaded.entries.items()}
+    golden_ids = [(q, by_key[k]) for q, k in golden if k in by_key]
+    languages: dict[str, Any] = {}
+    for lang in sorted({e["lang"] for e in loaded.entries.values()} | {"en", "zh"}):
+        questions = calibration_set(loaded.entries, lang, golden_ids, settings.calibration_questions) if settings.calibration_questions else []
+        default = DEFAULTS.get(lang, DEFAULTS["zh"])
+        texts = [q.text for q in questions]
+        unk = [embedder.unk_share(t) for t in texts]
+        readable = [i for i, u in enumerate(unk) if u < 1.0]
+        found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if readable:  # one FAISS search for all readable questions (cached vectors: the KB's own texts)
+            rows = search.dense_search(loaded, embedder.encode_queries([texts[i] for i in readable]), leave_out=True)
+            found = dict(zip(readable, rows))
+        eligible = {}
+        for i, q in enumerate(questions):
+            channels = search.channel_scores(loaded, embedder, q.text, unk=unk[i], found=found.get(i),
+                                             exclude_entry=q.exclude_entry, exclude_self=q.exclude_self, exclude_rows=q.exclude_rows)
+            eligible[id(q)] = _Eligible.of(search.rank(loaded, channels, q.text, 0.5, now=now).hits, unk[i])
+
+        def score(q: Question, w: float, eligible: dict[int, _Eligible] = eligible) -> tuple[Any, float]:
+            return eligible[id(q)].top(w)
+
+        fit = fit_language(lang, questions, score, settings.target_precision, default)
+        if detect_lang(" ".join(texts[:20])) not in (lang, "und") and texts:
+            fit.note = (fit.note + "; " if fit.note else "") + "entries tagged with this language read as another"
+        languages[lang] = fit.as_dict()
+    return {
+        "target_precision": settings.target_precision,
+        "out_of_kb_share": CALIBRATION_OUT_OF_KB_SHARE,
+        "min_pairs": MIN_PAIRS,
+        "languages": languages,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def report(calibration: Mapping[str, Any] | None) -> list[str]:
+    """Human-readable lines for ``kbops calibrate --report`` (and publish's warnings)."""
+    if not calibration:
+        return ["this release has no calibration (published before calibration existed): the public defaults answer"]
+    lines = [f"target answered-precision {calibration['target_precision']:.2f}; out-of-KB share of the calibration set {calibration['out_of_kb_share']:.0%}"]
+    for lang, data in sorted(calibration["languages"].items()):
+        head = (
+            f"{lang}: {data['source']} — {data['in_kb']} leave-one-out, {data['golden']} golden, {data['out_of_kb']} out-of-KB questions; "
+            f"dense weight {data['dense_weight']}, recall@1 {data['recall_at_1']:.3f}, threshold {data['threshold']:.2f}"
+        )
+        lines.append(head)
+        if data.get("note"):
+            lines.append(f"    note: {data['note']}")
+        for t, answered, precision in data.get("curve", ()):
+            mark = "  ◀" if abs(t - data["threshold"]) < 1e-9 else ""
+            lines.append(f"    confidence ≥ {t:.2f}: answers {answered:6.1%}, precision {precision:6.1%}{mark}")
+    return lines

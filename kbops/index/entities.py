@@ -1,0 +1,123 @@
+"""What a question is about: the exact identifiers it names and the fact it asks for.
+
+Two rules of the bot's ranking (:mod:`kbops.index.search`) rest on this module,
+both because a wrong product or a wrong fact served with confidence is worse
+than a handoff (issue 11):
+
+* **Identifiers are exact terms.** A SKU (``LM-1001``), a model code (``S1``,
+  ``V8``, ``X200``) or a size (``3L``, ``1.7L``, ``350ml``, ``30cm``, ``55寸``)
+  either matches or it does not: "the 5L air fryer" is not "the 3L rice
+  cooker" however similar the rest of the words are. An entry whose questions
+  name identifiers, none of which the query names, is about another product
+  and is never served for a query that names identifiers of its own. Entries
+  without identifiers (policies, general FAQs) are unaffected.
+* **The fact asked for must fit the entry's kind.** Structured facts come in
+  kinds (price, stock, shipping, warranty: :data:`FACT_CUES`); a question that
+  asks for a price is not answered by a stock entry, even when that is the
+  only entry left about the product (its price row was deleted). Entries of
+  other kinds (policy sections, FAQs, mined answers) pass: "how long does
+  shipping take" is answered by a policy.
+
+Cue words are deliberately few and common (the words the sample store's own
+templates and customers use, kbops/extract/records.py); a question with no cue
+asks for no particular kind, and every entry passes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from kbops.text import normalize
+
+#: A SKU or product code: letters, a dash, digits (lm-1001, sku-88, gb-t19001).
+_SKU = r"[a-z]{1,6}-\d{2,}[a-z0-9-]*"
+#: A model code: letters and digits in one word, at least one of each (s1, v8, x200, a7iv). Plain
+#: numbers are not identifiers (24 months, 299 yuan), nor are words with a digit suffix that are
+#: ordinary English ("2nd", "4th") or units (sizes are below).
+_MODEL = r"(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{2,10}"
+#: A size with its unit, as written on Chinese and English product pages (3l, 1.7 l, 350ml, 55寸).
+_SIZE = r"\d+(?:\.\d+)?\s?(?:ml|l|cm|mm|m|kg|g|w|mah|寸|英寸|升|毫升|厘米|毫米|公斤|千克|克|瓦)"
+_IDENTIFIER = re.compile(rf"(?<![a-z0-9.]){_SKU}(?![a-z0-9])|(?<![a-z0-9.]){_SIZE}(?![a-z])|(?<![a-z0-9.]){_MODEL}(?![a-z0-9])")
+_NOT_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|pcs|x)")
+
+#: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
+FACT_CUES: Mapping[str, tuple[str, ...]] = {
+    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少元", "什么价", "how much", "price", "cost", "pricing"),
+    "stock": ("有货", "现货", "库存", "缺货", "到货", "断货", "in stock", "out of stock", "available", "availability", "sold out", "restock"),
+    "shipping": ("配送", "发货", "快递", "物流", "运费", "包邮", "送货", "ship", "shipping", "shipped", "delivery", "deliver", "courier", "freight"),
+    "warranty": ("保修", "质保", "保固", "三包", "warranty", "guarantee"),
+}
+STRUCTURED_KINDS = frozenset(FACT_CUES)
+_EN_CUE = {kind: re.compile(r"\b(?:" + "|".join(re.escape(c) for c in cues if c.isascii()) + r")\b") for kind, cues in FACT_CUES.items()}
+_ZH_CUES = {kind: tuple(c for c in cues if not c.isascii()) for kind, cues in FACT_CUES.items()}
+_SKU_TAG = "sku:"
+
+
+def identifiers(text: str) -> frozenset[str]:
+    """The exact identifiers ``text`` names, normalised (lower case, no space before a unit)."""
+    found = set()
+    for match in _IDENTIFIER.findall(normalize(text)):
+        ident = match.replace(" ", "")
+        if _NOT_MODEL.fullmatch(ident):
+            continue
+        found.add(ident)
+    return frozenset(found)
+
+
+def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
+    """The identifiers an entry's questions name, plus its ``sku:`` tags (what the entry is about).
+
+    Answers are not read: an answer may mention another product ("unlike the
+    S1, the V8 …") without being about it."""
+    texts = [entry["question"], *entry.get("alt_questions", ())]
+    found = set().union(*(identifiers(t) for t in texts))
+    found.update(t[len(_SKU_TAG) :].lower() for t in entry.get("tags", ()) if t.lower().startswith(_SKU_TAG))
+    return frozenset(found)
+
+
+def asked_kinds(text: str) -> frozenset[str]:
+    """The structured fact kinds a question asks for (empty: it names none, every entry may answer)."""
+    t = normalize(text)
+    return frozenset(kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or any(c in t for c in _ZH_CUES[kind]))
+
+
+def kind_fits(asked: frozenset[str], kind: str) -> bool:
+    """Whether an entry of ``kind`` may answer a question asking for ``asked`` (see the module docstring)."""
+    return not asked or kind not in STRUCTURED_KINDS or kind in asked
+
+
+def conflicts(query_ids: frozenset[str], entry_ids: frozenset[str]) -> bool:
+    """True when the query and the entry each name identifiers and share none: another product."""
+    return bool(query_ids) and bool(entry_ids) and not (query_ids & entry_ids)
+
+
+def short_labels(questions: Sequence[str]) -> list[str]:
+    """What tells ``questions`` apart: each without the words they all begin and end with.
+
+    "How much is the Lumi Nordic Floor Lamp?" and "How much is the Lumi
+    Eye-Care Desk Lamp Pro?" → "Nordic Floor Lamp", "Eye-Care Desk Lamp Pro";
+    "鹿米护眼台灯 Pro多少钱？" and "鹿米落地灯 北欧款多少钱？" → "护眼台灯 Pro",
+    "落地灯 北欧款". A label that would be empty keeps the whole question.
+    """
+    if len(questions) < 2:
+        return list(questions)
+    prefix = os.path.commonprefix(list(questions))
+    suffix = os.path.commonprefix([q[::-1] for q in questions])[::-1]
+    # Cut at a word boundary in Latin text, so "Lamp" and "Light" do not lose their "L".
+    if prefix and prefix[-1].isascii() and prefix[-1].isalnum():
+        prefix = prefix[: len(prefix) - len(re.split(r"[^A-Za-z0-9]", prefix)[-1])]
+    if suffix and suffix[0].isascii() and suffix[0].isalnum():
+        suffix = suffix[len(re.split(r"[^A-Za-z0-9]", suffix)[0]) :]
+    labels = []
+    for q in questions:
+        core = q[len(prefix) : len(q) - len(suffix)].strip(" ?？,，。.:：的")
+        labels.append(core if core else q)
+    return labels
+
+
+def distinct(values: Iterable[frozenset[str]]) -> int:
+    """How many different non-empty identifier sets there are (entities among a group of entries)."""
+    return len({v for v in values if v})

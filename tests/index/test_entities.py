@@ -1,0 +1,78 @@
+"""kbops.index.entities: exact identifiers, the fact a question asks for, and option labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from kbops.index import entities
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("LM-1001多少钱", {"lm-1001"}),
+        ("How much does LM-1014 cost?", {"lm-1014"}),
+        ("鹿米智能电饭煲 3L多少钱？", {"3l"}),
+        ("Lumi Electric Kettle 1.7L", {"1.7l"}),
+        ("鹿米电热水壶1.7L", {"1.7l"}),
+        ("Lumi Robot Vacuum S1 and the V8", {"s1", "v8"}),
+        ("便携榨汁杯 350ml", {"350ml"}),
+        ("55寸电视", {"55寸"}),
+        ("ＬＭ－１００１", {"lm-1001"}),  # full-width, as typed on a Chinese keyboard
+    ],
+)
+def test_identifiers_are_skus_models_and_sizes(text, expected):
+    assert entities.identifiers(text) == expected
+
+
+@pytest.mark.parametrize("text", ["24个月质保", "售价299元", "What is your return policy?", "the 2nd order", "Soundbar 2.1", "in the 1990s", "7天无理由退货"])
+def test_plain_numbers_and_words_are_not_identifiers(text):
+    assert entities.identifiers(text) == frozenset()
+
+
+def test_an_entry_is_about_the_identifiers_its_questions_and_sku_tags_name():
+    entry = {"question": "How much is the Lumi Air Fryer 5L?", "alt_questions": ["Air fryer price"], "answer": "Unlike the S1 …", "tags": ["price", "sku:LM-1003"]}
+    assert entities.entry_identifiers(entry) == {"5l", "lm-1003"}  # never from the answer
+
+
+def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share_none():
+    assert entities.conflicts(frozenset({"5l"}), frozenset({"3l", "lm-1001"}))
+    assert not entities.conflicts(frozenset({"3l"}), frozenset({"3l", "lm-1001"}))
+    assert not entities.conflicts(frozenset(), frozenset({"3l"}))  # the query names none: ranking decides
+    assert not entities.conflicts(frozenset({"3l"}), frozenset())  # a policy is about no product
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("How much is the kettle?", {"price"}),
+        ("电饭煲多少钱", {"price"}),
+        ("Is the air fryer in stock?", {"stock"}),
+        ("还有库存吗", {"stock"}),
+        ("运费多少钱", {"price", "shipping"}),
+        ("保修多久", {"warranty"}),
+        ("What is your return policy?", set()),
+        ("The shipment was damaged", set()),  # "shipment" is not the word "ship"
+    ],
+)
+def test_asked_kinds(text, kinds):
+    assert entities.asked_kinds(text) == kinds
+
+
+def test_a_structured_entry_must_be_of_the_kind_asked_other_kinds_always_fit():
+    asked = entities.asked_kinds("How much is the Lumi Robot Vacuum S1?")
+    assert entities.kind_fits(asked, "price")
+    assert not entities.kind_fits(asked, "stock")
+    assert entities.kind_fits(asked, "policy")
+    assert entities.kind_fits(frozenset(), "stock")
+
+
+def test_option_labels_keep_what_tells_the_questions_apart():
+    assert entities.short_labels(["How much is the Lumi Nordic Floor Lamp?", "How much is the Lumi Eye-Care Desk Lamp Pro?"]) == [
+        "Nordic Floor Lamp",
+        "Eye-Care Desk Lamp Pro",
+    ]
+    assert entities.short_labels(["鹿米护眼台灯 Pro多少钱？", "鹿米落地灯 北欧款多少钱？"]) == ["护眼台灯 Pro", "落地灯 北欧款"]
+    # Cut at word boundaries: "Lamp" and "Light" keep the "L" they share.
+    assert entities.short_labels(["Is the Lumi Floor Lamp in stock?", "Is the Lumi Floor Light in stock?"]) == ["Lamp", "Light"]
+    assert entities.short_labels(["Same?", "Same?"]) == ["Same?", "Same?"]
