@@ -1,16 +1,18 @@
 """Chat logs → candidates: what human agents answer again and again.
 
 1. **Exchanges.** In each (already scrubbed) session, pair a customer turn
-   that asks something general with the agent reply that answers it. Skipped:
-   chit-chat ("在吗", "thanks"), context-bound fragments ("那怎么办", "什么意思"),
-   order-specific questions ("我的快递到哪了", anything quoting an order, phone
-   or address); in replies, filler and sign-offs ("请稍等", "还有其他问题吗"),
-   requests for the order number, apologies, agent actions on one order
-   ("这边帮您登记"). Sentences of a reply that carry a value only one order
-   knows (a JDDC ``[数字x]``/``[日期x]``… placeholder, ``[ORDER]``) are dropped;
-   a reply that is nothing but such sentences is not an answer. A customer
-   question that was handed off, or that got no substantive reply, is kept as
-   *unanswered* (input for "unanswered topics", :func:`group_gaps`).
+   that asks something general with the agent reply that answers it.
+   Greetings and chit-chat are cut; what is left is screened by
+   :mod:`kbops.extract.chat_scope` (every cue list lives there): one-order,
+   merchant-side, complaint, garbled and statement turns are dropped (counted
+   in ``SessionMining.dropped``); a follow-up is rewritten with the topic of an
+   earlier customer turn (the typed question and that turn kept as evidence) or
+   dropped, by ``context``. In replies, filler and sign-offs ("请稍等",
+   "还有其他问题吗"), requests for the order number and agent actions on one
+   order are removed; a reply that then asks back, hedges, acts on one order,
+   is addressed to a seller, restates the question or is off topic is not an
+   answer. A general question that was handed off or got no real answer is
+   kept as *unanswered* (input for "unanswered topics", :func:`group_gaps`).
 2. **Grouping.** Near-identical questions across sessions are grouped by the
    KB's one question similarity (:func:`kbops.index.similarity.similar_pairs`):
    w·dense + (1−w)·lexical, where lexical is an idf-weighted cosine over words /
@@ -20,12 +22,18 @@
    gave nearly the same (canned) reply group together too. Similar pairs come
    from sparse matrix products, so grouping costs about the number of similar
    pairs, not N².
-3. **Proposal.** Support = distinct sessions. The representative question is
-   the group's medoid; the answer is the best-supported one (the reply most
-   other sessions' replies agree with), the most general on ties; other
-   phrasings become alternate questions. Each proposal carries a quality score
-   in [0, 1] (``evidence["quality"]``, with its parts) for review priority, and
-   evidence links (session key + turn index + the scrubbed excerpt).
+3. **Proposal.** Only exchanges whose subject a reader can know back a
+   candidate (:func:`usable_exchanges`: a service topic, a catalogued SKU, or
+   a second session). Support = distinct sessions. The representative question
+   is the group's medoid (a typed one over a rewrite); the answer is the
+   best-supported one (the reply most other sessions' replies agree with), the
+   most informative and general on ties; other phrasings become alternate
+   questions. Each proposal carries a quality score in [0, 1]
+   (``evidence["quality"]``, with its parts; weights fitted on labelled tune
+   data), the checks it passed in words (``evidence["checks"]``), the earlier
+   turns a rewritten question came from (``evidence["context_turns"]``) and
+   evidence links (session key + turn index + the scrubbed excerpt). Review
+   order: :func:`rank_key`.
 """
 
 from __future__ import annotations
@@ -33,12 +41,13 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from kbops.extract import chat_scope
 from kbops.index.lexical import pair_matrix, pairs_above
 from kbops.index.similarity import DenseView, similar_pairs
 from kbops.kb.candidates import Proposal
@@ -48,70 +57,6 @@ from kbops.text import detect_lang, fingerprint, normalize, tokens
 _SENTENCE_END = re.compile(r"(?<=[。！？!?~～\n])|(?<=[.;；])\s+|\s{2,}")
 _CLAUSE = re.compile(r"[，,\s]+")
 _EN_CLAUSE = re.compile(r",\s*")
-_GREETING = re.compile(
-    r"^(?:你好|您好|在吗|在不在|请问|亲|人工客服|人工|客服|hi|hello|hey|good (?:morning|afternoon|evening))[\s,，。.!！~～]*",
-    re.IGNORECASE,
-)
-_QUESTION_CUES = re.compile(
-    r"[？?]|吗|么|怎么|怎样|如何|能不能|能否|可不可以|可以|多久|多少|多长|什么|哪|是否|有没有|支持|为啥|为什么|"
-    r"\b(?:how|what|when|where|which|can|could|do|does|is|are|will|why|want to (?:know|see|check)|need (?:to know|information|info|help)|"
-    r"help me|tell me|show me|information (?:about|on)|info (?:about|on))\b",
-    re.IGNORECASE,
-)
-_CHITCHAT = re.compile(
-    r"^(?:在吗|在不在|在么|你好|您好|hi|hello|hey|好的|好|嗯+|哦|ok|okay|谢谢|谢了|多谢|thanks|thank you|"
-    r"明白了|知道了|没有了|没了|是的|对|bye|再见|拜拜|人工|转人工|是人工吗|客服|怎么样了?|然后呢|还在吗|还在么|有人吗|"
-    r"what|really|sure|why)[\s,，。.!！?？~～了啊呀哈的呢吗么]*$",
-    re.IGNORECASE,
-)
-# Questions that only the customer's own order can answer, or that make no
-# sense without the turns before them.
-_ORDER_QUESTION = re.compile(
-    r"我的(?:订单|快递|包裹|货|东西|件|商品|退款|钱|发票|售后|单)|我(?:买|下单|订|拍|退|申请|寄|提交)的|"
-    r"到哪(?:了|里了|儿了)|怎么还(?:没|不)|还没(?:到|发|收到|退)|什么时候(?:能)?(?:到|发货|送|退|寄)|"
-    r"几(?:号|点|天)(?:能)?到|今天(?:能|可以)?到|明天(?:能|可以)?到|帮我(?:查|看|问|催|改|取消|处理|退)|"
-    r"这(?:个|单|件)?(?:订单|快递|包裹)|怎么样了|进度|催一?下|\b(?:my|our) (?:order|parcel|package|refund|delivery|item)|"
-    r"\bwhere is\b|\d{6,}|\b(?:track|cancel|change|modify)\w* (?:the |this |that )?(?:order|purchase|parcel|package) ",
-    re.IGNORECASE,
-)
-# Asking for a person is a handoff request, not a question the KB could answer.
-_HUMAN_REQUEST = re.compile(r"(?:找|转|要|接)(?:个)?(?:人工|真人|客服)|人工客服|\b(?:human|real person|live agent|representative|speak to (?:an? )?(?:agent|person))\b", re.IGNORECASE)
-_DEICTIC = re.compile(r"^(?:那|那么|那个|所以|然后|还有|还是|就是|那我|那要|那就|so|then|and|but|what about)(?![么样种款些])", re.IGNORECASE)
-_FILLER = re.compile(
-    r"请稍等|稍等|稍候|正在为您|马上为您|为您查询|帮您查询|查询一下|很高兴为您服务|有什么(?:问题|可以)|请问还有其他|还有其他|"
-    r"不客气|祝您|感谢您|亲爱哒|您太客气|欢迎|^(?:您好|你好|亲|在的)[，,!！~～呢哦]*$|评价|满意度|点击表情|"
-    r"善解人意|缘分|应该做的|不便|见谅|谅解|耐心等待|感谢您的理解|怠慢|辛苦您|久等|^(?:抱歉|不好意思|对不起)[~～。！!]*$|"
-    r"请问您是咨询|咨询之前的问题|服务专员|工号|小红人|专属客服|为您转接|转接|"
-    r"please wait|one moment|let me check|happy to help|how can i help|anything else|you're welcome|"
-    r"have a (?:nice|great) day|thank(?:s| you) for (?:contacting|reaching|your patience|waiting)|sorry for|apolog|"
-    r"^(?:hi|hello|hey)\b[^.?!]{0,40}[.!]?$",
-    re.IGNORECASE,
-)
-# Replies that ask for the order or act on one order: not reusable knowledge.
-_ORDER_ANSWER = re.compile(
-    r"订单号|运单号|单号|提供(?:一?下)?|发(?:一?下|给我)|复制|截图|您的(?:订单|商品|快递|包裹|退款|售后|申请|服务单|问题)|"
-    r"这边(?:帮|给|为|已|会|看|查|联系|反馈|登记|备注|申请|提交|操作)|(?:帮|给|为)您(?:登记|备注|申请|提交|催|联系|反馈|处理|操作|补|查|看|修改|取消|安排)|"
-    r"已经?(?:为您|帮您|给您)|小妹|妹子|妹纸|请问是|这个商品吗|这个吗|是这个|"
-    r"\b(?:your order|your parcel|your package|your refund|order number|i have (?:checked|updated|cancel)|i'(?:ve|ll) (?:check|update|cancel|escalat))",
-    re.IGNORECASE,
-)
-# "抱歉，我们暂不支持货到付款…": the apology goes, the answer stays.
-_APOLOGY = re.compile(r"^(?:非常|十分|很)?(?:抱歉|不好意思|对不起)[，,、~～\s]*|^(?:sorry|i'm sorry|unfortunately)[,\s]+", re.IGNORECASE)
-_APOLOGY_ANY = re.compile(
-    r"(?:真的|确实|实在)?(?:是)?(?:很|非常|十分)?(?:抱歉|不好意思)(?:的)?(?:呢|哦|呀|啦)?[，,~～。！!]?|给您添麻烦了?[，,]?|耽误您的?时间了?|"
-    r"理解您的意思|嗯嗯|刚才很"
-)
-_CLARIFYING = re.compile(r"(?:吗|么|是吧|对吧)[。.]?$|[？?]$")
-_HANDOFF_REPLY = re.compile(r"转接|转人工|专属客服|transfer(?:ring)? you|escalat", re.IGNORECASE)
-# Placeholders whose value only one order or customer knows. A sentence that
-# carries one is not reusable; JDDC's [数字x] hides the number the answer is about.
-_SPECIFIC = re.compile(
-    r"\[(?:ORDER|PHONE|EMAIL|ADDRESS|ID|CARD|NAME)\]|\[(?:订单|地址|姓名|电话|邮箱|身份证号?|数字|金额|日期|时间|站点|链接|组织机构)x\]|"
-    r"\[商品快照\]|\[[^\]]{1,12}\]|\{\{[^{}]{1,60}\}\}"
-)
-_ADDRESS_TERMS = re.compile(r"^(?:亲爱的客户|亲爱的|亲爱滴|亲亲|亲|您好|你好)[，,~～!！\s]*|[，,\s]*(?:亲爱的|亲亲|亲)[~～!！。]*$")
-# Characters that carry no topic: a question made only of these is context-bound.
-_ZH_FUNCTION = set("我你您他她它的了吗呢啊呀吧哦么嘛哈啦是不没在这那个些么什怎样哪为啥就都还也给帮下一有要可以能会吧对好请问多少")
 SIMILARITY = 0.5
 SAME_ANSWER = 0.8
 AGREE = 0.5
@@ -127,6 +72,12 @@ class Exchange:
     question: str
     answer: str
     sku: str | None = None
+    #: The question as the customer typed it, when ``question`` was rewritten from earlier turns.
+    original: str = ""
+    #: The earlier customer turns a rewritten question took its topic from.
+    context_turns: list[str] = field(default_factory=list)
+    #: ``general``, or ``listing``: about the item on screen (an FAQ only for a known SKU).
+    scope: str = "general"
 
 
 @dataclass
@@ -144,29 +95,93 @@ class Unanswered:
 class SessionMining:
     exchanges: list[Exchange] = field(default_factory=list)
     unanswered: list[Unanswered] = field(default_factory=list)
+    #: Customer questions kept out, by reason (one_order, merchant_side, context, non-answer kinds …).
+    dropped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def mine_session(session_key: str, turns: Sequence[dict[str, Any]], sku: str | None = None) -> SessionMining:
-    """Exchanges and unanswered questions of one normalised, scrubbed session."""
+#: How a follow-up question is handled: rewritten from earlier turns, or dropped.
+CONTEXT_MODES = ("rewrite", "drop")
+_EARLIER = 3  # customer turns a follow-up may take its topic from
+
+
+def mine_session(session_key: str, turns: Sequence[dict[str, Any]], sku: str | None = None, *, context: str = "rewrite") -> SessionMining:
+    """Exchanges and unanswered questions of one normalised, scrubbed session.
+
+    A customer question is kept only when it is general (:func:`chat_scope.question_scope`):
+    one order, merchant-side, complaint and garbled questions are dropped (counted in
+    ``dropped``). A follow-up is rewritten from the earlier customer turns
+    (``context="rewrite"``, :func:`chat_scope.carry_topic`) or dropped (``"drop"``).
+    A reply that asks back, hedges, acts on one order, restates or is off topic
+    (:func:`chat_scope.answer_problem`) leaves the question unanswered: a gap signal.
+    """
     out = SessionMining()
+    earlier: list[str] = []
     for i, turn in enumerate(turns):
         if turn.get("role") != "customer":
             continue
-        question = question_part(turn.get("text", ""))
-        if not question:
+        text = turn.get("text", "")
+        screened = screen_question(text, earlier[-_EARLIER:], bool(turn.get("sku") or sku), context)
+        earlier.append(text)
+        if isinstance(screened, str):
+            if screened:
+                out.dropped[screened] += 1
             continue
+        question, original, source, scope = screened
         lang = detect_lang(question)
         if lang == "und":
             continue
         nxt = turns[i + 1] if i + 1 < len(turns) else None
         reply = nxt.get("text", "") if nxt is not None and nxt.get("role") == "agent" else ""
-        handed_off = bool(turn.get("handoff")) or bool(_HANDOFF_REPLY.search(reply))
+        handed_off = bool(turn.get("handoff")) or bool(chat_scope.HANDOFF_REPLY.search(reply))
         answer = answer_part(reply) if reply and not handed_off else ""
-        if answer and detect_lang(answer) == lang:
-            out.exchanges.append(Exchange(session_key, i, lang, question, answer, turn.get("sku") or sku))
-        elif handed_off or not (reply and _ORDER_ANSWER.search(reply)):
+        problem = chat_scope.answer_problem(question, answer) if answer else ""
+        if answer and not problem and detect_lang(answer) == lang:
+            out.exchanges.append(
+                Exchange(session_key, i, lang, question, answer, turn.get("sku") or sku, original, [source] if source else [], scope)
+            )
+            continue
+        if problem:
+            out.dropped["answer_" + problem] += 1
+        if scope == "general" and (handed_off or problem or not (reply and chat_scope.ORDER_ANSWER.search(reply))):
             out.unanswered.append(Unanswered(session_key, i, lang, question, "handoff" if handed_off else "no_answer"))
     return out
+
+
+def exchange_context(turns: Sequence[dict[str, Any]], index: int, sku: str | None = None, context: str = "rewrite") -> tuple[str, list[str], str]:
+    """``(original, context_turns, scope)`` of the question at ``turns[index]``, as :func:`mine_session` saw it.
+
+    For exchanges read back from the database, which stores only the (rewritten) question.
+    """
+    turn = turns[index]
+    earlier = [t.get("text", "") for t in turns[:index] if t.get("role") == "customer"][-_EARLIER:]
+    screened = screen_question(turn.get("text", ""), earlier, bool(turn.get("sku") or sku), context)
+    if isinstance(screened, str):
+        return "", [], "general"
+    _, original, source, scope = screened
+    return original, [source] if source else [], scope
+
+
+def screen_question(text: str, earlier: Sequence[str], has_sku: bool, context: str = "rewrite") -> tuple[str, str, str, str] | str:
+    """A customer turn's general question as ``(question, original, source_turn, scope)``, or why not.
+
+    Returns a reason string instead ("" for no question at all, else a
+    :func:`chat_scope.question_scope` verdict). ``original`` and ``source_turn``
+    are set when a follow-up was rewritten from ``earlier`` (customer turns, oldest first).
+    """
+    question = _clean_question(text)
+    if not question:
+        return ""
+    scope = chat_scope.question_scope(question, has_sku)
+    if scope == "context":
+        if context != "rewrite":
+            return "context"
+        rewritten, source = chat_scope.carry_topic(question, list(earlier))
+        if not rewritten:
+            return "context"
+        return (rewritten, question, source, "general") if rewritten != question else (question, "", "", "general")
+    if scope in ("general", "listing"):
+        return question, "", "", scope
+    return scope
 
 
 def session_exchanges(session_key: str, turns: Sequence[dict[str, Any]]) -> list[Exchange]:
@@ -182,28 +197,34 @@ def _informative(text: str) -> int:
     """Topic-bearing characters (CJK) or words (English) in a question."""
     core = PLACEHOLDER.sub("", normalize(text))
     if detect_lang(core) == "zh":
-        return sum(1 for ch in core if "\u4e00" <= ch <= "\u9fff" and ch not in _ZH_FUNCTION)
+        return sum(1 for ch in core if "\u4e00" <= ch <= "\u9fff" and ch not in chat_scope.ZH_FUNCTION)
     return len(tokens(core))
 
 
 def question_part(text: str) -> str:
-    """The general question in a customer turn, or "" when it has none.
+    """The general, self-contained question in a customer turn, or "" when it has none.
 
-    Greetings and chit-chat are removed; an order-specific, context-bound or
-    topic-less question gives "".
+    Greetings and chit-chat are removed; an order-specific, context-bound,
+    listing-bound, merchant-side or topic-less question gives "".
     """
+    question = _clean_question(text)
+    return question if question and chat_scope.question_scope(question, False) == "general" else ""
+
+
+def _clean_question(text: str) -> str:
+    """The question sentences of a customer turn without greetings and chit-chat, or "" when none has a topic."""
     if len(text) > 4 * MAX_QUESTION_CHARS:
         return ""  # a wall of text is a complaint or a paste, not an FAQ question
     kept = []
     for sentence in _sentences(text):
-        sentence = _GREETING.sub("", sentence).strip()
-        if not sentence or _CHITCHAT.match(sentence) or not _QUESTION_CUES.search(sentence):
+        sentence = chat_scope.GREETING.sub("", sentence).strip()
+        if not sentence or chat_scope.CHITCHAT.match(sentence) or not chat_scope.QUESTION_CUES.search(sentence):
             continue
-        if _SPECIFIC.search(sentence) and not re.search(r"[?？]", sentence):
+        if chat_scope.SPECIFIC.search(sentence) and not re.search(r"[?？]", sentence):
             continue  # "my name is [NAME]." introduces; it does not ask
         zh = detect_lang(sentence) == "zh"
         splitter = _CLAUSE if zh else _EN_CLAUSE
-        clauses = [c for c in splitter.split(sentence) if c and not _CHITCHAT.match(c) and not _GREETING.fullmatch(c)]
+        clauses = [c for c in splitter.split(sentence) if c and not chat_scope.CHITCHAT.match(c) and not chat_scope.GREETING.fullmatch(c)]
         sentence = ("，" if zh else ", ").join(clauses) or sentence
         if not zh:
             sentence = sentence[:1].upper() + sentence[1:]
@@ -211,7 +232,7 @@ def question_part(text: str) -> str:
     question = ("".join(kept) if detect_lang(text) == "zh" else " ".join(kept)).strip()
     if not question or len(question) > MAX_QUESTION_CHARS:
         return ""
-    if _SPECIFIC.search(question) or _ORDER_QUESTION.search(question) or _DEICTIC.match(question) or _HUMAN_REQUEST.search(question):
+    if chat_scope.SPECIFIC.search(question) or chat_scope.HUMAN_REQUEST.search(question):
         return ""
     minimum = 3 if detect_lang(question) == "zh" else 2
     return question if _informative(question) >= minimum else ""
@@ -221,18 +242,18 @@ def answer_part(text: str) -> str:
     """The reusable part of an agent reply, or "" when it is filler or about one order."""
     kept = []
     for sentence in _sentences(text):
-        if _FILLER.search(sentence):
+        if chat_scope.FILLER.search(sentence):
             continue
-        if _ORDER_ANSWER.search(sentence):
+        if chat_scope.ORDER_ANSWER.search(sentence):
             return ""  # asks for the order or acts on it: the whole reply is about one order
-        if _SPECIFIC.search(sentence):
+        if chat_scope.SPECIFIC.search(sentence):
             continue
-        sentence = _APOLOGY_ANY.sub("", _APOLOGY.sub("", _ADDRESS_TERMS.sub("", sentence))).strip(" ，,~～")
+        sentence = chat_scope.APOLOGY_ANY.sub("", chat_scope.APOLOGY.sub("", chat_scope.ADDRESS_TERMS.sub("", sentence))).strip(" ，,~～")
         if len(normalize(sentence)) < 4:
             continue  # nothing left once the apology is gone
         if sentence:
             kept.append(sentence)
-    if kept and all(_CLARIFYING.search(s) for s in kept):
+    if kept and all(chat_scope.CLARIFYING.search(s) for s in kept):
         return ""  # the agent asked back ("您是想取消拼购吗？"): not an answer
     zh = detect_lang(text) == "zh"
     answer = ""
@@ -316,41 +337,93 @@ def _medoid(texts: Sequence[str]) -> tuple[int, np.ndarray]:
     return best, sims
 
 
-_SPECIFICITY = re.compile(r"\d|您的|这边|帮您|给您|为您|your|I will|I'll", re.IGNORECASE)
 
 
 def generality(answer: str) -> float:
     """1.0 for a policy-like reply; less for one full of numbers and second-person actions."""
-    return max(0.0, 1.0 - 0.2 * len(_SPECIFICITY.findall(answer)))
+    return max(0.0, 1.0 - 0.2 * len(chat_scope.SPECIFICITY.findall(answer)))
 
 
-_INSTRUCTION = re.compile(r"[-—>]|“|页面|点击|进入|选择|申请|上传|\b(?:click|go to|select|open|settings|page|tap)\b", re.IGNORECASE)
-#: How the quality score weighs its parts (each in [0, 1]). Support and how much
-#: the answer says dominate: on JDDC, replies of 25+ characters and replies that
-#: give a procedure ("我的-客户服务-发票服务") were the ones a reviewer approved.
-QUALITY_WEIGHTS = {"support": 0.3, "agreement": 0.15, "generality": 0.15, "cohesion": 0.1, "informative": 0.3}
+#: How the quality score weighs its parts (each in [0, 1]): fitted by
+#: ``bench/eval_mining.py`` (:func:`kbops.extract.mining_eval.fit_weights`,
+#: logistic, non-negative) on the *tune* split of bench/labels/jddc_strict.tsv
+#: only. Support, topic and typed get 0 there because they do not vary among the
+#: tune candidates (all support 1, all naming a topic): recurrence ranks through
+#: :func:`rank_key` instead, not through this score.
+QUALITY_WEIGHTS = {"support": 0.0, "agreement": 0.279, "generality": 0.103, "cohesion": 0.252, "informative": 0.366, "topic": 0.0, "typed": 0.0}
+
+
+def rank_key(p: Proposal) -> tuple[int, float, str]:
+    """Review order: more distinct sessions first, then the quality score (sort ascending by this key)."""
+    return (-p.support, -float(p.evidence.get("quality", 0.0)), p.entry_key)
 
 
 def informativeness(answer: str) -> float:
     """How much an answer says: topic-bearing characters/words (saturating), plus a procedure bonus."""
     core = normalize(answer)
     if detect_lang(core) == "zh":
-        amount = sum(1 for ch in core if "\u4e00" <= ch <= "\u9fff" and ch not in _ZH_FUNCTION) / 30
+        amount = sum(1 for ch in core if "\u4e00" <= ch <= "\u9fff" and ch not in chat_scope.ZH_FUNCTION) / 30
     else:
         amount = len(tokens(core)) / 15
-    return min(1.0, amount + (0.25 if _INSTRUCTION.search(answer) else 0.0))
+    return min(1.0, amount + (0.25 if chat_scope.INSTRUCTION.search(answer) else 0.0))
 
 
-def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | None:
-    """The candidate for one group, or None below ``min_support`` distinct sessions."""
+def usable_exchanges(group: Sequence[Exchange], catalogue: Collection[str] = ()) -> list[Exchange]:
+    """The exchanges of a group that may back an FAQ.
+
+    * A question naming a shop service topic (:data:`chat_scope.TOPICS_ZH` /
+      ``TOPICS_EN``: invoices, refunds, delivery …), or grouped with one that does, always.
+    * A product question (no service topic) when its session's SKU is in the
+      store's ``catalogue`` (the reader knows the product: the candidate is
+      that product's FAQ), or when customers asked it in at least two sessions.
+    * A question about "this item" (``scope == "listing"``) when its SKU is in
+      the catalogue or customers of the same SKU asked it in two sessions: in
+      one session it has no referent a reader could know.
+
+    Why: on the JDDC tune split, every product and listing question of an
+    unknown, one-session item was a one-listing answer (bench/labels/README.md).
+    """
+    by_sku: dict[str, set[str]] = defaultdict(set)
+    for ex in group:
+        if ex.sku:
+            by_sku[ex.sku].add(ex.session)
+    general = [ex for ex in group if ex.scope == "general"]
+    # One phrasing that names the topic settles it for the group ("send something back" joins "return policy").
+    named = any(chat_scope.topic_of(ex.question) for ex in general)
+    product_sessions = {ex.session for ex in general}
+    out = []
+    for ex in group:
+        known = bool(ex.sku) and ex.sku in catalogue
+        if ex.scope == "listing":
+            if known or (ex.sku and len(by_sku[ex.sku]) >= 2):
+                out.append(ex)
+        elif named or known or len(product_sessions) >= 2:
+            out.append(ex)
+    return out
+
+
+def group_proposal(
+    group: Sequence[Exchange], min_support: int, weights: dict[str, float] | None = None, catalogue: Collection[str] = ()
+) -> Proposal | None:
+    """The candidate for one group, or None below ``min_support`` distinct sessions.
+
+    ``weights``: the quality score's weights (default :data:`QUALITY_WEIGHTS`,
+    fitted on the tune split of bench/labels/jddc_strict.tsv). ``catalogue``:
+    the store's product SKUs (:func:`usable_exchanges`).
+    """
+    group = usable_exchanges(group, catalogue)
     sessions = sorted({ex.session for ex in group})
-    if len(sessions) < min_support:
+    if not group or len(sessions) < min_support:
         return None
     group = sorted(group, key=lambda ex: (ex.session, ex.turn))
     questions = [ex.question for ex in group]
     q_index, q_sims = _medoid(questions)
+    # A question the customer typed beats a rewrite as the representative, when the group has one.
+    typed = [i for i, ex in enumerate(group) if not ex.original]
+    if typed and group[q_index].original:
+        q_index = max(typed, key=lambda i: (round(float(q_sims[i].sum()), 6), -len(questions[i])))
     question = questions[q_index]
-    # Answer: the reply most other sessions' replies agree with; the most general on ties.
+    # Answer: the reply most other sessions' replies agree with; then the most informative and general.
     answers = [ex.answer for ex in group]
     a_matrix = pair_matrix(answers, max_df=1.0)
     a_sims = np.asarray((a_matrix @ a_matrix.T).todense())
@@ -359,7 +432,7 @@ def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | No
         agree_sessions.append({group[j].session for j in range(len(group)) if a_sims[i, j] >= AGREE} | {group[i].session})
     a_index = max(
         range(len(group)),
-        key=lambda i: (len(agree_sessions[i]), generality(answers[i]), -abs(len(answers[i]) - 60), answers[i]),
+        key=lambda i: (len(agree_sessions[i]), round(informativeness(answers[i]) * generality(answers[i]), 3), -abs(len(answers[i]) - 60), answers[i]),
     )
     answer = answers[a_index]
     seen = {fingerprint(question)}
@@ -369,18 +442,27 @@ def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | No
             seen.add(fingerprint(q))
             alternates.append(q)
     support = len(sessions)
-    agreement = len(agree_sessions[a_index]) / support
+    agreeing = len(agree_sessions[a_index])
     cohesion = float(np.mean(q_sims[q_index])) if len(group) > 1 else 1.0
+    chosen = group[a_index]
+    rep = group[q_index]
     parts = {
         "support": round(min(1.0, math.log2(1 + support) / math.log2(1 + 8)), 3),
-        "agreement": round(agreement, 3),
+        "agreement": round(agreeing / support, 3),
         "generality": round(generality(answer), 3),
         "cohesion": round(cohesion, 3),
         "informative": round(informativeness(answer), 3),
+        "topic": 1.0 if chat_scope.topic_of(question) else 0.0,
+        "typed": 0.0 if rep.original else 1.0,
     }
-    quality = round(sum(QUALITY_WEIGHTS[k] * v for k, v in parts.items()), 3)
+    quality = quality_score(parts, weights)
+    checks = [
+        f"rewritten from an earlier turn ({rep.original})" if rep.original else "self-contained",
+        _scope_check(rep, group, catalogue),
+        "informative answer",
+        f"{agreeing} session{'s' if agreeing != 1 else ''} agree" if agreeing > 1 else "1 session",
+    ]
     first = group[0]
-    chosen = group[a_index]
     return Proposal(
         entry_key=f"chat:{first.lang}:{fingerprint(first.question)[:16]}",
         origin="chat",
@@ -396,6 +478,8 @@ def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | No
             "quality": quality,
             "quality_parts": parts,
             "answer_from": {"session": chosen.session, "turn": chosen.turn},
+            "checks": checks,
+            "context_turns": list(rep.context_turns),
             "excerpts": [
                 {"session": ex.session, "turn": ex.turn, "question": ex.question, "answer": ex.answer}
                 for ex in ([chosen] + [e for e in group if e is not chosen])[:5]
@@ -403,6 +487,22 @@ def group_proposal(group: Sequence[Exchange], min_support: int) -> Proposal | No
         },
         support=support,
     )
+
+
+def _scope_check(rep: Exchange, group: Sequence[Exchange], catalogue: Collection[str]) -> str:
+    topic = chat_scope.topic_of(rep.question)
+    if rep.scope == "general" and topic:
+        return f"general scope ({topic})"
+    if rep.sku and rep.sku in catalogue:
+        return f"product question, SKU {rep.sku} in the catalogue"
+    return f"product question asked in {len({e.session for e in group})} sessions"
+
+
+def quality_score(parts: dict[str, float], weights: dict[str, float] | None = None) -> float:
+    """Review priority in [0, 1]: the weighted parts, weights normalised to sum 1."""
+    w = weights or QUALITY_WEIGHTS
+    total = sum(w.values()) or 1.0
+    return round(sum(w.get(k, 0.0) * v for k, v in parts.items()) / total, 3)
 
 
 # --- gaps -----------------------------------------------------------------------
@@ -458,8 +558,8 @@ def group_gaps(
     return out
 
 
-def iter_proposals(groups: Iterable[Sequence[Exchange]], min_support: int) -> Iterable[Proposal]:
+def iter_proposals(groups: Iterable[Sequence[Exchange]], min_support: int, catalogue: Collection[str] = ()) -> Iterable[Proposal]:
     for group in groups:
-        proposal = group_proposal(group, min_support)
+        proposal = group_proposal(group, min_support, catalogue=catalogue)
         if proposal is not None:
             yield proposal

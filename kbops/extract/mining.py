@@ -32,12 +32,12 @@ from sqlalchemy.orm import Session
 
 from kbops.config import Settings
 from kbops.errors import ConfigError
-from kbops.extract.chats import Exchange, Gap, Unanswered, group_exchanges, group_gaps, group_proposal, mine_session
+from kbops.extract.chats import Exchange, Gap, Unanswered, exchange_context, group_exchanges, group_gaps, group_proposal, mine_session, rank_key
 from kbops.index import similarity
 from kbops.index.lexical import LexicalIndex
 from kbops.index.similarity import DenseView, dense_view
 from kbops.kb.candidates import Proposal
-from kbops.schema import ChatExchange, ChatGap, ChatSession, KbEntry, utcnow
+from kbops.schema import ChatExchange, ChatGap, ChatSession, KbEntry, SourceRecord, utcnow
 from kbops.text import fingerprint
 
 log = logging.getLogger("kbops.extract")
@@ -82,13 +82,18 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None) -> MiningR
 
     exchanges: list[Exchange] = []
     unanswered: list[Unanswered] = []
-    for stored, key, sku in db.execute(
-        select(ChatExchange, ChatSession.session_key, ChatSession.sku)
+    for stored, key, sku, turns in db.execute(
+        select(ChatExchange, ChatSession.session_key, ChatSession.sku, ChatSession.turns)
         .join(ChatSession, ChatSession.id == ChatExchange.session_id)
         .order_by(ChatSession.session_key, ChatExchange.turn_index)
     ).tuples():
         if stored.kind == "qa":
-            exchanges.append(Exchange(key, stored.turn_index, stored.lang, stored.question, stored.answer, sku))
+            # The table stores the (rewritten) question; its source turns and scope are re-read from the session.
+            turn = turns[stored.turn_index] if turns and stored.turn_index < len(turns) else {}
+            original, context_turns, scope = exchange_context(turns, stored.turn_index, sku) if turn else ("", [], "general")
+            exchanges.append(
+                Exchange(key, stored.turn_index, stored.lang, stored.question, stored.answer, turn.get("sku") or sku, original, context_turns, scope)
+            )
         else:
             unanswered.append(Unanswered(key, stored.turn_index, stored.lang, stored.question, stored.kind))
     try:
@@ -97,15 +102,22 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None) -> MiningR
     except ConfigError as exc:  # the model loads on first use: this is where a broken one fails
         log.warning("chat mining groups by lexical similarity only: %s", exc)
         embedder, dense, dense_unanswered = None, None, None
+    catalogue = product_skus(db)
     for group in group_exchanges(exchanges, dense):
         if not any((ex.session, ex.turn) in touched for ex in group):
             continue
-        proposal = group_proposal(group, settings.min_chat_support)
+        proposal = group_proposal(group, settings.min_chat_support, catalogue=catalogue)
         if proposal is not None:
             result.proposals.append(proposal)
+    result.proposals.sort(key=rank_key)
     gaps = group_gaps(unanswered, dense_unanswered, background=[ex.question for ex in exchanges])
     result.gaps = refresh_gaps(db, settings, gaps, embedder)
     return result
+
+
+def product_skus(db: Session) -> set[str]:
+    """The store's catalogue: keys of the current product records (a chat's SKU names a known product)."""
+    return set(db.scalars(select(SourceRecord.key).where(SourceRecord.kind == "product", SourceRecord.is_current.is_(True), SourceRecord.deleted.is_(False))))
 
 
 def _row(session_id: int, turn: int, lang: str, question: str, answer: str, kind: str) -> dict[str, Any]:
@@ -119,9 +131,11 @@ def _dense(embedder: Any | None, texts: Sequence[str], settings: Settings) -> De
 
 
 def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any | None) -> int:
-    """Replace ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count."""
+    """Replace the chat-mined rows of ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count.
+
+    The bot's own handoff topics (``origin == 'bot'``, kbops/review/gaps.py) share the table and are kept."""
     scores = kb_scores(db, [g.question for g in gaps], embedder, settings.dense_weight, settings.lexical_scorer)
-    db.execute(delete(ChatGap))
+    db.execute(delete(ChatGap).where(ChatGap.origin == "chat"))
     now = utcnow()
     rows = []
     for gap, score in zip(gaps, scores):

@@ -1,6 +1,12 @@
 """Measuring chat mining on real logs (used by bench/eval_mining.py and the regression test).
 
-Protocol (fixed seed, reproducible):
+Strict precision (issue 15): :func:`read_strict_labels` reads bench/labels/jddc_strict.tsv keyed by
+(session, turn, text hash), :func:`split_of` recomputes the fixed tune/test split from the session
+hash, :func:`precision` reports GOOD and GOOD+FIXABLE on one split, :func:`fit_weights` fits the
+quality weights on the tune split only, and :func:`raw_pair_proposals` is the nearest-neighbour
+baseline (every raw question → reply pair as a KB entry).
+
+Held-out answer protocol (fixed seed, reproducible):
 
 1. Split the sessions 80/20 by session id (a seeded shuffle of the sorted keys).
 2. Mine candidates from the 80 % exactly as the pipeline does
@@ -32,12 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from kbops.extract.chats import _QUESTION_CUES, group_exchanges, group_proposal, mine_session, question_part
+from kbops.extract.chat_scope import QUESTION_CUES
+from kbops.extract.chats import group_exchanges, group_proposal, mine_session, question_part
 from kbops.index.lexical import LexicalIndex
 from kbops.index.release import LoadedRelease
 from kbops.index.similarity import DenseView, dense_view
 from kbops.kb.candidates import Proposal
 from kbops.sources.chats import Session
+from kbops.text import detect_lang
 
 SEED = 20261126
 
@@ -97,9 +105,9 @@ class Mined:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def mine(sessions: Sequence[Session], min_support: int, embedder: Any | None, dense_weight: float) -> Mined:
+def mine(sessions: Sequence[Session], min_support: int, embedder: Any | None, dense_weight: float, context: str = "rewrite") -> Mined:
     t0 = time.perf_counter()
-    exchanges = [ex for s in sessions for ex in mine_session(s.key, s.turns, s.sku).exchanges]
+    exchanges = [ex for s in sessions for ex in mine_session(s.key, s.turns, s.sku, context=context).exchanges]
     exchanges.sort(key=lambda ex: (ex.session, ex.turn))
     t1 = time.perf_counter()
     dense: DenseView | None = dense_view(embedder, [ex.question for ex in exchanges], dense_weight) if embedder is not None else None
@@ -178,7 +186,7 @@ def held_out_questions(sessions: Sequence[Session]) -> list[HeldOut]:
     for s in sessions:
         for i, turn in enumerate(s.turns[:-1]):
             nxt = s.turns[i + 1]
-            if turn["role"] != "customer" or nxt["role"] != "agent" or not _QUESTION_CUES.search(turn["text"]):
+            if turn["role"] != "customer" or nxt["role"] != "agent" or not QUESTION_CUES.search(turn["text"]):
                 continue
             out.append(HeldOut(s.key, i, turn["text"][:2000], nxt["text"], bool(question_part(turn["text"]))))
     return out
@@ -206,16 +214,75 @@ def score(pairs: Sequence[tuple[str, str]]) -> Scores:
     )
 
 
-def read_labels(path: Path) -> dict[tuple[str, int], dict[str, str]]:
-    """Labels file: ``#`` comment lines, then a TSV with header ``session turn label text_hash``."""
-    out: dict[tuple[str, int], dict[str, str]] = {}
+# --- strict labels (issue 15) -------------------------------------------------------
+
+
+def split_of(session: str) -> str:
+    """The fixed label split of a session: ``test`` when the first 8 hex digits of sha256(session) are odd."""
+    return "test" if int(hashlib.sha256(session.encode()).hexdigest()[:8], 16) % 2 else "tune"
+
+
+def read_strict_labels(path: Path) -> dict[tuple[str, int, str], dict[str, str]]:
+    """bench/labels/jddc_strict.tsv keyed by (session, turn, text_hash): a changed text is unlabelled."""
+    out: dict[tuple[str, int, str], dict[str, str]] = {}
     if not path.is_file():
         return out
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
-    if not lines:
-        return out
-    header = lines[0].split("\t")
+    header = lines[0].split("\t") if lines else []
     for line in lines[1:]:
         row = dict(zip(header, line.split("\t")))
-        out[(row["session"], int(row["turn"]))] = row
+        out[(row["session"], int(row["turn"]), row["text_hash"])] = row
+    return out
+
+
+def label_of(p: Proposal, labels: dict[tuple[str, int, str], dict[str, str]]) -> dict[str, str] | None:
+    session, turn = candidate_ref(p)
+    return labels.get((session, turn, text_hash(p)))
+
+
+def precision(proposals: Sequence[Proposal], labels: dict[tuple[str, int, str], dict[str, str]], split: str = "test") -> dict[str, Any]:
+    """GOOD and GOOD+FIXABLE shares of the labelled candidates on one split, with the counts."""
+    on_split = [p for p in proposals if split_of(candidate_ref(p)[0]) == split]
+    rows = [r for r in (label_of(p, labels) for p in on_split) if r is not None]
+    good = sum(r["label"] == "good" for r in rows)
+    fixable = sum(r["label"] == "fixable" for r in rows)
+    reasons = Counter(r["reason"] for r in rows if r["label"] == "bad")
+    n = len(rows)
+    return {
+        "candidates": len(on_split),
+        "labelled": n,
+        "unlabelled": len(on_split) - n,
+        "good": good,
+        "fixable": fixable,
+        "precision_good": round(good / n, 4) if n else None,
+        "precision_good_or_fixable": round((good + fixable) / n, 4) if n else None,
+        "bad_by_reason": dict(reasons.most_common()),
+    }
+
+
+def fit_weights(proposals: Sequence[Proposal], labels: dict[tuple[str, int, str], dict[str, str]], steps: int = 2000) -> dict[str, float]:
+    """Non-negative quality weights fitted on the tune split only (logistic, GOOD or FIXABLE = 1).
+
+    Returns weights that sum to 1; {} when the tune split has no labelled candidate of both kinds.
+    """
+    rows = [(p.evidence["quality_parts"], r["label"] in ("good", "fixable")) for p in proposals if split_of(candidate_ref(p)[0]) == "tune" and (r := label_of(p, labels))]
+    if not rows or len({y for _, y in rows}) < 2:
+        return {}
+    keys = sorted(rows[0][0])
+    x = np.array([[parts.get(k, 0.0) for k in keys] for parts, _ in rows])
+    y = np.array([1.0 if good else 0.0 for _, good in rows])
+    w, b = np.zeros(len(keys)), 0.0
+    for _ in range(steps):
+        pred = 1 / (1 + np.exp(-(x @ w + b)))
+        w = np.maximum(0.0, w - 0.5 * (x.T @ (pred - y) / len(y) + 0.01 * w))
+        b -= 0.5 * float(np.mean(pred - y))
+    total = float(w.sum())
+    return {k: round(float(v) / total, 3) for k, v in zip(keys, w)} if total > 0 else {}
+
+
+def raw_pair_proposals(sessions: Sequence[Session]) -> list[Proposal]:
+    """Nearest-neighbour baseline: every customer turn with a question cue and the agent reply after it, unfiltered."""
+    out = []
+    for q in held_out_questions(sessions):
+        out.append(Proposal(entry_key=f"raw:{q.session}:{q.turn}", origin="chat", kind="faq", lang=detect_lang(q.question), question=q.question, answer=q.reference))
     return out

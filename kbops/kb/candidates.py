@@ -68,6 +68,8 @@ class Evidence(TypedDict, total=False):
     quality_parts: dict[str, float]
     answer_from: ChatTurnRef
     excerpts: list[ChatExcerpt]
+    checks: list[str]  # the miner's checks this candidate passed, readable ("self-contained", "3 sessions agree")
+    context_turns: list[str]  # the earlier customer turns (scrubbed) a rewritten question took its topic from
     # faq import
     file: str
     location: str

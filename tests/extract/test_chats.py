@@ -295,7 +295,7 @@ def test_quality_and_evidence_links():
     proposal = group_proposal(invoice_exchanges(), 2)
     quality = proposal.evidence["quality"]
     assert 0.0 < quality <= 1.0
-    assert set(proposal.evidence["quality_parts"]) == {"support", "agreement", "generality", "cohesion", "informative"}
+    assert set(proposal.evidence["quality_parts"]) == {"support", "agreement", "generality", "cohesion", "informative", "topic", "typed"}
     excerpts = proposal.evidence["excerpts"]
     assert {(e["session"], e["turn"]) for e in excerpts} == {("S0002", 1), ("S0010", 0), ("S0020", 4)}
     weak = group_proposal([Exchange("S1", 0, "zh", "能开专票吗", "可以的呢亲。"), Exchange("S2", 0, "zh", "能开专票吗？", "可以，您的订单号是多少")], 2)

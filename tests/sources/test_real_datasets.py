@@ -34,5 +34,7 @@ def test_jddc_sample_reads_into_scrubbed_sessions():
         assert all(a["role"] != b["role"] for a, b in zip(s.turns, s.turns[1:]))
         assert not any("!@@@!" in t["text"] for t in s.turns)
     exchanges = [ex for s in sessions for ex in session_exchanges(s.key, s.turns)]
-    assert len(exchanges) > 300
+    # Only answered, general, self-contained questions are exchanges since issue 15 (one-order questions,
+    # follow-ups without a topic and non-answers feed the gaps instead): 135 on this sample.
+    assert len(exchanges) > 100
     assert not any("[订单x]" in ex.answer or "[ORDER]" in ex.answer for ex in exchanges)
