@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Callable
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
+
+from tqdm import tqdm
 
 from kbops.config import Settings
 from kbops.schema import MAX_ID, parse_record_id
@@ -98,3 +104,51 @@ def short(text: str, width: int = 60) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _ToBar(logging.Handler):
+    """Shows each kbops log record (INFO and up) as the status line's latest message."""
+
+    def __init__(self, bar: tqdm) -> None:
+        super().__init__(logging.INFO)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.bar.set_postfix_str(short(record.getMessage(), 70), refresh=True)
+
+
+@contextmanager
+def progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[str], None]]:
+    """A live status line on stderr while a long command runs: what, elapsed time, the latest step.
+
+    Shown only on a terminal (stderr is a TTY) and never under ``--json``: a
+    script, a pipe or Airflow gets exactly the output it got before. The steps
+    are what kbops logs (``kbops.*`` loggers, INFO and up) while the command
+    runs, and whatever the command reports through the yielded function; the
+    line is redrawn twice a second so the clock moves during a long build,
+    and is erased at the end (the command's own summary follows)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        yield lambda _message: None
+        return
+    bar = tqdm(total=None, desc=what, file=sys.stderr, bar_format="{desc} {elapsed} {postfix}", leave=False, dynamic_ncols=True)
+    logger = logging.getLogger("kbops")
+    handler, level = _ToBar(bar), logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield lambda message: bar.set_postfix_str(short(message, 70), refresh=True)
+    finally:
+        stop.set()
+        ticker.join()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        bar.close()

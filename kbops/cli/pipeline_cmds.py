@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kbops.cli._base import Subparsers, add_command, add_json_flag, emit
+from kbops.cli._base import Subparsers, add_command, add_json_flag, emit, progress, row_count, short
 from kbops.config import Settings
-from kbops.db import init_db
+from kbops.db import init_db, session_scope
 from kbops.errors import ConfigError
+from kbops.index import release as rel
+from kbops.index.embedder import Embedder
+from kbops.index.preview import DEFAULT_DAYS, logged_queries, release_diff
 from kbops.index.publish import list_releases
 
 
@@ -35,6 +38,15 @@ def register(subparsers: Subparsers) -> None:
         "or answers fewer golden questions than before (needs --by; audited as release_forced)",
     )
     p.add_argument("--by", help="who forces the activation (recorded in the audit log)")
+    p.add_argument(
+        "--preview", action="store_true",
+        help="build the release but do not activate it: replay the questions customers asked (query log) against it and the serving "
+        "release and print what would change; a later `kbops publish` activates the same build",
+    )
+    p.add_argument("--days", type=row_count, default=DEFAULT_DAYS, help=f"with --preview: days of questions to replay (default {DEFAULT_DAYS})")
+    p.add_argument("--most-asked", type=row_count, default=PREVIEW_QUESTIONS,
+                   help=f"with --preview: replay at most this many distinct questions, most asked first (default {PREVIEW_QUESTIONS}; "
+                   "each costs two searches)")
     add_json_flag(p)
 
     p = add_command(subparsers, "releases", cmd_releases, "list index releases (* = active)")
@@ -54,7 +66,8 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     from kbops.pipeline import ingest
 
-    result = ingest(settings, source=args.source, confirm_deletions=args.confirm_deletions)
+    with progress(args, "sync"):
+        result = ingest(settings, source=args.source, confirm_deletions=args.confirm_deletions)
     emit(args, result, _print_sync)
     # 1: the other sources were synced and extracted, but a source failed (listed above).
     return 1 if result["failed"] else 0
@@ -87,7 +100,11 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.force and not args.by:
         raise ConfigError("--force overrides the release checks (empty or shrinking release, golden questions); say who decides with --by NAME")
-    emit(args, publish(settings, full=args.full, force=args.force, by=args.by or "operator"), _print_publish)
+    if args.preview:
+        return _preview(settings, args)
+    with progress(args, "publish"):
+        result = publish(settings, full=args.full, force=args.force, by=args.by or "operator")
+    emit(args, result, _print_publish)
     return 0
 
 
@@ -113,6 +130,44 @@ def _print_publish(result: dict[str, Any]) -> None:
     if golden:
         was = f" (active release had {golden['active_correct']})" if golden["active_correct"] is not None else ""
         print(f"golden questions: {golden['correct']}/{golden['total']} answered correctly{was}" + (" — FORCED" if golden["forced"] else ""))
+
+
+#: Distinct questions ``publish --preview`` replays by default (bench/bench_preview.py: tens of ms each on a 100k release).
+PREVIEW_QUESTIONS = 5_000
+
+
+def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    """Build without activating, then replay the logged questions against the build and the serving release."""
+    from kbops.pipeline import build_release
+
+    embedder = Embedder.from_settings(settings)
+    with progress(args, "publish --preview") as say:
+        built = build_release(settings, full=args.full, embedder=embedder)
+        active_id = rel.active_release_id(settings.index_dir)
+        result: dict[str, Any] = {"build": built.as_dict(), "preview": None}
+        if built.release_id and built.release_id != active_id:
+            with session_scope(settings) as db:
+                queries = logged_queries(db, days=args.days, limit=args.most_asked)
+            say(f"replaying {len(queries)} logged question(s) against {built.release_id}")
+            candidate = rel.load_release(settings.index_dir, built.release_id, lexical_scorer=settings.lexical_scorer)
+            active = rel.load_release(settings.index_dir, active_id, lexical_scorer=settings.lexical_scorer) if active_id else None
+            result["preview"] = release_diff(candidate, active, embedder, settings, queries).as_dict()
+    emit(args, result, lambda r: _print_preview(r, args.days))
+    return 0
+
+
+def _print_preview(result: dict[str, Any], days: int) -> None:
+    b, d = result["build"], result["preview"]
+    if d is None:
+        print(f"KB unchanged since release {b['release_id'] or '(none)'}: nothing to preview")
+        return
+    print(f"built release {d['release_id']} ({b['entries']} entries), NOT activated; replayed {d['questions']} question(s) "
+          f"asked {d['asks']} time(s) in the last {days} day(s) against {d['against'] or 'the logged answers (no release serving)'}:")
+    print(f"  newly answered {d['newly_answered']}   answer changes {d['changed']}   new handoffs {d['new_handoffs']}   unchanged {d['unchanged']}")
+    for kind, title in (("newly_answered", "newly answered"), ("changed", "answer changes"), ("new_handoffs", "would hand off")):
+        for ex in d["examples"][kind]:
+            print(f"  {title:<15} {ex['asked']:>4}x  {short(ex['question'], 50)}  → {short(ex['after'] or ('handoff: ' + str(ex['reason'])), 50)}")
+    print("activate it with `kbops publish` (the same build is reused)")
 
 
 def cmd_releases(settings: Settings, args: argparse.Namespace) -> int:

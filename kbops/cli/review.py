@@ -16,8 +16,9 @@ from kbops.cli._base import Subparsers, add_command, add_group, add_json_flag, e
 from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.errors import InvalidDecision, ReviewError
-from kbops.extract.mining import list_gaps
+from kbops.index.embedder import Embedder
 from kbops.kb.audit import audit_events
+from kbops.review.gaps import answer_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates, list_items
 from kbops.schema import Candidate, ReviewItem
 from kbops.validate import get_report
@@ -61,11 +62,19 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--question", help="a corrected phrasing to add instead of the item's question")
     p.add_argument("--note", help="optional note")
 
-    p = add_command(rsub, "gaps", cmd_gaps, "unanswered topics mined from chats (handed off, or not in the KB), most-asked first")
+    p = add_command(rsub, "gaps", cmd_gaps, "unanswered topics from chats and from the bot's own handoffs, ranked by frequency × recency")
     p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
+    p.add_argument("--origin", choices=("chat", "bot"), help="only topics mined from chats, or from the bot's handoffs")
     p.add_argument("--all", action="store_true", help="also topics the KB now covers")
+    p.add_argument("--no-refresh", action="store_true", help="list as stored; skip regrouping the bot's recent handoffs first")
     p.add_argument("--limit", type=row_count, default=50, help="at most this many topics")
     add_json_flag(p)
+
+    p = add_command(rsub, "answer-gap", cmd_answer_gap, "answer a gap topic with a new entry; it goes through the gate and waits for review")
+    p.add_argument("id", type=record_id, metavar="GAP_ID")
+    p.add_argument("--by", required=True, help="your name (recorded in the audit log)")
+    p.add_argument("--answer", required=True, help="the answer the bot should give")
+    p.add_argument("--question", help="the question as the entry should ask it (default: the topic's question)")
 
     p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
     p.add_argument("--limit", type=row_count, default=200, help="at most this many rows")
@@ -258,26 +267,45 @@ def _print_report(report: dict[str, Any], limit: int) -> None:
 
 
 def cmd_gaps(settings: Settings, args: argparse.Namespace) -> int:
-    """Unanswered topics mined from chats: handed-off or unanswered questions the KB does not answer."""
+    """Unanswered topics: chats' handed-off questions and the bot's own handoffs, regrouped first (unless --no-refresh)."""
+    refreshed = None
+    if not args.no_refresh:
+        with session_scope(settings) as db:
+            refreshed = refresh_bot_gaps(db, settings, Embedder.from_settings(settings)).as_dict()
     with session_scope(settings) as db:
         rows = [
-            {"id": g.id, "topic_key": g.topic_key, "lang": g.lang, "question": g.question, "alt_questions": g.alt_questions,
-             "support": g.support, "reasons": g.reasons, "kb_score": g.kb_score, "status": g.status, "evidence": g.evidence}
-            for g in list_gaps(db, status=None if args.all else "open", lang=args.lang, limit=args.limit)
+            {"id": g.id, "topic_key": g.topic_key, "origin": g.origin, "lang": g.lang, "question": g.question, "alt_questions": g.alt_questions,
+             "support": g.support, "rank": round(rank, 3), "last_seen": g.last_seen, "reasons": g.reasons, "kb_score": g.kb_score,
+             "status": g.status, "answer_key": g.answer_key, "evidence": g.evidence}
+            for g, rank in ranked_gaps(db, origin=args.origin, status=None if args.all else "open", lang=args.lang, limit=args.limit)
         ]
-    emit(args, rows, lambda r: _print_gaps(r, args.all))
+    emit(args, rows, lambda r: _print_gaps(r, args.all, refreshed))
     return 0
 
 
-def _print_gaps(rows: list[dict[str, Any]], show_all: bool) -> None:
+def _print_gaps(rows: list[dict[str, Any]], show_all: bool, refreshed: dict[str, Any] | None) -> None:
+    if refreshed is not None:
+        print(f"bot handoffs regrouped: {refreshed['queries']} question(s) → {refreshed['open']} open, {refreshed['covered']} covered topic(s)")
     if not rows:
         print("no unanswered topics" + ("" if show_all else " open"))
         return
-    print(f"{'sessions':>8}  {'kb':>4}  {'lang':<4} {'why':<18} question")
+    print(f"{'id':>5}  {'from':<4} {'asked':>5}  {'rank':>6}  {'kb':>4}  {'lang':<4} {'why':<18} question")
     for r in rows:
         why = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
-        print(f"{r['support']:>8}  {r['kb_score'] or 0:>4.2f}  {r['lang']:<4} {short(why, 18):<18} {short(r['question'], 60)}")
-    print(f"{len(rows)} topic(s); evidence (session key + turn) with --json; answer one with `kbops import` or a policy document")
+        status = "" if r["status"] == "open" else f"  [{r['status']}]"
+        print(f"{r['id']:>5}  {r['origin']:<4} {r['support']:>5}  {r['rank']:>6.2f}  {r['kb_score'] or 0:>4.2f}  {r['lang']:<4} {short(why, 18):<18} {short(r['question'], 60)}{status}")
+    print(f"{len(rows)} topic(s); examples with --json; answer one with `kbops review answer-gap ID --answer TEXT --by NAME`")
+
+
+def cmd_answer_gap(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        c = answer_gap(db, settings, Embedder.from_settings(settings), args.id, question=args.question, answer=args.answer, by=args.by, door="cli")
+        status, cid, key, reasons = c.status, c.id, c.entry_key, list(c.reasons or [])
+    if status == "invalid":
+        print(f"candidate {cid} ({key}) was refused by the gate: {'; '.join(str(r) for r in reasons)}; fix it with `kbops review resubmit {cid}`")
+        return 1
+    print(f"candidate {cid} ({key}) passed the gate and is {status}; the gap is marked covered once a publish answers it")
+    return 0
 
 
 def cmd_log(settings: Settings, args: argparse.Namespace) -> int:
@@ -293,5 +321,5 @@ def cmd_log(settings: Settings, args: argparse.Namespace) -> int:
 
 def _print_log(rows: list[dict[str, Any]]) -> None:
     for r in rows:
-        target = f"item {r['review_item_id']}" if r["review_item_id"] else f"entry {r['entry_id']}"
+        target = f"item {r['review_item_id']}" if r["review_item_id"] else f"entry {r['entry_id']}" if r["entry_id"] else "-"
         print(f"{r['at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<26} {r['door']:<8} {r['action']:<13} {target}  {short(r['note'] or '', 50)}")

@@ -155,7 +155,8 @@ def add_reviewer(db: Session, name: str, password: str | None, *, role: str = "r
         raise AccountError(f"reviewer {name!r} already exists; use `kbops reviewers passwd {name}` to change the password", name=name)
     row = Reviewer(name=name, role=role, password_hash=stored)
     db.add(row)
-    record_audit(db, actor=by, door=door, action="reviewer_add", after={"reviewer": name, "role": role, "password": stored is not None})
+    record_audit(db, actor=by, door=door, action="reviewer_add", after={"reviewer": name, "role": role, "password": stored is not None},
+                 note=f"reviewer {name}")  # an account event has no item or entry: the note names what it is about
     db.flush()
     return _account(row)
 
@@ -165,7 +166,7 @@ def set_password(db: Session, name: str, password: str, *, by: str = "kbops", do
     stored = hash_password(check_password(password))
     row = _require(db, name)
     row.password_hash, row.session_key, row.updated_at = stored, secrets.token_hex(16), utcnow()
-    record_audit(db, actor=by, door=door, action="reviewer_password", after={"reviewer": row.name})
+    record_audit(db, actor=by, door=door, action="reviewer_password", after={"reviewer": row.name}, note=f"reviewer {row.name}")
 
 
 def set_role(db: Session, name: str, role: str, *, by: str = "kbops", door: str = "cli") -> None:
@@ -174,7 +175,8 @@ def set_role(db: Session, name: str, role: str, *, by: str = "kbops", door: str 
     row = _require(db, name)
     before = row.role
     row.role, row.session_key, row.updated_at = role, secrets.token_hex(16), utcnow()
-    record_audit(db, actor=by, door=door, action="reviewer_role", before={"reviewer": row.name, "role": before}, after={"reviewer": row.name, "role": role})
+    record_audit(db, actor=by, door=door, action="reviewer_role", before={"reviewer": row.name, "role": before}, after={"reviewer": row.name, "role": role},
+                 note=f"reviewer {row.name}")
 
 
 def remove_reviewer(db: Session, name: str, *, by: str = "kbops", door: str = "cli") -> None:
@@ -189,7 +191,7 @@ def remove_reviewer(db: Session, name: str, *, by: str = "kbops", door: str = "c
         if len(admins) <= 1:
             raise AccountError(f"{row.name!r} is the last admin; add another admin before removing it", name=row.name)
     db.execute(delete(Reviewer).where(Reviewer.id == row.id))
-    record_audit(db, actor=by, door=door, action="reviewer_remove", before={"reviewer": row.name, "role": row.role})
+    record_audit(db, actor=by, door=door, action="reviewer_remove", before={"reviewer": row.name, "role": row.role}, note=f"reviewer {row.name}")
 
 
 def end_sessions(db: Session, name: str) -> None:

@@ -215,3 +215,59 @@ def test_script_in_a_candidate_never_runs_in_the_browser(settings, server, brows
     assert dialogs == []
     assert re.search(r"kbops_review=", "; ".join(c["name"] + "=" for c in page.context.cookies()))
     assert all(c["httpOnly"] and c["sameSite"] == "Lax" for c in page.context.cookies() if c["name"] == "kbops_review")
+
+
+def _sign_in(page, server) -> None:
+    page.set_default_timeout(120_000)  # the first decision loads the model in the server process; shared CI machines are slow
+    page.goto(f"{server}/review/login")
+    page.fill('input[name="name"]', "lin")
+    page.fill('input[name="password"]', PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("article.item.current-item")
+
+
+def test_after_a_decision_the_next_items_question_is_visible_below_the_toolbar(settings, server, browser):
+    """Issue 14: the redirect to #item-<next> scrolled the next item's question under the sticky header and bulk toolbar."""
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    _sign_in(page, server)
+    for _ in range(3):  # an item far enough down that the page must scroll to the next one
+        page.keyboard.press("j")
+    decided = _current_id(page)
+    page.keyboard.press("a")
+    page.wait_for_selector(f"text=item {decided} approved")
+    following = _current_id(page)
+    assert following != decided and page.url.endswith(f"#item-{following}")
+    page.wait_for_timeout(200)
+    toolbar_bottom = page.evaluate("Math.max(...[...document.querySelectorAll('header.top, form.bulk')].map(e => e.getBoundingClientRect().bottom))")
+    question = page.locator(f"#item-{following} .q .text").bounding_box()
+    answer = page.locator(f"#item-{following} .a .text").bounding_box()
+    assert question["y"] >= toolbar_bottom, f"question at {question['y']} hides under the toolbar ending at {toolbar_bottom}"
+    assert answer["y"] + answer["height"] <= 700 or answer["y"] < 700, "the answer starts inside the window"
+    # What is at the question's spot is the question itself, not the toolbar.
+    top_element = page.evaluate(f"(() => {{ const r = document.querySelector('#item-{following} .q .text').getBoundingClientRect(); "
+                                f"const e = document.elementFromPoint(r.left + 5, r.top + 5); return e && e.closest('#item-{following}') !== null; }})()")
+    assert top_element
+
+
+def test_health_page_draws_its_plots(settings, server, browser):
+    from kbops.schema import QueryLogEntry, utcnow
+
+    with session_scope(settings) as db:
+        for question, handoff, reason, score in (("How long is delivery?", False, None, 0.9), ("Do you offer gift wrapping?", True, "no_match", 0.2),
+                                                 ("退货运费谁出？", True, "ambiguous", 0.5)):
+            db.add(QueryLogEntry(question=question, handoff=handoff, reason=reason, score=score, release_id="r1", at=utcnow()))
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    _sign_in(page, server)
+    page.click("header.top a:has-text('Health')")
+    page.wait_for_selector("#health-plots svg.chart")
+    charts = page.locator("#health-plots svg.chart")
+    assert charts.count() == 6
+    for i in range(6):
+        box = charts.nth(i).bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 40
+    assert page.inner_text("#handoff-rate").strip() == "67 %" and page.inner_text("#coverage-share").strip() == "33 %"
+    assert page.locator("#health-plots svg.chart").first.locator("circle").count() >= 1  # today's handoff rate is plotted
+    assert page.locator("#health-plots rect").count() >= 4  # coverage per language, reasons
+    assert "products" in page.inner_text("#freshness")
+    icon = page.request.get(f"{server}/review/favicon.ico")
+    assert icon.status == 200

@@ -194,3 +194,22 @@ def account_change(form: Any, back: str) -> AccountChange:
     if op not in ACCOUNT_OPS:
         raise PageError(400, f"account operation {op!r} is not add, remove, role or password", back=back)
     return AccountChange(op, text(form, "name"), str(form.get("role") or ""), str(form.get("password") or ""))
+
+
+@dataclass
+class GapAnswer:
+    """An answer a reviewer wrote for a gap topic (the question defaults to the topic's)."""
+
+    question: str | None
+    answer: str
+
+
+def gap_answer(form: Any, back: str) -> GapAnswer:
+    """The gap form's fields: a non-empty answer, both within :data:`MAX_TEXT`."""
+    answer = str(form.get("answer") or "").strip()
+    question = str(form.get("question") or "").strip() or None
+    if not answer:
+        raise PageError(400, "write the answer the bot should give", back=back)
+    if len(answer) > MAX_TEXT or (question and len(question) > MAX_TEXT):
+        raise PageError(400, f"keep the question and the answer under {MAX_TEXT} characters", back=back)
+    return GapAnswer(question, answer)

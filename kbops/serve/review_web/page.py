@@ -24,7 +24,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kbops.config import Settings
 from kbops.db import session_scope
-from kbops.errors import KbopsError
+from kbops.errors import ConfigError, KbopsError
+from kbops.index.embedder import Embedder
+from kbops.index.preview import DEFAULT_DAYS, Replay, build_replay, item_impacts, logged_queries
 from kbops.review import accounts
 from kbops.serve.review_web.auth import COOKIE, Viewer, check_csrf, load_secret, require, resolve_viewer, sign, unsign
 from kbops.serve.review_web.forms import PageError, Redirect
@@ -36,6 +38,8 @@ _CSP = (
 )
 
 Work = Callable[[Viewer, Any], Response]
+#: Seconds a replay set of logged questions is reused before it is rebuilt (the impact shown on the cards).
+REPLAY_TTL = 300.0
 
 
 class Page:
@@ -53,11 +57,51 @@ class Page:
         self.env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
         self.env.filters["pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=1, default=str)
         self._secret: bytes | None = None
+        self._embedder: Embedder | None = None
+        self._replay: tuple[float, Replay] | None = None
+        # Each card's impact, kept for the replay set's life: (item id, row version, replay stamp) → impact.
+        self._impacts: dict[tuple[int, int, float], dict[str, Any]] = {}
 
     def secret(self) -> bytes:
         if self._secret is None:
             self._secret = load_secret(self.settings)
         return self._secret
+
+    def embedder(self) -> Embedder | None:
+        """The shared embedder (loaded on first use), or None when the model cannot be loaded: previews go lexical."""
+        if self._embedder is None:
+            try:
+                self._embedder = Embedder.from_settings(self.settings)
+                _ = self._embedder.dim
+            except ConfigError:
+                return None
+        return self._embedder
+
+    def impacts(self, items: list[Any]) -> dict[int, dict[str, Any]]:
+        """Each item's impact preview (kbops.index.preview) over the last week's logged questions, by item id.
+
+        The replay set is rebuilt at most every :data:`REPLAY_TTL` seconds (one
+        embedding pass, through the embedder's cache); a card's impact is computed
+        once per replay set (a page of new cards in one pass) and then reused."""
+        if not items:
+            return {}
+        if self._replay is None or time.monotonic() - self._replay[0] > REPLAY_TTL:
+            with session_scope(self.settings) as db:
+                queries = logged_queries(db, days=DEFAULT_DAYS)
+            # No questions logged (yet): nothing to replay, and no model to load for it.
+            self._replay = (time.monotonic(), build_replay(queries, self.embedder() if len(queries) else None, self.settings))
+        replay = self._replay[1]
+        if not len(replay.queries):
+            return {}
+        embedder = self.embedder() if replay.vectors is not None else None
+        stamp = self._replay[0]
+        todo = [i for i in items if (i.id, i.row_version, stamp) not in self._impacts]
+        if todo:
+            found = item_impacts(replay, [([i.question, *(i.alt_questions or [])], None) for i in todo], embedder)
+            if len(self._impacts) > 5000:
+                self._impacts.clear()
+            self._impacts.update({(i.id, i.row_version, stamp): impact.as_dict() for i, impact in zip(todo, found)})
+        return {i.id: self._impacts[(i.id, i.row_version, stamp)] for i in items}
 
     @staticmethod
     def base(request: Request) -> str:

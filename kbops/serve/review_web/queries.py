@@ -11,7 +11,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from kbops.kb.entries import parse_ref
-from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem, SourceRecord
+from kbops.schema import AuditEvent, Candidate, ChatSession, IndexRelease, KbEntry, ReviewItem, SourceRecord
 from kbops.serve.review_web.views import CardRows, QueueRow, evidence_of, merge_keys, record_refs
 
 
@@ -80,3 +80,8 @@ def card_rows(db: Session, items: list[ReviewItem]) -> CardRows:
         )
     )
     return out
+
+
+def activated_releases(db: Session) -> list[IndexRelease]:
+    """Every release that was ever activated, oldest build first (when did a decision go live)."""
+    return list(db.scalars(select(IndexRelease).where(IndexRelease.activated_at.is_not(None)).order_by(IndexRelease.created_at, IndexRelease.id)))

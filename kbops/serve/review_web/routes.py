@@ -22,9 +22,12 @@ from kbops import pipeline
 from kbops.config import Settings
 from kbops.db import session_scope
 from kbops.errors import AlreadyDecided, CandidateNotFound, InvalidDecision, KbopsError, ReviewItemNotFound
+from kbops.health import health_report
+from kbops.index.embedder import Embedder
 from kbops.review import accounts
+from kbops.review.gaps import answer_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates
-from kbops.serve.review_web import queries, views
+from kbops.serve.review_web import charts, queries, views
 from kbops.serve.review_web.auth import Viewer
 from kbops.serve.review_web.forms import (
     PageError,
@@ -32,6 +35,7 @@ from kbops.serve.review_web.forms import (
     Redirect,
     account_change,
     bulk_decision,
+    gap_answer,
     item_decision,
     path_id,
     resubmission,
@@ -43,6 +47,9 @@ from kbops.serve.review_web.page import SERVE, Page, bad_request, http_error
 _PAST = {"approve": "approved", "reject": "rejected", "merge": "merged"}
 
 
+_FAVICON = SERVE / "static" / "favicon.svg"
+
+
 def create_review_app(settings: Settings) -> FastAPI:
     """The review page as an application to mount at ``/review``."""
     app = FastAPI(title="kbops review page", docs_url=None, redoc_url=None, openapi_url=None)
@@ -52,8 +59,14 @@ def create_review_app(settings: Settings) -> FastAPI:
     app.exception_handler(StarletteHTTPException)(http_error)
     app.exception_handler(PageError)(_refused_id)
     app.exception_handler(KbopsError)(_refused_id)
+    app.add_api_route("/favicon.ico", _favicon, methods=["GET"], include_in_schema=False)
     app.include_router(router)
     return app
+
+
+async def _favicon() -> Response:
+    """The page's icon (browsers ask for /favicon.ico whatever the page links)."""
+    return Response(_FAVICON.read_bytes(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _page(request: Request) -> Page:
@@ -161,6 +174,9 @@ async def queue_page(
             listing = views.queue_page(queries.open_queue(db), filters)
             items = queries.items_in_order(db, listing.page_ids)
             cards = views.cards(items, queries.card_rows(db, items))
+        impacts = pg.impacts(items)
+        for c in cards:
+            c["impact"] = impacts.get(c["id"])
         return pg.render(request, viewer, "queue.html", tab="queue", filters=filters, query=filters.query(), items=cards,
                          total_open=listing.total_open, matching=listing.matching, page=listing.page, pages=listing.pages,
                          facets=listing.facets, page_sizes=listing.page_sizes)
@@ -177,6 +193,7 @@ async def item_page(request: Request, item_id: ItemId) -> Response:
         with session_scope(page.settings) as db:
             item = get_item(db, item_id)
             card = views.cards([item], queries.card_rows(db, [item]))[0]
+        card["impact"] = page.impacts([item]).get(item.id) if item.state == "open" else None
         return page.render(request, viewer, "item.html", tab="queue", item=card, filters=QueueFilters(), query="")
 
     return await page.handle(request, work)
@@ -202,7 +219,7 @@ async def decide_item(request: Request, item_id: ItemId) -> Response:
             message += f" into {choice.merge_into}"
         elif choice.decision == "approve" and result.merged:
             message += ": it was a near-duplicate, so its question joined the existing entry as an alternate phrasing"
-        viewer.flash("ok", message)
+        viewer.flash("ok", message + " (the bot serves it from the next publish; the Decided tab shows when it is live)")
         following = whole_number(form.get("next"))
         raise Redirect(back + (f"#item-{following}" if following else ""))
 
@@ -296,10 +313,91 @@ async def decided_page(request: Request) -> Response:
     def work(viewer: Viewer, _form: Any) -> Response:
         page.require(request, viewer)
         with session_scope(page.settings) as db:
-            items = [views.decided_view(r) for r in queries.recently_decided(db, limit=200)]
+            releases = queries.activated_releases(db)
+            items = [views.decided_view(r, releases) for r in queries.recently_decided(db, limit=200)]
         return page.render(request, viewer, "decided.html", tab="decided", items=items)
 
     return await page.handle(request, work)
+
+
+@router.get("/health", response_class=HTMLResponse)
+async def health_page(request: Request, days: int = 14) -> Response:
+    """The KB's health (kbops.health) with its plots, drawn on the server as SVG."""
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        span = min(max(days, 1), 90)
+        with session_scope(page.settings) as db:
+            report = health_report(db, page.settings, days=span, gap_limit=15).as_dict()
+        return page.render(request, viewer, "health.html", tab="health", h=report, plots=_health_plots(report), days=span)
+
+    return await page.handle(request, work)
+
+
+@router.get("/gaps", response_class=HTMLResponse)
+async def gaps_page(request: Request, origin: str = "", show: str = "open") -> Response:
+    """Gap topics (chats and the bot's handoffs), ranked by frequency × recency, each with a form to answer it."""
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            rows = [views.gap_view(g, rank) for g, rank in ranked_gaps(db, origin=origin if origin in ("chat", "bot") else None,
+                                                                      status=None if show == "all" else "open", limit=200)]
+        return page.render(request, viewer, "gaps.html", tab="gaps", gaps=rows, origin=origin, show=show)
+
+    return await page.handle(request, work)
+
+
+@router.post("/gaps/refresh")
+async def gaps_refresh(request: Request) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            result = refresh_bot_gaps(db, page.settings, Embedder.from_settings(page.settings))
+        viewer.flash("ok", f"bot handoffs regrouped: {result.queries} question(s), {result.open} open and {result.covered} covered topic(s)")
+        raise Redirect(f"{page.base(request)}/gaps")
+
+    return await page.handle(request, work, form=True, back="/gaps")
+
+
+@router.post("/gaps/{gap_id}/answer")
+async def gaps_answer(request: Request, gap_id: str) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        back = f"{page.base(request)}/gaps"
+        number = path_id(gap_id, lambda shown: PageError(404, f"no gap topic {shown}", back=back))
+        fix = gap_answer(form, back)
+        with session_scope(page.settings) as db:
+            cand = answer_gap(db, page.settings, Embedder.from_settings(page.settings), number, question=fix.question, answer=fix.answer, by=me.name, door="web")
+            status, cid, reasons = cand.status, cand.id, [str(r) for r in cand.reasons or []]
+        if status == "invalid":
+            viewer.flash("warn", f"your answer to gap {number} was refused by the gate: {'; '.join(reasons)} (fix it under Invalid candidates, #{cid})")
+        else:
+            viewer.flash("ok", f"your answer to gap {number} passed the gate and is {status}; the gap is covered once the KB answers it")
+        raise Redirect(f"{back}#gap-{number}")
+
+    return await page.handle(request, work, form=True, back="/gaps")
+
+
+def _health_plots(h: dict[str, Any]) -> dict[str, Any]:
+    """The health page's charts: handoff rate and questions per day, coverage per language, reasons, gaps, queue by reviewer."""
+    by_day = h["handoffs"]["by_day"]
+    labels = [d["day"] for d in by_day]
+    return {
+        "rate": charts.time_series("Handoff rate per day", labels, {"handoff rate": [d["rate"] for d in by_day]}, percent=True),
+        "volume": charts.time_series("Questions and handoffs per day", labels,
+                                     {"questions": [d["questions"] for d in by_day], "handoffs": [d["handoffs"] for d in by_day]}),
+        "coverage": charts.bars("Coverage by language", [(lang, v["share"]) for lang, v in h["coverage"]["by_lang"].items()], percent=True),
+        "reasons": charts.bars("Handoffs by reason", [(k, float(v)) for k, v in h["handoffs"]["by_reason"].items()]),
+        "gaps": charts.bars("Top gap topics (asked)", [(g["question"], float(g["support"])) for g in h["gaps"][:10]]),
+        "reviewers": charts.bars("Decisions per reviewer", [(k, float(v)) for k, v in h["queue"]["decided_by"].items()]),
+    }
 
 
 # --- admin ----------------------------------------------------------------------------------

@@ -10,11 +10,12 @@ Everything returned is plain text; the templates escape it.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
 from kbops.kb.candidates import Evidence
-from kbops.schema import AuditEvent, Candidate, ChatSession, KbEntry, ReviewItem, SourceRecord
+from kbops.schema import AuditEvent, Candidate, ChatGap, ChatSession, IndexRelease, KbEntry, ReviewItem, SourceRecord
 from kbops.serve.review_web.forms import MAX_TEXT, PAGE_SIZES, QueueFilters
 
 MAX_SHOWN = 2_000  # longest chat turn or record field shown before it is cut
@@ -23,7 +24,7 @@ Ref = tuple[str, str, str, int]  # source, kind, key, version
 #: Evidence keys the card shows in their own places; any other key is shown raw under "other".
 _SHOWN_EVIDENCE = {
     "excerpts", "sessions", "skus", "records", "sku", "stale_values", "document", "title", "version", "file", "location",
-    "quality", "quality_parts", "answer_from", "near_duplicate",
+    "quality", "quality_parts", "answer_from", "near_duplicate", "checks", "context_turns",
 }
 
 
@@ -181,11 +182,14 @@ def _card(r: ReviewItem, rows: CardRows, following: int | None) -> dict[str, Any
         "document": {"key": ev["document"], "title": ev.get("title", ""), "version": ev.get("version")} if "document" in ev else None,
         "file": {"name": ev["file"], "location": ev.get("location", "")} if "file" in ev else None,
         "quality": _quality(ev),
+        "checks": [str(c) for c in ev.get("checks", [])],
+        "context_turns": [cut(t, 400) for t in ev.get("context_turns", [])],
         "other_evidence": {k: v for k, v in ev.items() if k not in _SHOWN_EVIDENCE},
         "current": None,
         "merge_targets": [],
         "proposed_merge_into": r.proposed_merge_into,
         "audit": [],
+        "impact": None,  # the route fills it in (kbops.index.preview over the logged questions)
     }
     if entry is not None:
         card["current"] = {
@@ -269,7 +273,24 @@ def invalid_view(c: Candidate) -> dict[str, Any]:
             "full_answer": c.answer[:MAX_TEXT], "reasons": [str(x) for x in (c.reasons or [])], "created_at": c.created_at}
 
 
-def decided_view(r: ReviewItem) -> dict[str, Any]:
-    """One applied decision: who decided what, through which door (``sql`` when written by hand)."""
+def decided_view(r: ReviewItem, releases: Sequence[IndexRelease] = ()) -> dict[str, Any]:
+    """One applied decision: who decided what, through which door (``sql`` when written by hand), and when it went live.
+
+    ``live``: the first activated release built after the decision was applied
+    (its id and activation time), or None while it waits for the next publish.
+    A rejection goes live the same way (the bot stops serving the entry)."""
+    live = None
+    if r.applied_at is not None:
+        built_after = [rel for rel in releases if rel.created_at >= r.applied_at and rel.activated_at is not None]
+        if built_after:
+            live = {"release_id": built_after[0].id, "since": built_after[0].activated_at}
     return {"id": r.id, "question": r.edited_question or r.question, "decision": r.decision, "by": r.decided_by, "via": r.decided_via or "sql",
-            "at": r.applied_at, "note": r.note, "lang": r.lang, "origin": r.origin, "merge_into": r.merge_into}
+            "at": r.applied_at, "note": r.note, "lang": r.lang, "origin": r.origin, "merge_into": r.merge_into, "live": live}
+
+
+def gap_view(g: ChatGap, rank: float) -> dict[str, Any]:
+    """A gap topic as the gaps page lists it: the question, how often and how lately it was asked, examples."""
+    return {"id": g.id, "origin": g.origin, "lang": g.lang, "question": g.question, "alt_questions": list(g.alt_questions or [])[:8],
+            "support": g.support, "rank": rank, "last_seen": g.last_seen, "status": g.status, "kb_score": g.kb_score,
+            "answer_key": g.answer_key, "reasons": sorted((g.reasons or {}).items()),
+            "examples": [str(e.get("question", "")) for e in (g.evidence or [])][:5]}

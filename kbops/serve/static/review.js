@@ -109,10 +109,28 @@
     ev.preventDefault();
   });
 
-  // After a decision the server redirects to #item-<next>: continue there, else at the top.
+  // The sticky header and bulk toolbar cover the top of the window: scrolling to an item
+  // (the #item-<next> after a decision, j/k) must stop below them, or the item's question hides under them.
+  function stickyHeight() {
+    let bottom = 0;
+    document.querySelectorAll("header.top, form.bulk").forEach((el) => {
+      if (getComputedStyle(el).position === "sticky") bottom = Math.max(bottom, el.getBoundingClientRect().bottom);
+    });
+    return Math.ceil(bottom);
+  }
+
+  function keepClearOfToolbar() {
+    document.documentElement.style.scrollPaddingTop = (stickyHeight() + 8) + "px";
+  }
+
+  // After a decision the server redirects to #item-<next>: continue there (below the toolbar), else at the top.
   document.addEventListener("DOMContentLoaded", () => {
+    keepClearOfToolbar();
     const fromHash = location.hash && document.getElementById(location.hash.slice(1));
-    focusItem(fromHash && fromHash.matches("article.item") ? fromHash : items()[0]);
+    const target = fromHash && fromHash.matches("article.item") ? fromHash : null;
+    focusItem(target || items()[0], false);
+    if (target) target.scrollIntoView({ block: "start" });
     updateCount();
   });
+  window.addEventListener("resize", keepClearOfToolbar);
 })();

@@ -1,0 +1,203 @@
+"""Bot gaps: the bot's own handoffs become gap topics a reviewer can answer.
+
+The most direct signal of missing knowledge is a question the bot handed off
+(or answered with low confidence). :func:`refresh_bot_gaps` reads those from
+``query_log`` (stored scrubbed), groups them exactly as chat gaps are grouped
+(:func:`kbops.extract.chats.group_gaps`, the one similarity of
+:mod:`kbops.index.similarity`), scores each topic against the active KB like
+mining does (:func:`kbops.extract.mining.kb_scores`) and keeps them in
+``chat_gaps`` with ``origin = 'bot'``: ``open`` while the KB cannot answer
+them, ``covered`` once it can (the next refresh after a publish that answers them).
+
+A reviewer answers a topic with :func:`answer_gap`: the entry is proposed as a
+candidate (origin ``gap``) and goes through the normal gate and routing, so it
+waits for review like any other proposal. The gap remembers the entry key
+(``answer_key``).
+
+Ranking (:func:`ranked_gaps`): frequency × recency, ``support × 0.5^(age / HALF_LIFE_DAYS)``
+with age from the topic's ``last_seen`` (chat topics: their refresh time).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from kbops.config import Settings
+from kbops.errors import ConfigError, GapNotFound, ReviewError
+from kbops.extract.chats import Unanswered, group_gaps
+from kbops.extract.mining import kb_scores
+from kbops.index import similarity
+from kbops.kb.audit import record_audit
+from kbops.kb.candidates import Proposal, propose
+from kbops.kb.routing import route_candidates
+from kbops.schema import Candidate, ChatGap, QueryLogEntry, utcnow
+from kbops.text import detect_lang
+from kbops.validate import validate_candidates
+
+log = logging.getLogger("kbops.review")
+
+#: Days of query log read for bot gaps.
+BOT_GAP_DAYS = 30
+#: An answered query whose score is below ``handoff_threshold + LOW_CONFIDENCE_MARGIN`` counts as low-confidence.
+LOW_CONFIDENCE_MARGIN = 0.05
+#: Recency half-life of the gap ranking, in days.
+HALF_LIFE_DAYS = 7.0
+#: Handoff reasons that say nothing about missing knowledge (the bot was catching up with a release).
+_NOT_A_GAP = {"updating"}
+#: At most this many logged queries are grouped per refresh (newest first).
+MAX_QUERIES = 20_000
+
+
+@dataclass
+class BotGapResult:
+    queries: int = 0
+    topics: int = 0
+    open: int = 0
+    covered: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _key(query_id: int) -> str:
+    # group_gaps sorts a topic's members by this key: zero-padded, the oldest query comes first,
+    # so a topic keeps its key (built on its first member) while newer questions join it.
+    return f"q{query_id:012d}"
+
+
+def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, days: int = BOT_GAP_DAYS, now: datetime | None = None) -> BotGapResult:
+    """Regroup the bot's handed-off and low-confidence queries of the last ``days`` into ``origin='bot'`` gaps.
+
+    ``embedder``: the shared embedder, or None for lexical grouping only (also the
+    fallback when its model cannot be loaded). A topic a reviewer answered
+    (``answer_key`` set) is kept even when its questions left the window, so
+    its coverage can still be seen."""
+    now = now or utcnow()
+    result = BotGapResult()
+    rows = list(
+        db.execute(
+            select(QueryLogEntry.id, QueryLogEntry.at, QueryLogEntry.question, QueryLogEntry.handoff, QueryLogEntry.reason, QueryLogEntry.score)
+            .where(QueryLogEntry.at >= now - timedelta(days=days))
+            .order_by(QueryLogEntry.id.desc())
+            .limit(MAX_QUERIES)
+        ).tuples()
+    )
+    low = settings.handoff_threshold + LOW_CONFIDENCE_MARGIN
+    items: list[Unanswered] = []
+    seen_at: dict[str, datetime] = {}
+    answered: list[str] = []
+    for qid, at, question, handoff, reason, score in reversed(rows):
+        lang = detect_lang(question or "")
+        if lang == "und":
+            continue
+        if handoff and reason not in _NOT_A_GAP:
+            items.append(Unanswered(_key(qid), 0, lang, question, reason or "no_match"))
+        elif not handoff and (score is None or score < low):
+            items.append(Unanswered(_key(qid), 0, lang, question, "low_confidence"))
+        else:
+            answered.append(question)
+            continue
+        seen_at[question] = max(at, seen_at.get(question, at))
+    result.queries = len(items)
+    dense = None
+    if embedder is not None and items:
+        try:
+            dense = similarity.dense_view(embedder, [u.question for u in items], settings.dense_weight)
+        except ConfigError as exc:
+            log.warning("bot gaps group by lexical similarity only: %s", exc)
+            embedder = None
+    gaps = group_gaps(items, dense, background=answered)
+    existing = {g.topic_key: g for g in db.scalars(select(ChatGap).where(ChatGap.origin == "bot"))}
+    keep = {f"bot:{g.topic_key}" for g in gaps} | {k for k, g in existing.items() if g.answer_key}
+    db.execute(delete(ChatGap).where(ChatGap.origin == "bot", ChatGap.topic_key.not_in(keep)))
+    kept_answered = [g for k, g in existing.items() if g.answer_key and k not in {f"bot:{x.topic_key}" for x in gaps}]
+    scores = kb_scores(db, [g.question for g in gaps] + [g.question for g in kept_answered], embedder, settings.dense_weight, settings.lexical_scorer)
+    for gap, score in zip(gaps, scores):
+        key = f"bot:{gap.topic_key}"
+        row = existing.get(key) or ChatGap(topic_key=key, origin="bot", answer_key=None)
+        asked = [seen_at[q] for q in [gap.question, *gap.alt_questions, *(e["question"] for e in gap.evidence)] if q in seen_at]
+        row.lang, row.question, row.alt_questions, row.support = gap.lang, gap.question, gap.alt_questions, gap.support
+        row.reasons, row.evidence = gap.reasons, [{"query": e["session"], "question": e["question"], "reason": e["reason"]} for e in gap.evidence]
+        row.last_seen = max(asked) if asked else now
+        _score(row, score, settings, now)
+        db.add(row)
+    for row, score in zip(kept_answered, scores[len(gaps):]):
+        _score(row, score, settings, now)
+    db.flush()
+    statuses = list(db.scalars(select(ChatGap.status).where(ChatGap.origin == "bot")))
+    result.topics, result.open, result.covered = len(statuses), statuses.count("open"), statuses.count("covered")
+    return result
+
+
+def _score(row: ChatGap, score: float, settings: Settings, now: datetime) -> None:
+    row.kb_score = round(score, 4)
+    row.status = "covered" if score >= settings.handoff_threshold else "open"
+    row.updated_at = now
+
+
+def ranked_gaps(
+    db: Session, *, origin: str | None = None, status: str | None = "open", lang: str | None = None, now: datetime | None = None, limit: int = 50
+) -> list[tuple[ChatGap, float]]:
+    """Gap topics with their rank, highest first: ``support × 0.5^(days since last asked / HALF_LIFE_DAYS)``."""
+    now = now or utcnow()
+    query = select(ChatGap)
+    if origin:
+        query = query.where(ChatGap.origin == origin)
+    if status:
+        query = query.where(ChatGap.status == status)
+    if lang:
+        query = query.where(ChatGap.lang == lang)
+    ranked = []
+    for gap in db.scalars(query):
+        seen = gap.last_seen or gap.updated_at
+        age = max((now - seen).total_seconds() / 86400, 0.0) if seen else 0.0
+        ranked.append((gap, gap.support * 0.5 ** (age / HALF_LIFE_DAYS)))
+    ranked.sort(key=lambda gr: (-gr[1], gr[0].id))
+    return ranked[:limit]
+
+
+def get_gap(db: Session, gap_id: int) -> ChatGap:
+    gap = db.get(ChatGap, gap_id)
+    if gap is None:
+        raise GapNotFound(f"no gap topic {gap_id}; see `kbops review gaps`", gap_id=gap_id)
+    return gap
+
+
+def answer_gap(
+    db: Session, settings: Settings, embedder: Any, gap_id: int, *, question: str | None, answer: str, by: str, door: str = "cli"
+) -> Candidate:
+    """Write an entry that answers gap ``gap_id``: proposed as a candidate, through the gate and routing, in the caller's transaction.
+
+    ``question`` defaults to the topic's question; the topic's other phrasings
+    become alternate questions. Returns the candidate (``queued`` for review,
+    or ``invalid`` with the gate's reasons)."""
+    if not (by or "").strip():
+        raise ReviewError("answering a gap needs your name: pass --by NAME")
+    if not (answer or "").strip():
+        raise ReviewError("answering a gap needs the answer text: pass --answer TEXT", gap_id=gap_id)
+    gap = get_gap(db, gap_id)
+    text = (question or "").strip() or gap.question
+    alternates = [q for q in [gap.question, *(gap.alt_questions or [])] if q != text][:8]
+    entry_key = gap.answer_key or f"faq/{gap.topic_key}"
+    candidate = propose(
+        db,
+        Proposal(entry_key=entry_key, origin="gap", kind="faq", lang=gap.lang, question=text, answer=answer.strip(),
+                 alt_questions=alternates, support=max(gap.support, 1)),
+        run_id=None,
+    )
+    if candidate is None:
+        raise ReviewError(f"gap {gap_id} was already answered with exactly this text (entry {entry_key})", gap_id=gap_id)
+    gap.answer_key = entry_key
+    record_audit(db, actor=by.strip(), door=door, action="gap_answer", after={"gap": gap.topic_key, "entry_key": entry_key, "question": text},
+                 note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x)")
+    db.flush()
+    validate_candidates(db, settings, embedder, candidate_ids=[candidate.id])
+    if candidate.status == "valid":
+        route_candidates(db, settings, candidate_ids=[candidate.id])
+    return candidate

@@ -1,0 +1,96 @@
+"""``kbops health``: real figures after a real sync → review → publish → ask cycle on the sample store."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from kbops.cli.app import main
+from kbops.db import session_scope
+from kbops.health import _percentile, health_report
+from kbops.pipeline import decide, ingest, publish
+from kbops.schema import QueryLogEntry, utcnow
+from kbops.serve.query_log import log_answer
+from kbops.serve.retriever import Retriever
+from tests.helpers import list_items
+
+ANSWERED = "How much is the Lumi Smart Rice Cooker?"
+NOT_ANSWERED = "Can I pay with seashells on Mars?"
+
+
+@pytest.fixture
+def cycled(settings, embedder):
+    """Sample store synced, every waiting item approved by 'lin', published, and four questions asked."""
+    ingest(settings)
+    waiting = list_items(settings)
+    decide(settings, [i.id for i in waiting[:3]], "approve", by="lin")
+    publish(settings)
+    bot = Retriever(settings, embedder=embedder)
+    for q in (ANSWERED, ANSWERED, NOT_ANSWERED, "鹿米智能电饭煲多少钱？"):
+        log_answer(settings, bot.search(q))
+    return settings, len(waiting) - 3
+
+
+def test_health_json_reports_the_cycle(cycled, capsys, monkeypatch):
+    settings, still_open = cycled
+    monkeypatch.setenv("KBOPS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("KBOPS_HOME", str(settings.home))
+    monkeypatch.setenv("KBOPS_SOURCES", str(settings.sources_file))
+    assert main(["health", "--json"]) == 0
+    h = json.loads(capsys.readouterr().out)
+    with session_scope(settings) as db:
+        logged = list(db.query(QueryLogEntry))
+    answered = sum(1 for r in logged if not r.handoff and r.score >= settings.handoff_threshold)
+    assert h["coverage"]["questions"] == 4 and h["coverage"]["answered"] == answered >= 2
+    assert h["coverage"]["by_lang"]["en"]["questions"] == 3 and h["coverage"]["by_lang"]["zh"]["questions"] == 1
+    assert h["handoffs"]["questions"] == 4 and h["handoffs"]["handoffs"] == sum(r.handoff for r in logged) >= 1
+    assert h["handoffs"]["by_day"][-1]["questions"] == 4 and len(h["handoffs"]["by_day"]) == 8
+    assert h["queue"]["size"] == still_open and h["queue"]["decided_by"] == {"lin": 3}
+    assert h["queue"]["oldest_s"] >= h["queue"]["age_p90_s"] >= h["queue"]["age_p50_s"] >= 0
+    sources = {f["source"]: f for f in h["freshness"]}
+    assert set(sources) == {"products", "prices", "policies", "chats"}
+    assert all(f["last_sync"] and not f["failing"] for f in sources.values())
+    assert sources["prices"]["lag_s"] == 0.0  # published after the sync
+    sync = {s["source"]: s for s in h["pipeline"]["sync"]}
+    assert sync["prices"]["read"] > 0 and sync["prices"]["new"] == sync["prices"]["read"]
+    assert h["pipeline"]["queue_size"] == still_open
+    assert h["pipeline"]["candidates"]["queued"] == still_open
+    assert h["pipeline"]["last_publish"]["status"] == "built" and h["pipeline"]["last_publish"]["seconds"] > 0
+    assert h["release"]["release_id"] == h["pipeline"]["last_publish"]["release_id"]
+    assert main(["health"]) == 0
+    text = capsys.readouterr().out
+    assert f"coverage   {h['coverage']['share']:.0%} of 4 question(s)" in text and f"queue      {still_open} open" in text and "prices" in text
+
+
+def test_a_change_not_yet_published_shows_as_lag(cycled, store):
+    settings, _ = cycled
+    with session_scope(settings) as db:
+        h = health_report(db, settings, now=utcnow() + timedelta(hours=2))
+    lags = {f["source"]: f["lag_s"] for f in h.freshness}
+    # Everything synced was published since: no lag, whatever the clock says; chats make no entries directly.
+    assert lags == {"chats": None, "policies": 0.0, "prices": 0.0, "products": 0.0}
+
+    prices = store / "prices.csv"
+    prices.write_text(prices.read_text(encoding="utf-8").replace("299.00", "259.00"), encoding="utf-8")
+    ingest(settings)
+    later = utcnow() + timedelta(hours=2)
+    with session_scope(settings) as db:
+        h = health_report(db, settings, now=later)
+    lags = {f["source"]: f["lag_s"] for f in h.freshness}
+    assert 7200 <= lags["prices"] < 7300 and lags["products"] == 0.0
+    publish(settings)
+    with session_scope(settings) as db:
+        assert {f["source"]: f["lag_s"] for f in health_report(db, settings, now=later).freshness}["prices"] == 0.0
+
+
+def test_health_on_an_empty_kb(settings):
+    with session_scope(settings) as db:
+        h = health_report(db, settings).as_dict()
+    assert h["coverage"]["share"] is None and h["queue"]["size"] == 0 and h["freshness"] == [] and h["release"] is None
+
+
+def test_percentile_is_nearest_rank():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    assert _percentile(values, 50) == 5.0 and _percentile(values, 90) == 9.0 and _percentile([], 50) is None
