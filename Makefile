@@ -19,7 +19,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup demo test test-fast lint serve bench clean chromium
+.PHONY: setup demo test test-fast lint serve smoke-cluster bench clean chromium
 
 setup: $(STAMP) var/airflow/airflow.db
 
@@ -52,8 +52,17 @@ test: setup lint
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Port 8000: 8080 is Airflow's api-server default (a host running both keeps both).
 serve: setup
-	$(BIN)/kbops serve --host 127.0.0.1 --port 8080
+	$(BIN)/kbops serve --host 127.0.0.1 --port 8000
+
+# A whole cluster on this machine with real processes (deploy/smoke_cluster.py): PostgreSQL (Airflow
+# metadata + KB, private databases), Redis (Celery broker + change events), an S3 server (moto) as the
+# release store, Airflow api-server/scheduler/dag-processor/triggerer on CeleryExecutor, two Celery
+# workers, two `kbops serve` replicas. Changes a price through an event, kills a worker mid-task,
+# prints the measured freshness latency, stops everything it started.
+smoke-cluster: setup
+	$(BIN)/python deploy/smoke_cluster.py
 
 # Debian's Chromium for the browser test (as root; .ci/run does this too). Without it the test skips.
 chromium:

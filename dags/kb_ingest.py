@@ -19,33 +19,58 @@ fact withdraws the entries resting on it at once. `announce_changes` emits the
 changed something (candidates queued or auto-approved, entries withdrawn or
 retired); otherwise it ends *skipped* and emits nothing.
 
+**When it runs.** On a change event, within seconds: `kbops notify SOURCE`
+publishes a message on Redis (channel `KBOPS_EVENTS_CHANNEL`, default
+`kbops.source_changed`); the `airflow triggerer` watches that channel
+(AssetWatcher on `kbops://sources/changed`, common.messaging's
+`MessageQueueTrigger`, scheme `redis+pubsub`, Airflow Connection `kbops_events`)
+and the run syncs **only the sources the events name**. And every hour, as the
+fallback (a message published while no triggerer listened is lost): then
+every source is synced.
+
 Every task reads its work from the KB database, so re-running the DAG for the
-same interval does only what is left. Settings come from `KBOPS_*` variables.
+same interval does only what is left. Settings come from `KBOPS_*` variables,
+which must reach the scheduler, the triggerer and every worker. Each task logs
+its counts, quarantined rows and warnings (loggers `kbops.*`) in its task log; a
+failure is POSTed to `KBOPS_ALERT_WEBHOOK` when set.
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 
-from kbops.airflow_adapter import KB_CANDIDATES, announce_if_changed, configured_source_names, run_source_step, run_step, sync_changes
+from kbops.airflow_adapter import (
+    KB_CANDIDATES,
+    alert_on_failure,
+    announce_if_changed,
+    run_source_step,
+    run_step,
+    source_changed_asset,
+    sources_to_sync,
+    sync_changes,
+)
 
 
 @dag(
     dag_id="kb_ingest",
-    schedule="@hourly",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=[source_changed_asset()]),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    # retry_delay: Airflow's [core] default_task_retry_delay (30 s in the repo's airflow.cfg).
+    default_args={"retries": 2, "on_failure_callback": alert_on_failure},
+    on_failure_callback=alert_on_failure,
     tags=["kbops"],
     doc_md=__doc__,
 )
 def kb_ingest():
     @task
-    def source_names() -> list:
-        """The configured sources' names (the sync tasks are mapped over them)."""
-        return run_step(configured_source_names)
+    def source_names(triggering_asset_events=None) -> list:
+        """The sources to sync: those named by the change events that triggered this run, else all of them."""
+        return run_step(sources_to_sync, triggering_asset_events)
 
     @task(map_index_template="{{ task.op_kwargs['name'] }}")
     def sync_source(name: str) -> dict:

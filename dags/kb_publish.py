@@ -13,6 +13,12 @@ An empty release, or one that drops more than `KBOPS_MAX_RELEASE_DROP_SHARE`
 fails without retries (`ReleaseRefused`) and the previous release keeps serving;
 `kbops publish --force --by NAME` activates it anyway (audited). Each activation
 writes the revocation overlay the bot replicas apply until they have loaded it.
+
+With a shared release store (`KBOPS_RELEASE_STORE`, e.g. `s3://bucket/prefix`) the
+release's files and manifest are uploaded first, then the overlay, then the
+`ACTIVE` pointer; every bot replica polls the pointer and pulls the release.
+`announce_release` emits the `kbops://kb/release` asset only when a new release
+went live; a run that changed nothing ends with it *skipped*.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from airflow.sdk import dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from kbops.airflow_adapter import KB_CANDIDATES, KB_RELEASE, run_step
+from kbops.airflow_adapter import KB_CANDIDATES, KB_RELEASE, alert_on_failure, publish_step, run_step
+from kbops.airflow_adapter import announce_release as announce
 
 
 @dag(
@@ -33,7 +40,9 @@ from kbops.airflow_adapter import KB_CANDIDATES, KB_RELEASE, run_step
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    # retry_delay: Airflow's [core] default_task_retry_delay (30 s in the repo's airflow.cfg).
+    default_args={"retries": 2, "on_failure_callback": alert_on_failure},
+    on_failure_callback=alert_on_failure,
     tags=["kbops"],
     doc_md=__doc__,
 )
@@ -50,18 +59,23 @@ def kb_publish():
         """Embed (cached) and write a complete release directory, unless nothing changed."""
         from kbops.pipeline import build_release as step
 
-        return run_step(step)
+        return publish_step(step)
 
-    @task(outlets=[KB_RELEASE])
+    @task
     def activate_release(built: dict) -> dict:
-        """Move the active pointer to the new release (atomic rename)."""
+        """Move the active pointer to the new release (atomic rename; with a shared store: files, overlay, pointer)."""
         from kbops.pipeline import activate_release as step
 
         if not built.get("release_id"):
             return {"changed": False}
-        return run_step(step, built["release_id"])
+        return publish_step(step, built["release_id"])
 
-    activate_release(build_release(apply_decisions()))
+    @task(outlets=[KB_RELEASE])
+    def announce_release(activated: dict) -> dict:
+        """Emit kbops://kb/release when a new release went live; else skipped (no asset event)."""
+        return announce(activated)
+
+    announce_release(activate_release(build_release(apply_decisions())))
 
 
 kb_publish()

@@ -79,10 +79,26 @@ class Settings:
     # (dynamic int8) or "torch" (sentence-transformers' encode(); the fallback).
     # Part of the model id: switching re-embeds (kbops/index/embedder.py, bench/bench_embed.py).
     embed_backend: str = "onnx"
+    # Prefixes some models were trained with (e5: "query: " / "passage: "; bge-zh: a query instruction):
+    # bot and calibration queries get embed_query_prefix, KB texts embed_passage_prefix. Part of the
+    # model id, so changing them re-embeds (README, Configuration: a multilingual model).
+    embed_query_prefix: str = ""
+    # ONNX Runtime threads per embedder (0: one per core). `kbops serve --workers N` gives each worker
+    # cores / N when this is not set, so N workers do not fight over the same cores.
+    embed_threads: int = 0
+    embed_passage_prefix: str = ""
     # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
     models_dir: Path | None = None
+    # The raw fused score at which a chat gap counts as covered by the KB (kbops/extract/mining.py);
+    # the bot itself answers by calibrated confidence (target_precision below), not by this score.
     handoff_threshold: float = 0.6
     ambiguity_margin: float = 0.02
+    # The bot answers when the calibrated probability that its top answer is right reaches the
+    # threshold that gives this answered-precision on the store's own questions, per language
+    # (kbops/index/calibration.py); below it, it hands off.
+    target_precision: float = 0.90
+    # Questions per language the calibration asks at each publish (0: use the public defaults).
+    calibration_questions: int = 300
     dense_weight: float = 0.6
     min_chat_support: int = 2
     release_retention: int = 10
@@ -116,6 +132,21 @@ class Settings:
     # Publish (kbops/index/publish.py): an activation that would drop more than this share of the serving
     # release's entries is refused (as is an empty release) unless forced (`kbops publish --force --by NAME`).
     max_release_drop_share: float = 0.5
+    # Deployment (kbops/index/store.py, kbops/cli/notify.py, kbops/airflow_adapter.py; README → Deployment).
+    # Where releases are published for every replica and worker: None = index_dir itself (one host or a
+    # shared volume); a local path, or an fsspec URL such as s3://bucket/prefix (the `s3` extra).
+    release_store: str | None = None
+    # The S3-compatible endpoint of release_store (MinIO, Ceph, a moto server; empty: AWS). Credentials:
+    # the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables.
+    release_store_endpoint: str | None = None
+    # Where a bot replica keeps the releases it pulled from a remote release_store (default $KBOPS_HOME/release-cache).
+    release_cache: Path | None = None
+    # Change events: `kbops notify SOURCE` publishes on this Redis pub/sub channel at this URL; kb_ingest's
+    # AssetWatcher (Airflow Connection `kbops_events`) listens on the same channel.
+    events_url: str = "redis://127.0.0.1:6379/0"
+    events_channel: str = "kbops.source_changed"
+    # A URL that receives a JSON POST when a kbops DAG run or task fails (empty: no alert).
+    alert_webhook: str | None = None
 
     @classmethod
     def load(
@@ -166,8 +197,13 @@ class Settings:
             embed_cache=embed_cache.expanduser().resolve(),
             embed_backend=str(pick("embed_backend", cls.embed_backend)).strip().lower(),
             models_dir=Path(pick("models_dir") or home / "models").expanduser().resolve(),
+            embed_query_prefix=str(pick("embed_query_prefix", "")),
+            embed_threads=number("embed_threads", cls.embed_threads, int),
+            embed_passage_prefix=str(pick("embed_passage_prefix", "")),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
+            target_precision=number("target_precision", cls.target_precision),
+            calibration_questions=number("calibration_questions", cls.calibration_questions, int),
             dense_weight=number("dense_weight", cls.dense_weight),
             min_chat_support=number("min_chat_support", cls.min_chat_support, int),
             release_retention=number("release_retention", cls.release_retention, int),
@@ -185,6 +221,12 @@ class Settings:
             max_price=number("max_price", cls.max_price),
             extract_batch_size=number("extract_batch_size", cls.extract_batch_size, int),
             max_release_drop_share=number("max_release_drop_share", cls.max_release_drop_share),
+            release_store=str(pick("release_store") or "").strip() or None,
+            release_store_endpoint=str(pick("release_store_endpoint") or "").strip() or None,
+            release_cache=Path(pick("release_cache") or home / "release-cache").expanduser().resolve(),
+            events_url=str(pick("events_url", cls.events_url)).strip(),
+            events_channel=str(pick("events_channel", cls.events_channel)).strip(),
+            alert_webhook=str(pick("alert_webhook") or "").strip() or None,
         )
         if not 0.0 <= settings.max_release_drop_share <= 1.0:
             raise ConfigError(
@@ -219,6 +261,18 @@ class Settings:
             raise ConfigError(
                 f"embed_backend={settings.embed_backend!r} is unknown; "
                 "set KBOPS_EMBED_BACKEND to onnx, onnx-int8 or torch"
+            )
+        if not 0.5 <= settings.target_precision < 1.0:
+            raise ConfigError(
+                f"target_precision={settings.target_precision} must be at least 0.5 and below 1; set KBOPS_TARGET_PRECISION "
+                "to the share of the bot's answers that must be right (default 0.90)"
+            )
+        if settings.embed_threads < 0:
+            raise ConfigError(f"embed_threads={settings.embed_threads} must be 0 (one per core) or more; set KBOPS_EMBED_THREADS")
+        if settings.calibration_questions < 0:
+            raise ConfigError(
+                f"calibration_questions={settings.calibration_questions} must be 0 or more; set KBOPS_CALIBRATION_QUESTIONS "
+                "(0 keeps the public defaults)"
             )
         if not 0.0 <= settings.dense_weight <= 1.0:
             raise ConfigError(

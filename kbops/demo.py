@@ -35,7 +35,8 @@ from kbops.index.golden import add_golden
 from kbops.pipeline import check_golden, decide
 from kbops.review.queue import list_items
 from kbops.schema import PipelineRun
-from kbops.serve.retriever import Retriever, log_answer
+from kbops.serve.query_log import log_answer
+from kbops.serve.retriever import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample_store"
@@ -206,7 +207,7 @@ def main() -> int:
     say("    .venv/bin/kbops review list        # the review queue (KBOPS_HOME=var)")
     say("    .venv/bin/kbops ask 积分怎么用       # ask the bot from the shell")
     say("    .venv/bin/kbops reviewers add lin   # a reviewer account for the review page")
-    say("    make serve                          # the bot API on http://127.0.0.1:8080 (POST /search, /docs), review page at /review/")
+    say("    make serve                          # the bot API on http://127.0.0.1:8000 (POST /search, /docs), review page at /review/")
     return 0 if all(checks.values()) else 1
 
 

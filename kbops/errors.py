@@ -147,3 +147,9 @@ class QueryError(TerminalError):
     """A bot query is malformed."""
 
     http_status = 400
+
+
+class GapNotFound(ReviewError, NotFound):
+    """No gap topic has the given id (``data["gap_id"]``)."""
+
+    http_status = 404

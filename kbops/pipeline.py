@@ -32,14 +32,16 @@ from typing import Any
 from kbops import faq
 from kbops.config import Settings
 from kbops.db import require_db, session_scope
-from kbops.errors import ConfigError, KbopsError
+from kbops.errors import ConfigError, KbopsError, ReleaseRefused
 from kbops.extract import ExtractResult, mark_failed
 from kbops.extract import extract_candidates as _extract
-from kbops.index import golden
+from kbops.index import calibration, golden
 from kbops.index import publish as _publish
+from kbops.index import release as rel
 from kbops.index.embedder import Embedder
 from kbops.index.golden import GoldenScore
 from kbops.index.publish import BuildResult
+from kbops.index.store import sync_from_store
 from kbops.kb.routing import RouteResult
 from kbops.kb.routing import route_candidates as _route
 from kbops.review import queue
@@ -65,6 +67,8 @@ __all__ = [
     "activate_release",
     "rollback",
     "check_golden",
+    "calibrate",
+    "calibration_report",
     "decide",
     "resubmit",
     "import_faq",
@@ -118,12 +122,20 @@ def _sync_isolated(
     """One source's sync in its own transaction; on any error, a ``failed`` ledger row in another."""
     try:
         with session_scope(settings) as db:
-            return sync.sync_source(db, with_settings(source, settings), confirm_deletions, env=env, now=now)
+            r = sync.sync_source(db, with_settings(source, settings), confirm_deletions, env=env, now=now)
     except Exception as exc:  # noqa: BLE001 - one source's failure must not stop the others; it is recorded and reported
         if not isinstance(exc, KbopsError):
             log.exception("sync of source %r failed", source.name)
         with session_scope(settings) as db:
-            return sync.record_failure(db, source.name, exc)
+            failed = sync.record_failure(db, source.name, exc)
+        log.error("sync %s failed: %s", source.name, failed.error)
+        return failed
+    # In the Airflow task log (and on a terminal): what the sync did, and every quarantined row's reason.
+    log.info("sync %s: read %d, new %d, changed %d, deleted %d, quarantined %d, withdrawn %d (%.1f s)",
+             source.name, r.read, r.new, r.changed, r.deleted, r.quarantined, r.withdrawn, r.seconds)
+    for message in r.messages:
+        log.warning("sync %s: %s", source.name, message)
+    return r
 
 
 def extract_candidates(settings: Settings) -> ExtractResult:
@@ -245,7 +257,13 @@ def build_release(settings: Settings, full: bool = False, embedder: Embedder | N
 
     Holds the publish lock: waits while another publish builds or activates."""
     with _publish.publish_lock(settings), session_scope(settings) as db:
-        return _publish.build_release(db, settings, embedder or Embedder.from_settings(settings), full=full, now=now)
+        sync_from_store(settings)  # another worker may have published last: build on what the cluster serves
+        r = _publish.build_release(db, settings, embedder or Embedder.from_settings(settings), full=full, now=now)
+    log.info("build: release %s (%s, %s): %d entries, %d vectors, %d re-embedded, %d cache hits",
+             r.release_id, r.status, r.mode, r.entries, r.vectors, r.re_embedded, r.cache_hits)
+    for warning in r.warnings:
+        log.warning("build: %s", warning)
+    return r
 
 
 def activate_release(
@@ -258,8 +276,14 @@ def activate_release(
     check_golden: bool = True,
 ) -> dict[str, Any]:
     """Make ``release_id`` the served release (golden-question gate, atomic pointer swap), under the publish lock."""
-    with _publish.publish_lock(settings), session_scope(settings) as db:
-        return _publish.activate_release(db, settings, release_id, embedder, force=force, by=by, check_golden=check_golden)
+    try:
+        with _publish.publish_lock(settings), session_scope(settings) as db:
+            out = _publish.activate_release(db, settings, release_id, embedder, force=force, by=by, check_golden=check_golden)
+    except ReleaseRefused as exc:
+        log.warning("activate refused: %s", exc)
+        raise
+    log.info("activate: release %s active (was %s); %d entries revoked; pruned %s", out["release_id"], out["previous"], out.get("revoked", 0), out["pruned"])
+    return out
 
 
 def rollback(settings: Settings, release_id: str | None = None) -> dict[str, Any]:
@@ -274,6 +298,30 @@ def check_golden(settings: Settings, embedder: Embedder | None = None) -> Golden
     """Score the active release on the golden questions (``kbops golden check``)."""
     with session_scope(settings) as db:
         return golden.check_active(db, settings, embedder or Embedder.from_settings(settings))
+
+
+def calibrate(settings: Settings, embedder: Embedder | None = None) -> dict[str, Any]:
+    """Calibrate the active release on the store's own questions now (``kbops calibrate``).
+
+    What the next publish would store with its release; the active release's
+    own calibration (fitted when it was built) is left as it is: a release
+    never changes once written. See :mod:`kbops.index.calibration`."""
+    active = rel.active_release_id(settings.index_dir)
+    if active is None:
+        raise ConfigError("no active release to calibrate: publish one first (`kbops publish`)")
+    loaded = rel.load_release(settings.index_dir, active, lexical_scorer=settings.lexical_scorer)
+    with session_scope(settings) as db:
+        pairs = golden.golden_pairs(db)
+    return {"release_id": active, **calibration.calibrate(loaded, embedder or Embedder.from_settings(settings), settings, pairs)}
+
+
+def calibration_report(settings: Settings) -> dict[str, Any]:
+    """The calibration stored with the active release (``kbops calibrate --report``)."""
+    active = rel.active_release_id(settings.index_dir)
+    if active is None:
+        raise ConfigError("no active release: publish one first (`kbops publish`)")
+    manifest = rel.read_manifest(settings.index_dir, active)
+    return {"release_id": active, **(manifest.get("calibration") or {})}
 
 
 # --- whole DAGs -----------------------------------------------------------------------------

@@ -379,6 +379,10 @@ class QueryLogEntry(Base):
     score: Mapped[float | None] = mapped_column(Float)
     handoff: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(40))
+    # The bot API's own latency for this query (ms) and its X-Request-ID (migration 0009);
+    # empty for `kbops ask` and for rows logged before them.
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class ValidationReport(Base):
@@ -444,11 +448,17 @@ class LoginAttempt(Base):
 
 
 class ChatGap(Base):
-    """An unanswered topic mined from chats: questions handed off or not answered
-    in general, grouped, that the active KB does not answer well either.
+    """An unanswered topic: questions handed off or not answered, grouped, that the
+    active KB does not answer well either.
 
-    Rebuilt by each extract run that mined new sessions; ``kbops review gaps``
-    lists the open ones, most-asked first.
+    ``origin`` says where the questions came from: ``chat`` (mined from agent
+    chats; rebuilt by each extract run that mined new sessions) or ``bot`` (the
+    bot's own handed-off and low-confidence queries from ``query_log``; refreshed
+    by :func:`kbops.review.gaps.refresh_bot_gaps`). ``last_seen`` is when the topic
+    was last asked (bot gaps; ranks by frequency × recency). ``answer_key`` is the
+    entry key a reviewer wrote to answer it; the gap becomes ``covered`` once the
+    active KB answers it at or above the handoff threshold. ``kbops review gaps``
+    lists the open ones.
     """
 
     __tablename__ = "chat_gaps"
@@ -464,3 +474,6 @@ class ChatGap(Base):
     kb_score: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    origin: Mapped[str] = mapped_column(String(8), default="chat", server_default="chat", index=True)
+    last_seen: Mapped[datetime | None]
+    answer_key: Mapped[str | None] = mapped_column(String(300))

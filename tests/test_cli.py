@@ -129,6 +129,10 @@ def test_every_command_with_json_prints_one_json_document(settings, monkeypatch,
     assert run(("import",), str(faq), codes=(0, 1))["read"] == 1
     assert run(("reviewers", "list")) == []
     assert {s["source"] for s in run(("sources", "status"))}
+    assert run(("health",))["queue"]["size"] >= 0
+    assert run(("calibrate",))["languages"]["en"]["in_kb"] > 0
+    assert run(("calibrate",), "--report")["release_id"] == releases[0]["release_id"]
+    assert run(("notify",), "prices")["event"]["source"] == "prices"  # Redis runs on these machines (KBOPS_EVENTS_URL)
     assert covered == _json_commands(build_parser())
 
 

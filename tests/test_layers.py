@@ -37,22 +37,25 @@ KBOPS = ROOT / "kbops"
 FOUNDATION = {"kbops", "kbops.config", "kbops.errors", "kbops.schema", "kbops.db", "kbops.text", "kbops.pii", "kbops.migrations"}
 #: What kb/ may import besides itself (the contract: "imports only schema/text/errors/config/pii").
 KB_MAY_IMPORT = {"kbops.schema", "kbops.text", "kbops.errors", "kbops.config", "kbops.pii"}
-STAGES = {"sources", "extract", "validate", "index", "review"}
+STAGES = {"sources", "extract", "validate", "index", "review", "health"}
 #: Which other stage packages each stage (and serve/) may import; every one may import kb/ and the foundation.
 #: - sources -> kb: a sync proposes candidates and withdraws entries through kb/ alone.
 #: - extract -> sources (the records and chat sessions it reads), index (Embedder, similarity for mining).
 #: - validate -> index (Embedder.from_settings, similarity for near-duplicates).
 #: - index -> nothing but kb/ (golden questions, releases, search).
-#: - review -> validate (resubmit and the approval precheck re-run the gate), index (the Embedder it needs).
-#: - serve -> index (search), review (queue reads, accounts), validate (reports), and the pipeline's
+#: - review -> validate (resubmit and the approval precheck re-run the gate), index (the Embedder it needs),
+#:   extract (bot handoffs become gap topics with the chat gaps' own grouping and KB scoring: review/gaps.py).
+#: - health -> review (gap topics), index (release reads): the KB's health figures, read-only.
+#: - serve -> index (search), review (queue reads, accounts), validate (reports), health (the health page), and the pipeline's
 #:   settings-level steps (the review page's decide/resubmit are the same calls as the CLI's).
 ALLOWED_STAGE_IMPORTS: dict[str, set[str]] = {
     "sources": {"kb"},
     "extract": {"kb", "index", "sources"},
     "validate": {"kb", "index"},
     "index": {"kb"},
-    "review": {"kb", "validate", "index"},
-    "serve": {"kb", "index", "review", "validate", "pipeline"},
+    "review": {"kb", "validate", "index", "extract"},
+    "health": {"kb", "review", "index"},
+    "serve": {"kb", "index", "review", "validate", "health", "pipeline"},
 }
 #: Doors: may import anything (they are what users, DAGs and HTTP clients call).
 DOORS = {"pipeline", "cli", "demo", "faq", "airflow_adapter"}

@@ -34,7 +34,8 @@ from kbops.kb.candidates import Proposal, propose
 from kbops.pipeline import activate_release, build_release, decide, export_faq, ingest
 from kbops.schema import AuditEvent, Candidate, KbEntry, QueryLogEntry
 from kbops.serve.api import create_app
-from kbops.serve.retriever import Retriever, log_answer
+from kbops.serve.query_log import log_answer
+from kbops.serve.retriever import Retriever
 from tests.helpers import add_golden, list_items
 
 PLANTED_FILE = Path(__file__).parent / "data" / "planted_private.jsonl"

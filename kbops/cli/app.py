@@ -7,13 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kbops.cli import bot, data, golden, pipeline_cmds, review, reviewers, sources
+from kbops.cli import bot, calibrate, data, golden, notify, pipeline_cmds, review, reviewers, sources
+from kbops.cli import health as health_cmd
 from kbops.config import Settings
 from kbops.db import require_db
 from kbops.errors import KbopsError, TransientError
 
 #: Command modules in the order their commands appear in ``kbops --help``.
-_MODULES = (pipeline_cmds, review, golden, bot, data, reviewers, sources)
+_MODULES = (pipeline_cmds, review, golden, calibrate, bot, data, reviewers, sources, health_cmd, notify)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,12 +4,27 @@ Both need only the ``serve`` extra, never Airflow. :mod:`kbops.serve` is
 imported inside the handlers: the retriever loads FAISS and the embedding
 model, the API needs FastAPI and uvicorn, and neither should slow down (or,
 without the extra, break) ``kbops --help`` and the other commands.
+
+``kbops serve --workers N`` runs N uvicorn worker processes on one port: a
+query is CPU-bound Python (tokenising, the lexical scorer, fusing) that one
+process runs on one core at a time, so N processes use N cores. Each worker
+builds its own app from the environment (:func:`kbops.serve.api.app_from_environment`;
+``--config`` is passed on as ``KBOPS_CONFIG``), loads the model and the release
+and runs its own release watcher and query-log writer. Prometheus metrics are
+summed over the workers through a multiprocess directory
+(``PROMETHEUS_MULTIPROC_DIR``, emptied at start; a private temporary one when
+not set), which must be in the environment before prometheus-client is
+imported: this handler sets it up before importing the API.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from kbops.cli._base import Subparsers, add_command, add_json_flag, emit, emit_line
@@ -30,11 +45,23 @@ def register(subparsers: Subparsers) -> None:
 
     p = add_command(subparsers, "serve", cmd_serve, "the bot HTTP API (POST /search, GET /healthz, GET /release) and the review page at /review")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 8080 is Airflow's api-server)")
+    p.add_argument("--workers", type=_worker_count, default=1, help="worker processes, each on its own core (default 1); metrics are summed over them")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                   help="uvicorn's line per request (default on; the query log keeps every query with its request id and latency anyway)")
+
+
+def _worker_count(text: str) -> int:
+    """The argparse ``type`` of ``--workers``: a whole number from 1 to 64, else a usage error (exit 2) before anything starts."""
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        shown = text[:20].encode("utf-8", "backslashreplace").decode("utf-8")
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a worker count: a whole number from 1 to 64 (one per core is the usual choice)")
+    return int(text)
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    from kbops.serve.retriever import Retriever, log_answer
+    from kbops.serve.query_log import log_answer
+    from kbops.serve.retriever import Retriever
 
     retriever = Retriever(settings)
     if args.question:
@@ -65,15 +92,54 @@ def _print_answer(answer: Any) -> None:
     print(f"  entry {top.entry_id} ({top.entry_key}), score {top.score:.3f}, release {answer.release_id}, handoff: false")
 
 
+#: The multiprocess directory variable of prometheus-client (kbops.serve.metrics reads it).
+_METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_dir(workers: int) -> Path | None:
+    """Set up prometheus-client's multiprocess directory before it is imported; the one to remove at exit, if made here.
+
+    A directory given in ``PROMETHEUS_MULTIPROC_DIR`` is emptied of earlier runs' files (the
+    library needs it empty at start); with several workers and none given, a private one is
+    made and exported to the workers."""
+    given = os.environ.get(_METRICS_DIR_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return None
+    if workers == 1:
+        return None
+    made = Path(tempfile.mkdtemp(prefix="kbops-metrics-"))
+    os.environ[_METRICS_DIR_ENV] = str(made)
+    return made
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    made = _metrics_dir(args.workers)
     try:
-        import uvicorn
+        try:
+            import fastapi  # noqa: F401 - the extra's check; with several workers only the workers import the API
+            import uvicorn
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in _SERVE_EXTRA:
+                raise
+            raise ConfigError(f"`kbops serve` needs the serve extra ({exc.name} is not installed): pip install 'kbops[serve]'", missing=exc.name) from None
+        options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": "info", "access_log": args.access_log}
+        if args.workers == 1:
+            from kbops.serve.api import create_app
 
-        from kbops.serve.api import create_app
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in _SERVE_EXTRA:
-            raise
-        raise ConfigError(f"`kbops serve` needs the serve extra ({exc.name} is not installed): pip install 'kbops[serve]'", missing=exc.name) from None
-
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+            uvicorn.run(create_app(settings), **options)
+        else:
+            # Each worker is a fresh process that builds its own app from the environment: pass the config file on.
+            if getattr(args, "config", None):
+                os.environ["KBOPS_CONFIG"] = str(Path(args.config).resolve())
+            if not settings.embed_threads:
+                # N workers on the machine's cores: each embeds with its share, not with all of them.
+                os.environ["KBOPS_EMBED_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
+            uvicorn.run("kbops.serve.api:app_from_environment", factory=True, workers=args.workers, **options)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0

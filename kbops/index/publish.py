@@ -46,7 +46,10 @@ from kbops.db import engine_for
 from kbops.errors import ReleaseError, ReleaseRefused, TransientError
 from kbops.index import golden
 from kbops.index import release as rel
+from kbops.index import store as release_store
+from kbops.index.calibration import calibrate
 from kbops.index.embedder import Embedder
+from kbops.index.lexical import LexicalIndex
 from kbops.kb.audit import record_audit
 from kbops.kb.runs import record_run
 from kbops.schema import IndexRelease, KbEntry, utcnow
@@ -366,6 +369,12 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
             "([UNK] tokens, e.g. Chinese with an English-only model); retrieval relies on the lexical channel "
             "for those entries — consider a multilingual model in KBOPS_EMBEDDING_MODEL"
         )
+    calibration = _calibration(db, settings, entries, index, embedder, now)
+    result.warnings.extend(
+        f"confidence in {lang!r} uses the public default: {data['note']}" if data["source"] == "default" else f"confidence in {lang!r}: {data['note']}"
+        for lang, data in calibration["languages"].items()
+        if data.get("note") and any(e["lang"] == lang for e in entries)
+    )
     result.release_id = rel.write_release(
         settings.index_dir,
         entries=entries,
@@ -378,8 +387,10 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
             "next_change_at": result.next_change_at,
             "changes": {"added": result.added, "removed": result.removed, "re_embedded": result.re_embedded},
             "index": {**rel.index_info(index), "trained_on": trained_on, "ivf_threshold": settings.ivf_threshold},
+            "calibration": calibration,
         },
     )
+    release_store.publish_to_store(settings, result.release_id)  # store I/O: the built release, files then manifest
     result.entries, result.vectors = len(entries), int(index.ntotal)
     result.index_type = rel.index_info(index)["description"]
     result.status = "built"
@@ -399,6 +410,17 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
     )
     record_run(db, "build_release", result.as_dict())
     return result
+
+
+def _calibration(db: Session, settings: Settings, entries: list[dict[str, Any]], index: Any, embedder: Embedder, now: datetime) -> dict[str, Any]:
+    """Calibrate the release being built on the store's own questions (kbops/index/calibration.py).
+
+    Scores the release exactly as the bot will serve it: the same entries, the
+    same FAISS index and a lexical index built as the server builds it.
+    """
+    lexical = LexicalIndex([(e["id"], t) for e in entries for t in _texts(e)], settings.lexical_scorer)
+    loaded = rel.LoadedRelease("building", {}, index, {e["id"]: e for e in entries}, lexical, frozenset(e["kind"] for e in entries))
+    return calibrate(loaded, embedder, settings, golden.golden_pairs(db), now=now)
 
 
 def _unactivated_build(settings: Settings, digest: str, model_id: str, active: str | None) -> dict[str, Any] | None:
@@ -506,6 +528,7 @@ def activate_release(
     so a bot replica still serving an older release stops serving them at its
     next query, before it has loaded this one.
     """
+    release_store.prepare_activation(settings, release_id)  # store I/O: this host's index dir catches up with the cluster's store
     previous = rel.active_release_id(settings.index_dir)
     if previous == release_id:
         return {"release_id": release_id, "previous": previous, "changed": False, "pruned": []}
@@ -525,7 +548,9 @@ def activate_release(
         revoked={i: (v, reasons[i]) for i, v in revoked.items()}, activated_at=activated_at.isoformat(), keep=settings.release_retention,
     )
     rel.write_overlay(settings.index_dir, overlay)  # before the pointer: a replica that sees the move finds the overlay
+    release_store.publish_to_store(settings, overlay=True)  # store I/O: the overlay before the pointer
     rel.activate(settings.index_dir, release_id, verify=not gated)
+    release_store.publish_to_store(settings, pointer=True)  # store I/O: ACTIVE last
     if refusal:
         record_audit(
             db, actor=by, door="cli", action="release_forced",
@@ -541,6 +566,7 @@ def activate_release(
     db.execute(update(IndexRelease).where(IndexRelease.status == "active").values(status="inactive"))
     db.execute(update(IndexRelease).where(IndexRelease.id == release_id).values(status="active", activated_at=activated_at))
     pruned = rel.prune(settings.index_dir, settings.release_retention)
+    release_store.publish_to_store(settings, pruned=pruned)  # store I/O: the same releases leave the store
     return {"release_id": release_id, "previous": previous, "changed": True, "pruned": pruned, "golden": outcome, "revoked": len(revoked), "forced": bool(refusal)}
 
 

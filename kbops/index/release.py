@@ -19,6 +19,10 @@ and loads the new release meanwhile. The overlay is cumulative over the last
 ``keep`` activations (the releases it ``covers``), so a replica several
 activations behind is still covered.
 
+This is the layout of the publisher's index directory and, object for object, of
+the shared release store every replica reads (kbops/index/store.py: the index
+directory itself by default, or object storage such as ``s3://…``).
+
 A release directory is written under a temporary name and renamed into
 place only when complete, and ``ACTIVE`` moves only after that; a crash at
 any point leaves the previous release serving. Readers verify the manifest
@@ -42,7 +46,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -385,6 +389,9 @@ class LoadedRelease:
     entries: dict[int, dict[str, Any]]
     lexical: Any
     kinds: frozenset[str] = frozenset()  # the entry kinds (the API's "category" filter values)
+    #: What search derives once per release and keeps (entry identifiers, token sets, languages):
+    #: a release never changes once loaded, so neither does anything derived from it.
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def read_index_and_entries(index_dir: Path, release_id: str) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:

@@ -30,6 +30,17 @@ retired or changed is revoked at once, on the very next query:
 
 :meth:`Retriever.status` reports the serving release, the active one and the lag
 (``/release`` and ``/healthz``).
+
+Shared release store (kbops/index/store.py). When releases are published to a
+store other than the index directory (``KBOPS_RELEASE_STORE=s3://…``), the
+watcher polls the store's ``ACTIVE`` every :data:`REMOTE_WATCH_INTERVAL`
+seconds; when it moves, it copies the store's overlay into the replica's cache
+directory (``KBOPS_RELEASE_CACHE``) first — from then on every query applies it
+— and pulls the release into the cache (each file checked against the
+manifest's checksum) and loads it from there. Queries never touch the store:
+they read the active id the watcher last saw, so on a remote store a replica
+learns of an activation within one poll interval. Without a remote store the
+index directory is read as before.
 """
 
 from __future__ import annotations
@@ -39,22 +50,23 @@ import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kbops.config import Settings
-from kbops.db import session_scope
-from kbops.errors import QueryError, ReleaseError
+from kbops.errors import QueryError, ReleaseError, TransientError
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
 from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from
-from kbops.schema import QueryLogEntry
+from kbops.index.store import OVERLAY, LocalStore, ReleaseStore, store_for
 
-__all__ = ["Retriever", "Serving", "log_answer", "WATCH_INTERVAL", "UPDATING"]
+__all__ = ["Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
 
 #: How often the server's watcher looks at ACTIVE (seconds): a stat and a tiny read.
 WATCH_INTERVAL = 0.25
+#: How often the watcher reads a remote release store's ACTIVE (seconds): one small GET.
+REMOTE_WATCH_INTERVAL = 1.0
 #: The handoff reason while a replica has not loaded the active release and cannot vouch for the best hit.
 UPDATING = "updating"
 log = logging.getLogger("kbops.serve")
@@ -104,6 +116,14 @@ class Retriever:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
+        store = store_for(settings)
+        # A remote store is mirrored into the cache directory; a local one is read in place.
+        self._store: ReleaseStore | None = None if store.is_dir(settings.index_dir) else store
+        self._dir = settings.index_dir if self._store is None else (settings.release_cache or settings.home / "release-cache")
+        self._remote_active: str | None = None
+        self._remote_lock = threading.Lock()
+        if self._store is not None and watch_interval == WATCH_INTERVAL:
+            watch_interval = REMOTE_WATCH_INTERVAL
         self._release: rel.LoadedRelease | None = None
         self._lock = threading.Lock()
         self._background = background_reload
@@ -123,15 +143,42 @@ class Retriever:
         """Stop the watcher thread (it also stops when the retriever is garbage-collected)."""
         self._stop.set()
 
+    def _active_id(self) -> str | None:
+        """The active release id: the index directory's ACTIVE, or the remote store's as the watcher last saw it."""
+        if self._store is None:
+            return rel.active_release_id(self._dir)
+        if self._remote_active is None:
+            self._sync_remote()
+        return self._remote_active
+
+    def _sync_remote(self) -> None:
+        """Read the remote store's ACTIVE; when it moved, mirror its overlay into the cache before anyone sees the move."""
+        assert self._store is not None
+        with self._remote_lock:
+            try:
+                active = self._store.active_release_id()
+                if active is None or active == self._remote_active:
+                    return
+                overlay = self._store.read_overlay()
+            except TransientError as exc:
+                log.warning("release store %s unreachable, still serving %s: %s", self._store.url, self._remote_active, exc)
+                return
+            if overlay is not None:
+                LocalStore(self._dir).write(OVERLAY, overlay)
+            log.info("release store %s: %s is active (was %s)", self._store.url, active, self._remote_active)
+            self._remote_active = active
+
     def poll(self) -> None:
         """One watcher round: load the first release, or start loading a newly activated one."""
+        if self._store is not None:
+            self._sync_remote()
         if self._release is None:
             try:
                 self.release()
             except ReleaseError:
                 pass  # nothing to serve yet; queries answer 503 with the reason
             return
-        active = rel.active_release_id(self.settings.index_dir)
+        active = self._active_id()
         if active is not None and active != self._release.release_id and active not in self._refused:
             self._load_in_background(active)
 
@@ -141,7 +188,7 @@ class Retriever:
         A release that fails verification is refused once and remembered (not
         re-read on every query); the last good release keeps serving.
         """
-        return self._release_for(rel.active_release_id(self.settings.index_dir))
+        return self._release_for(self._active_id())
 
     def _release_for(self, active: str | None) -> rel.LoadedRelease:
         """:meth:`release` for an ``ACTIVE`` already read (a query reads the pointer once)."""
@@ -149,7 +196,7 @@ class Retriever:
         if active is None:
             if current is not None:
                 return current
-            raise ReleaseError(f"no active release under {self.settings.index_dir}; run `kbops publish` first")
+            raise ReleaseError(f"no active release under {self._store.url if self._store else self._dir}; run `kbops publish` first")
         if current is not None and (current.release_id == active or active in self._refused):
             return current
         if current is not None and self._background:
@@ -163,11 +210,11 @@ class Retriever:
                 return loaded
             if self._release is not None:
                 return self._release
-            raise ReleaseError(self._refused[active])
+            raise ReleaseError(self._refused.get(active, f"release {active} could not be read from the release store yet; retrying"))
 
     def serving(self) -> Serving:
         """The release a query is answered from, and what to hold back while it is not the active one."""
-        active = rel.active_release_id(self.settings.index_dir)
+        active = self._active_id()
         loaded = self._release_for(active)
         if active is None or active == loaded.release_id:
             return Serving(loaded, active, {})
@@ -176,13 +223,13 @@ class Retriever:
     def _revoked(self, loaded: rel.LoadedRelease, active: str) -> dict[int, str] | None:
         """The overlay applied to ``loaded`` while ``active`` is not loaded; re-read only when the file changed."""
         try:
-            st = os.stat(rel.overlay_path(self.settings.index_dir))
+            st = os.stat(rel.overlay_path(self._dir))
             key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
             key = None
         with self._overlay_lock:
             if key != self._overlay_key:
-                self._overlay = rel.read_overlay(self.settings.index_dir) if key else None
+                self._overlay = rel.read_overlay(self._dir) if key else None
                 self._overlay_key = key
                 self._revoked_memo = {}
             memo = (loaded.release_id, active)
@@ -222,28 +269,35 @@ class Retriever:
         with self._overlay_lock:
             overlay = self._overlay
         if overlay is None or overlay.get("release_id") != active:
-            overlay = rel.read_overlay(self.settings.index_dir)
+            overlay = rel.read_overlay(self._dir)
         if overlay and overlay.get("release_id") == active and overlay.get("activated_at"):
             return datetime.fromisoformat(overlay["activated_at"]).timestamp()
         try:
-            return rel.pointer_path(self.settings.index_dir).stat().st_mtime
+            return rel.pointer_path(self._dir).stat().st_mtime
         except FileNotFoundError:
             return None
 
     def _load(self, release_id: str) -> rel.LoadedRelease | None:
         try:
+            if self._store is not None:
+                self._store.pull_release(release_id, self._dir)
             loaded = rel.load_release(
-                self.settings.index_dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim,
+                self._dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim,
                 lexical_scorer=self.settings.lexical_scorer,
             )
         except ReleaseError as exc:
             self._refused[release_id] = str(exc)
             log.error("release refused, still serving the previous one: %s", exc)
             return None
+        except TransientError as exc:  # the store is unreachable: not refused, the next poll tries again
+            log.warning("release %s not loaded yet: %s", release_id, exc)
+            return None
         # A load that finished after the pointer moved on (two activations in quick succession) is not
         # swapped in over a newer one: the watcher loads the release that is active now.
-        if self._release is None or release_id == rel.active_release_id(self.settings.index_dir):
+        if self._release is None or release_id == self._active_id():
             self._release = loaded
+            if self._store is not None:  # keep the pulled releases this replica may still need
+                self._store.prune_cache(self._dir, {release_id, *(r for r in (self._remote_active,) if r)})
         return loaded
 
     def _load_in_background(self, release_id: str) -> None:
@@ -313,8 +367,11 @@ class Retriever:
         answer = answer_from(loaded, self.embedder, self.settings, query, top_k + len(revoked), lang=lang, tags=tags, categories=categories, now=now)
         kept = [h for h in answer.hits if h.entry_id not in revoked][:top_k]
         if answer.hits and answer.hits[0].entry_id in revoked:
-            return Answer(loaded.release_id, query, True, UPDATING, kept)
-        return Answer(loaded.release_id, query, answer.handoff, answer.reason, kept)
+            return replace(answer, handoff=True, reason=UPDATING, hits=kept, confidence=None, options=[])
+        options = [o for o in answer.options if o.entry_id not in revoked]
+        if answer.reason == "clarify" and len(options) < 2:  # a choice among revoked facts is no choice: wait for the release
+            return replace(answer, handoff=True, reason=UPDATING, hits=kept, options=[])
+        return replace(answer, hits=kept, options=options)
 
 
 def _shown(value: object, limit: int = 40) -> str:
@@ -322,20 +379,3 @@ def _shown(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
-
-def log_answer(settings: Settings, answer: Answer) -> None:
-    """Record the query (scrubbed of private data) and the outcome; never fails the answer."""
-    try:
-        with session_scope(settings) as db:
-            db.add(
-                QueryLogEntry(
-                    release_id=answer.release_id,
-                    question=answer.scrubbed_query[:2000],
-                    entry_id=answer.top.entry_id if answer.top else None,
-                    score=answer.top.score if answer.top else None,
-                    handoff=answer.handoff,
-                    reason=answer.reason,
-                )
-            )
-    except Exception as exc:  # noqa: BLE001 - the query log must not take the bot down
-        logging.getLogger("kbops.serve").warning("query log write failed: %s", type(exc).__name__)

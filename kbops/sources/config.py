@@ -18,22 +18,27 @@ Every key is type-checked when the file is loaded: a wrong type is one
 :class:`~kbops.errors.ConfigError` naming the key, the file and the fix.
 
 A SQL table source reads any SQLAlchemy database; the URL (with its
-credentials) comes from an environment variable named in the file, never
-from the file itself::
+credentials) never sits in the file. Name either an Airflow Connection
+(``conn_id``) or an environment variable (``url_env``), or both::
 
     [[sources]]
     name = "erp_prices"
     type = "sql"
     kind = "price"
-    url_env = "STORE_DB_URL"  # env var holding the SQLAlchemy URL
+    conn_id = "store_db"      # an Airflow Connection (UI, `airflow connections add`, AIRFLOW_CONN_STORE_DB)
+    # url_env = "STORE_DB_URL"  # or/and: an env var holding the SQLAlchemy URL (wins when set)
     table = "prices"          # or query = "SELECT … " (full passes only)
     key = "sku"
     watermark = "updated_at"  # incremental: rows changed since the last run
     reconcile_every = "24h"   # full pass (catches hard deletes) at most this often
 
-Under Airflow, ``conn_id = "store_db"`` names an Airflow Connection instead:
-the Airflow adapter resolves it into the ``url_env`` variable for the task
-(kbops itself never imports Airflow). Paths are resolved against the config file's directory so the
+``conn_id`` alone is enough: under Airflow the adapter resolves the Connection
+into :attr:`SourceConfig.url_variable` for the task (kbops itself never
+imports Airflow); outside Airflow (``kbops sync``) the same Connection given in
+Airflow's environment form, ``AIRFLOW_CONN_STORE_DB=postgresql://user:pw@host/db``,
+is read directly. A standard ``postgresql://`` (or Airflow's ``postgres://``)
+URI works: psycopg 3, SQLAlchemy's default PostgreSQL driver, is a core
+dependency. Paths are resolved against the config file's directory so the
 file can travel with the export it describes.
 """
 
@@ -82,6 +87,12 @@ class SourceConfig:
     default_max_price: Decimal = Decimal(DEFAULT_MAX_PRICE)
     settle_seconds: float = 0.2
 
+    @property
+    def url_variable(self) -> str:
+        """The environment variable holding this SQL source's URL: ``url_env`` when set, else the one the
+        Airflow adapter fills from ``conn_id`` (``KBOPS_CONN_<CONN_ID>``)."""
+        return self.url_env or conn_variable(self.conn_id)
+
     def price_bound(self) -> tuple[Decimal, str]:
         """The largest price accepted, and where it is set (for the quarantine reason)."""
         if self.max_price is not None:
@@ -107,6 +118,11 @@ class SourceConfig:
     def column(self, canonical: str) -> str:
         """The file's column name for a canonical field (identity unless mapped)."""
         return self.fields.get(canonical, canonical)
+
+
+def conn_variable(conn_id: str) -> str:
+    """The environment variable the Airflow adapter puts Connection ``conn_id``'s URL in (``KBOPS_CONN_STORE_DB``)."""
+    return "KBOPS_CONN_" + re.sub(r"[^A-Za-z0-9]", "_", conn_id).upper()
 
 
 def with_settings(source: SourceConfig, settings: Settings) -> SourceConfig:
@@ -237,9 +253,12 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 def _check_sql(name: str, item: dict[str, Any]) -> None:
     if "url" in item:
-        raise ConfigError(f"source {name!r}: put the database URL in an environment variable and name it in `url_env`, not in the file")
-    if not item.get("url_env"):
-        raise ConfigError(f"source {name!r}: sql sources need `url_env`, the environment variable holding the SQLAlchemy URL")
+        raise ConfigError(f"source {name!r}: keep the database URL out of the file: name an Airflow Connection in `conn_id`, or an environment variable holding the URL in `url_env`")
+    if not item.get("url_env") and not item.get("conn_id"):
+        raise ConfigError(
+            f"source {name!r}: sql sources need `conn_id` (an Airflow Connection, e.g. conn_id = \"store_db\") "
+            "or `url_env` (an environment variable holding the SQLAlchemy URL, e.g. url_env = \"STORE_DB_URL\")"
+        )
     if bool(item.get("table")) == bool(item.get("query")):
         raise ConfigError(f"source {name!r}: give exactly one of `table` or `query`")
     if item.get("table") and not _IDENT.match(item["table"]):

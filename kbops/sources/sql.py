@@ -7,8 +7,17 @@ nothing). A periodic full pass (``reconcile_every``) reads the whole table
 as a snapshot, which is how hard deletes upstream are noticed. Without a
 watermark every run is a full pass.
 
-The URL, with its credentials, comes from the environment variable named by
-``url_env``; it is never logged (errors show it with the password hidden).
+The URL, with its credentials, comes from the environment: the variable named by
+``url_env``, else the one the Airflow adapter fills from the source's Airflow
+Connection (``conn_id``), else that Connection in Airflow's own environment
+form (``AIRFLOW_CONN_<CONN_ID>``). It is never logged (errors show it with the
+password hidden). Airflow's ``postgres://`` scheme is read as ``postgresql://``
+(psycopg 3, a core dependency).
+
+A database that cannot be reached (refused, timed out, dropped, restarting) is a
+:class:`~kbops.errors.TransientError`: the Airflow task is retried, and the other
+sources sync meanwhile. A missing driver, a bad URL, a missing table or column
+are terminal (:class:`~kbops.errors.ConfigError`, :class:`~kbops.errors.SourceError`).
 """
 
 from __future__ import annotations
@@ -21,10 +30,10 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, create_engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, NoSuchTableError, OperationalError, ProgrammingError
 
 from kbops.errors import ConfigError, SourceError, TransientError
-from kbops.sources.config import SourceConfig
+from kbops.sources.config import SourceConfig, conn_variable
 from kbops.sources.files import Parsed, Rejected, parse_row
 
 
@@ -72,29 +81,56 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: Seconds a PostgreSQL connection attempt may take before it counts as unreachable (transient).
+CONNECT_TIMEOUT = 10
+
+
+def source_url(source: SourceConfig, env: Mapping[str, str]) -> tuple[str, str]:
+    """(the SQLAlchemy URL text, the variable it came from) for ``source``; ConfigError naming what to set."""
+    names = [source.url_variable]
+    if source.conn_id:
+        names.append("AIRFLOW_CONN_" + conn_variable(source.conn_id)[len("KBOPS_CONN_"):])
+    for name in names:
+        raw = env.get(name, "").strip()
+        if raw:
+            if raw.startswith("{"):
+                raise ConfigError(f"source {source.name!r}: {name} holds a JSON connection; give the Connection as a URI (postgresql://user:password@host:5432/db)")
+            return ("postgresql://" + raw[len("postgres://"):] if raw.startswith("postgres://") else raw), name
+    if source.url_env:
+        raise ConfigError(f"source {source.name!r}: environment variable {source.url_env} is not set; set it to the SQLAlchemy URL of the store database")
+    raise ConfigError(
+        f"source {source.name!r}: Airflow Connection {source.conn_id!r} was not resolved: define it in Airflow "
+        f"(`airflow connections add {source.conn_id} --conn-uri postgresql://…`), or outside Airflow set {names[-1]} to its URI"
+    )
+
+
 def read_sql(source: SourceConfig, env: Mapping[str, str], previous: Any, full: bool) -> SqlPull:
     """Pull rows; ``previous`` is the last watermark, ``full`` forces a full pass."""
-    raw_url = env.get(source.url_env, "")
-    if not raw_url:
-        raise ConfigError(f"source {source.name!r}: environment variable {source.url_env} is not set; set it to the SQLAlchemy URL of the store database")
+    raw_url, variable = source_url(source, env)
     try:
         url = make_url(raw_url)
     except ArgumentError:
-        raise ConfigError(f"source {source.name!r}: {source.url_env} does not hold a valid SQLAlchemy URL") from None
+        raise ConfigError(f"source {source.name!r}: {variable} does not hold a valid SQLAlchemy URL") from None
     shown = url.render_as_string(hide_password=True)
     full = full or not source.watermark or previous is None
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT} if url.get_backend_name() == "postgresql" else {}
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, connect_args=connect_args)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"source {source.name!r}: cannot use {shown}: {exc}; install its driver or fix {source.url_env}") from None
+        raise ConfigError(f"source {source.name!r}: cannot use {shown}: {exc}; install its driver or fix {variable}") from None
     try:
         with engine.connect() as conn:
             items, newest = _rows(conn, source, previous, full, shown)
             return SqlPull(items=items, full=full, watermark=dump_watermark(newest if newest is not None else previous))
-    except OperationalError as exc:
-        raise TransientError(f"source {source.name!r}: cannot read {shown}: {exc.orig}") from None
+    except (OperationalError, InterfaceError) as exc:
+        # Unreachable, refused, timed out, dropped mid-read: retry later (the task's retries).
+        raise TransientError(f"source {source.name!r}: cannot read {shown}: {exc.orig}", source=source.name) from None
     except ProgrammingError as exc:
         raise SourceError(f"source {source.name!r}: the query failed on {shown}: {exc.orig}") from None
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise TransientError(f"source {source.name!r}: the connection to {shown} was lost: {exc.orig}", source=source.name) from None
+        raise
     finally:
         engine.dispose()
 

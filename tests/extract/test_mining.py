@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from kbops.cli import main
 from kbops.db import session_scope
 from kbops.errors import ConfigError
-from kbops.extract.mining import kb_scores, list_gaps, mine_chats
+from kbops.extract.mining import kb_scores, list_gaps, mine_chats, product_skus
 from kbops.pipeline import extract_candidates, sync_sources
 from kbops.schema import Candidate, ChatExchange, ChatGap, ChatSession, KbEntry
 
@@ -169,3 +169,31 @@ def test_a_model_that_cannot_be_loaded_degrades_to_lexical_grouping(settings, ca
         mined = mine_chats(db, settings, _UnloadableModel())
     assert mined.sessions > 0 and mined.proposals
     assert "lexical similarity only" in caplog.text and "KBOPS_EMBED_BACKEND=torch" in caplog.text
+
+
+def test_a_rewritten_follow_up_keeps_its_source_turn_and_checks_through_the_database(settings, store):
+    """The table stores only the rewritten question; the candidate's evidence still names the turn it came from."""
+    first, follow = "能开增值税专用发票吗？", "那如果税号填错了怎么办"
+    answer = "可以在订单详情页申请换开，原发票作废后会按正确的信息重新开具。"
+    sessions = [
+        {"session_id": f"F{i}", "lang": "zh", "turns": [
+            {"role": "customer", "text": first},
+            {"role": "agent", "text": "可以的。下单后在订单详情页申请发票，选择增值税专用发票，填写公司名称和税号即可。"},
+            {"role": "customer", "text": follow},
+            {"role": "agent", "text": answer},
+        ]}
+        for i in range(2)
+    ]
+    (store / "chats" / "follow_ups.jsonl").write_text("\n".join(json.dumps(s, ensure_ascii=False) for s in sessions), encoding="utf-8")
+    sync_sources(settings)
+    extract_candidates(settings)
+    with session_scope(settings) as db:
+        assert "LM-1001" in product_skus(db)
+        stored = db.scalars(select(ChatExchange).where(ChatExchange.question.like("关于增值税专用发票%"))).all()
+        assert stored and all(r.question == "关于增值税专用发票，如果税号填错了怎么办" for r in stored)
+        [candidate] = db.scalars(select(Candidate).where(Candidate.origin == "chat", Candidate.answer.like("%换开%"))).all()
+        evidence = candidate.evidence
+    assert candidate.support >= 2
+    assert evidence["context_turns"] and "增值税专用发票" in evidence["context_turns"][0]
+    assert evidence["checks"][0] == f"rewritten from an earlier turn ({follow})"
+    assert "general scope (增值税专用发票)" in evidence["checks"]

@@ -11,7 +11,8 @@ from kbops.db import session_scope
 from kbops.errors import QueryError
 from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.schema import KbEntry, QueryLogEntry
-from kbops.serve.retriever import Retriever, log_answer
+from kbops.serve.query_log import log_answer
+from kbops.serve.retriever import Retriever
 from tests.helpers import list_items
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Column, DateTime, MetaData, Numeric, String, Table, create_engine, delete, insert, update
+from sqlalchemy.engine import make_url
 
-from kbops.errors import ConfigError, SourceError
+from kbops.errors import ConfigError, SourceError, TransientError
 from kbops.pipeline import sync_source
 from kbops.sources.config import SourceConfig, load_sources
 
@@ -114,3 +118,66 @@ def test_custom_query_is_read_in_full(settings, store_db):
     src = _source(table="", watermark="", query="SELECT sku, price, currency FROM store_prices WHERE price > 105")
     result = sync_source(settings, src, env={"STORE_DB_URL": url}, now=T0)
     assert result.full is True and result.new == 5
+
+
+# --- Connections (issue 13): conn_id alone, standard postgresql:// URIs, unreachable = transient ---
+
+PG_URL = os.environ.get("KBOPS_TEST_DATABASE_URL")
+needs_postgres = pytest.mark.skipif(not (PG_URL or "").startswith("postgresql"), reason="needs KBOPS_TEST_DATABASE_URL (PostgreSQL)")
+
+
+def test_conn_id_alone_is_enough_in_the_sources_config(tmp_path):
+    config = tmp_path / "sources.toml"
+    config.write_text('[[sources]]\nname = "erp"\ntype = "sql"\nkind = "price"\nconn_id = "store_db"\ntable = "prices"\n', encoding="utf-8")
+    (source,) = load_sources(config)
+    assert source.conn_id == "store_db" and source.url_env == ""
+    assert source.url_variable == "KBOPS_CONN_STORE_DB"
+    config.write_text('[[sources]]\nname = "erp"\ntype = "sql"\nkind = "price"\ntable = "prices"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="conn_id.*url_env"):
+        load_sources(config)
+
+
+@needs_postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_standard_postgresql_uri_from_a_connection_works(settings, store_db, scheme):
+    """A Connection's plain URI (``postgresql://``, or Airflow's ``postgres://``), with no driver named, reads the table
+    (psycopg 3 is installed): as the adapter exports it, and as AIRFLOW_CONN_* outside Airflow."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the store table lives beside the PostgreSQL KB")
+    url, _, _ = store_db
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False).replace("postgresql://", f"{scheme}://", 1)
+    src = _source(url_env="", conn_id="store_db")
+    first = sync_source(settings, src, env={"KBOPS_CONN_STORE_DB": plain}, now=T0)
+    assert first.new == 10
+    again = sync_source(settings, src, env={"AIRFLOW_CONN_STORE_DB": plain}, now=T0 + timedelta(hours=1))
+    assert again.new == 0 and again.changed == 0
+
+
+def test_an_unresolved_connection_names_what_to_set(settings):
+    with pytest.raises(ConfigError, match="airflow connections add store_db.*AIRFLOW_CONN_STORE_DB"):
+        sync_source(settings, _source(url_env="", conn_id="store_db"), env={}, now=T0)
+
+
+def test_an_unreachable_store_database_is_transient(settings):
+    """Connection refused (nothing listens on the port) or an unknown host: retried by the adapter, never terminal."""
+    src = _source(url_env="", conn_id="store_db")
+    with closed_port() as port:
+        with pytest.raises(TransientError, match="cannot read postgresql://kb:\\*\\*\\*@127.0.0.1"):
+            sync_source(settings, src, env={"KBOPS_CONN_STORE_DB": f"postgresql://kb:secret@127.0.0.1:{port}/store"}, now=T0)
+
+
+@needs_postgres
+def test_a_postgres_server_refusing_the_database_is_transient(settings):
+    """A real PostgreSQL server that refuses the connection (no such database yet: being restored, renamed back) is retried."""
+    url = make_url(PG_URL).set(drivername="postgresql", database="kbops_no_such_database")
+    with pytest.raises(TransientError, match="kbops_no_such_database"):
+        sync_source(settings, _source(url_env="", conn_id="store_db"), env={"KBOPS_CONN_STORE_DB": url.render_as_string(hide_password=False)}, now=T0)
+
+
+@contextmanager
+def closed_port():
+    """A local TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    yield port
