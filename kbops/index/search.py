@@ -247,21 +247,39 @@ def rank(
     return Ranked(hits, wrong_kind and not hits)
 
 
+def prepare(loaded: LoadedRelease) -> LoadedRelease:
+    """Derive once what ranking needs of every entry: languages, identifiers, each kind's product vocabulary.
+
+    A release never changes once loaded, so neither does this. The server calls
+    it while loading a release (in the background), so no customer's query pays
+    for tokenising a whole catalogue; :func:`answer_from` calls it for a release
+    nobody prepared (golden gate, calibration, tests) — a no-op the second time."""
+    if "identifiers" in loaded.memo:
+        return loaded
+    identifiers = {eid: entities.entry_identifiers(e) for eid, e in loaded.entries.items()}
+    vocabulary: dict[str, set[str]] = {}
+    for eid, e in loaded.entries.items():
+        if identifiers[eid]:  # products only: their names are what another product's question may carry
+            vocabulary.setdefault(e["kind"], set()).update(_question_tokens(e))
+    loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
+    loaded.memo["kind_vocabulary"] = {kind: frozenset(words) for kind, words in vocabulary.items()}
+    loaded.memo["tokens"] = {}
+    loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
+    return loaded
+
+
+def _question_tokens(entry: dict[str, Any]) -> frozenset[str]:
+    return frozenset(t for q in (entry["question"], *entry.get("alt_questions", ())) for t in tokens(q))
+
+
 def _languages(loaded: LoadedRelease) -> frozenset[str]:
-    """The languages a release has entries in (computed once per loaded release)."""
-    found = loaded.memo.get("languages")
-    if found is None:
-        found = loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
-    return found
+    """The languages a release has entries in."""
+    return prepare(loaded).memo["languages"]
 
 
 def _identifiers(loaded: LoadedRelease, eid: int) -> frozenset[str]:
-    """An entry's identifiers, computed once per loaded release (entries never change within one)."""
-    memo = loaded.memo.setdefault("identifiers", {})
-    found = memo.get(eid)
-    if found is None:
-        found = memo[eid] = entities.entry_identifiers(loaded.entries[eid])
-    return found
+    """An entry's identifiers (its questions' SKUs, models, sizes and its ``sku:`` tags)."""
+    return prepare(loaded).memo["identifiers"][eid]
 
 
 def runner_up(hits: list[Hit]) -> float:
@@ -348,22 +366,15 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
 
 def _kind_vocabulary(loaded: LoadedRelease, kind: str) -> frozenset[str]:
     """Every token of the questions of the product entries (with identifiers) of one kind."""
-    memo = loaded.memo.setdefault("kind_vocabulary", {})
-    found = memo.get(kind)
-    if found is None:
-        found = memo[kind] = frozenset().union(
-            *(_tokens(loaded, eid) for eid, e in loaded.entries.items() if e["kind"] == kind and _identifiers(loaded, eid))
-        )
-    return found
+    return prepare(loaded).memo["kind_vocabulary"].get(kind, frozenset())
 
 
 def _tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:
-    """The lexical tokens of an entry's questions (computed once per loaded release)."""
-    memo = loaded.memo.setdefault("tokens", {})
+    """The lexical tokens of an entry's questions (kept for the entries that came up as hits)."""
+    memo = prepare(loaded).memo["tokens"]
     found = memo.get(eid)
     if found is None:
-        entry = loaded.entries[eid]
-        found = memo[eid] = frozenset(t for q in (entry["question"], *entry.get("alt_questions", ())) for t in tokens(q))
+        found = memo[eid] = _question_tokens(loaded.entries[eid])
     return found
 
 

@@ -58,7 +58,7 @@ from kbops.config import Settings
 from kbops.errors import QueryError, ReleaseError, TransientError
 from kbops.index import release as rel
 from kbops.index.embedder import Embedder
-from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from
+from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from, prepare
 from kbops.index.store import OVERLAY, LocalStore, ReleaseStore, store_for
 
 __all__ = ["Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
@@ -281,10 +281,10 @@ class Retriever:
         try:
             if self._store is not None:
                 self._store.pull_release(release_id, self._dir)
-            loaded = rel.load_release(
+            loaded = prepare(rel.load_release(
                 self._dir, release_id, expect_model=self.embedder.model_id, expect_dim=self.embedder.dim,
                 lexical_scorer=self.settings.lexical_scorer,
-            )
+            ))
         except ReleaseError as exc:
             self._refused[release_id] = str(exc)
             log.error("release refused, still serving the previous one: %s", exc)

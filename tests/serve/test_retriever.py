@@ -76,3 +76,12 @@ def test_query_log_is_scrubbed(retriever, settings):
     with session_scope(settings) as db:
         logged = db.scalar(select(QueryLogEntry.question).order_by(QueryLogEntry.id.desc()).limit(1))
     assert "13812345678" not in logged and "[PHONE]" in logged
+
+
+def test_what_ranking_derives_from_a_release_is_computed_at_load_not_by_the_first_query(retriever):
+    """Identifiers and product vocabularies of the whole catalogue come with the load (a background
+    thread in the server); the first customer's query does not pay for tokenising the catalogue."""
+    loaded = retriever.release()
+    assert set(loaded.memo["identifiers"]) == set(loaded.entries)
+    assert loaded.memo["identifiers"][next(e for e, v in loaded.entries.items() if v["entry_key"] == "product:LM-1001:price:zh")] >= {"lm-1001", "3l"}
+    assert "cooker" in loaded.memo["kind_vocabulary"]["price"] and loaded.memo["tokens"] == {}
