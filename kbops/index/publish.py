@@ -571,11 +571,24 @@ def activate_release(
 
 
 def list_releases(settings: Settings) -> list[dict[str, Any]]:
-    active = rel.active_release_id(settings.index_dir)
+    """Every release, newest first, with the active one marked — as the release store has them.
+
+    With a shared store (``KBOPS_RELEASE_STORE``) that is the cluster's list and
+    its ACTIVE, not this host's index directory, which holds only what this
+    host built or pulled. A local release is verified file by file; a remote
+    one by its manifest only (its files are checked when a host pulls it). A
+    broken or half-uploaded release is listed with its error, not hidden."""
+    store = release_store.store_for(settings)
+    local = store.is_dir(settings.index_dir)
+    active = rel.active_release_id(settings.index_dir) if local else store.active_release_id()
+    ids = rel.list_release_ids(settings.index_dir) if local else store.release_ids()
+
+    def manifest(rid: str) -> dict[str, Any]:
+        return rel.read_manifest(settings.index_dir, rid, verify=True) if local else store.read_manifest(rid)
     out = []
-    for rid in reversed(rel.list_release_ids(settings.index_dir)):
+    for rid in reversed(ids):
         try:
-            m = rel.read_manifest(settings.index_dir, rid, verify=True)
+            m = manifest(rid)
             out.append({
                 "release_id": rid, "active": rid == active, "created_at": m["created_at"], "entries": m["entry_count"],
                 "vectors": m["vector_count"], "model": m["model"], "index_type": m.get("index_type", "IDMap2,FlatIP"),
@@ -586,9 +599,13 @@ def list_releases(settings: Settings) -> list[dict[str, Any]]:
 
 
 def rollback(db: Session, settings: Settings, release_id: str | None = None) -> dict[str, Any]:
-    """Re-activate ``release_id``, or the release before the active one."""
-    ids = rel.list_release_ids(settings.index_dir)
-    active = rel.active_release_id(settings.index_dir)
+    """Re-activate ``release_id``, or the release before the active one — the release store's, which with a shared
+    store is the cluster's; :func:`activate_release` pulls the release to this host when it was built elsewhere."""
+    store = release_store.store_for(settings)
+    if store.is_dir(settings.index_dir):
+        ids, active = rel.list_release_ids(settings.index_dir), rel.active_release_id(settings.index_dir)
+    else:
+        ids, active = store.release_ids(), store.active_release_id()
     if release_id is None:
         older = [r for r in ids if active is None or r < active]
         if not older:

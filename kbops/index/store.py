@@ -107,6 +107,27 @@ class ReleaseStore(ABC):
         if active is not None:
             self.write(POINTER, (active + "\n").encode("utf-8"))
 
+    def read_manifest(self, release_id: str) -> dict[str, Any]:
+        """A release's manifest as stored (its files are not checked: that needs them, see :meth:`pull_release`).
+
+        ReleaseError when the store has no such release, or its manifest is missing (still uploading) or corrupt."""
+        return self._manifest(release_id)[1]
+
+    def _manifest(self, release_id: str) -> tuple[bytes, dict[str, Any]]:
+        try:
+            raw = self.read(f"releases/{release_id}/{MANIFEST}")
+        except FileNotFoundError:
+            if release_id in self.release_ids():
+                raise ReleaseError(f"release {release_id!r} is incomplete in the release store {self.url}: no {MANIFEST} (still uploading, or an upload failed)") from None
+            raise ReleaseError(f"release {release_id!r} is not in the release store {self.url}; see `kbops releases`") from None
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("checksums"), dict):
+                raise ValueError("no checksums")
+        except (ValueError, UnicodeDecodeError):
+            raise ReleaseError(f"release {release_id!r} has a corrupt {MANIFEST} in the release store {self.url}") from None
+        return raw, manifest
+
     def pull_release(self, release_id: str, cache_dir: Path) -> Path:
         """Download ``release_id`` into ``cache_dir/releases/<id>`` (verified against its manifest) unless it is there.
 
@@ -115,14 +136,8 @@ class ReleaseStore(ABC):
         dest = rel.releases_dir(cache_dir) / release_id
         if (dest / MANIFEST).is_file():
             return dest
-        try:
-            manifest_raw = self.read(f"releases/{release_id}/{MANIFEST}")
-        except FileNotFoundError:
-            raise ReleaseError(f"release {release_id!r} is not in the release store {self.url}") from None
-        try:
-            checksums = json.loads(manifest_raw.decode("utf-8"))["checksums"]
-        except (ValueError, KeyError, UnicodeDecodeError):
-            raise ReleaseError(f"release {release_id!r} has a corrupt manifest.json in the release store {self.url}") from None
+        manifest_raw, manifest = self._manifest(release_id)
+        checksums = manifest["checksums"]
         tmp = rel.releases_dir(cache_dir) / f".pull-{release_id}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

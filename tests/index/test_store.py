@@ -15,8 +15,10 @@ import uuid
 
 import pytest
 
+from kbops import pipeline
 from kbops.errors import ReleaseError
 from kbops.index import release as rel
+from kbops.index.publish import list_releases
 from kbops.index.store import FsspecStore, LocalStore, store_for, sync_from_store
 from kbops.pipeline import activate_release, build_release
 from kbops.serve.retriever import Retriever
@@ -149,3 +151,31 @@ def test_a_release_built_on_one_worker_is_activated_on_another(settings, embedde
     # kb_publish's tasks (kbops.airflow_adapter.publish_step) first bring the worker's index dir up to the store.
     assert sync_from_store(worker_a) == built and rel.active_release_id(worker_a.index_dir) == built
     assert build_release(worker_a, embedder=embedder).status == "unchanged"
+
+
+def test_releases_and_rollback_on_any_host_follow_the_store(settings, embedder, store, tmp_path, s3_endpoint, aws_env):
+    """`kbops releases` and `kbops rollback` on a host that did not publish the latest release: the list and the
+    active flag are the store's (what every replica serves), and a rollback pulls the release it needs and moves
+    the store's ACTIVE — not only this host's index directory."""
+    host_a = _on_s3(settings, s3_endpoint, "rollback")
+    host_b = dataclasses.replace(host_a, index_dir=tmp_path / "host-b" / "index")
+    approve_all(host_a)
+    first = build_release(host_a, embedder=embedder).release_id
+    activate_release(host_a, first, embedder=embedder)
+    set_price(store, "LM-1001", "259.00")
+    approve_all(host_b)
+    second = build_release(host_b, embedder=embedder).release_id
+    activate_release(host_b, second, embedder=embedder)
+    assert rel.active_release_id(host_a.index_dir) == first  # host A's own directory is behind the cluster
+
+    listed = list_releases(host_a)
+    assert [r["release_id"] for r in listed] == [second, first]
+    assert [r["active"] for r in listed] == [True, False]
+    assert all("error" not in r for r in listed)
+
+    out = pipeline.rollback(host_a)
+    assert out["release_id"] == first and out["previous"] == second
+    assert store_for(host_a).active_release_id() == first
+    assert [r["active"] for r in list_releases(host_b)] == [False, True]
+    with pytest.raises(ReleaseError, match="not in the release store"):
+        pipeline.rollback(host_b, "20990101T000000Z-nope")
