@@ -31,6 +31,7 @@ from kbops.config import Settings
 from kbops.errors import ConfigError, KbopsError
 from kbops.index.store import sync_from_store
 from kbops.sources.config import SourceConfig, load_sources
+from kbops.sources.events import parse_change
 
 log = logging.getLogger("kbops.airflow")
 
@@ -179,24 +180,6 @@ def sources_to_sync(settings: Settings, triggering_asset_events: Any = None) -> 
     wanted = [n for n in names if n in changed]
     log.info("triggered by change events of %s: syncing %s", sorted(set(changed)), wanted)
     return wanted
-
-
-def parse_change(data: Any) -> str | None:
-    """The source a change event names (``kbops notify``'s JSON, or a bare source name); None when it names none.
-
-    The format is :func:`kbops.cli.notify.change_event`'s (not imported: the CLI package is heavy for DAG parsing)."""
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "replace")
-    if isinstance(data, dict):
-        value = data.get("source")
-        return str(value) if value else None
-    if not isinstance(data, str) or not data.strip():
-        return None
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        return data.strip()
-    return parse_change(parsed) if isinstance(parsed, dict) else None
 
 
 def configured_source_names(settings: Settings) -> list[str]:

@@ -132,7 +132,7 @@ class Settings:
     # Publish (kbops/index/publish.py): an activation that would drop more than this share of the serving
     # release's entries is refused (as is an empty release) unless forced (`kbops publish --force --by NAME`).
     max_release_drop_share: float = 0.5
-    # Deployment (kbops/index/store.py, kbops/cli/notify.py, kbops/airflow_adapter.py; README → Deployment).
+    # Deployment (kbops/index/store.py, kbops/sources/events.py, kbops/airflow_adapter.py; README → Deployment).
     # Where releases are published for every replica and worker: None = index_dir itself (one host or a
     # shared volume); a local path, or an fsspec URL such as s3://bucket/prefix (the `s3` extra).
     release_store: str | None = None

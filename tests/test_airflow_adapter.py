@@ -52,8 +52,8 @@ def test_kbops_notify_event_reaches_a_redis_subscriber_and_selects_its_source(se
     if "airflow" not in sys.modules:  # Airflow reads AIRFLOW_HOME once, at import: keep it out of ~/airflow
         os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "var" / "airflow-tests"))
     adapter = pytest.importorskip("kbops.airflow_adapter")
-    from kbops.cli.notify import publish_change
     from kbops.errors import ConfigError
+    from kbops.sources.events import publish_change
 
     url = os.environ.get("KBOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
