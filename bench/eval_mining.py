@@ -128,6 +128,7 @@ def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: 
         "turns": turns,
         "labels_file": str(labels_path.relative_to(ROOT)) if labels_path.is_relative_to(ROOT) else str(labels_path),
         "labels": len(labels),
+        "labels_by_round": dict(sorted(Counter(r.get("round", "") for r in labels.values()).items())),
         "default_min_support": min_support,
         "strict_precision": strict,
         "quality_weights_fitted_on_tune": weights,
