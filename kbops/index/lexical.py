@@ -89,7 +89,9 @@ class LexicalIndex:
                 vals.append(w / norm)
         self.avgdl = avgdl or 1.0
         self.dtype = np.float64 if weighting == "tf" else np.float32
-        self.matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=self.dtype)
+        # Column-major (a term's postings are contiguous): a query reads only its own terms' columns,
+        # not the whole matrix, so its cost follows its terms' postings rather than the catalogue's size.
+        self.matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=self.dtype)
 
     def _tf_weight(self, tf: int, idf: float) -> float:
         return float(tf) if self.weighting == "tf" else (1 + math.log(tf)) * idf
@@ -126,10 +128,7 @@ class LexicalIndex:
         known, normaliser = self._query(c)
         if not known or normaliser <= 0:
             return np.zeros(self.matrix.shape[0], dtype=self.dtype)
-        q = sparse.csr_matrix(
-            (list(known.values()), ([0] * len(known), list(known.keys()))), shape=(1, self.matrix.shape[1]), dtype=self.dtype
-        )
-        dots = np.asarray((self.matrix @ q.T).todense()).ravel()
+        dots = self.matrix[:, list(known.keys())] @ np.fromiter(known.values(), dtype=self.dtype, count=len(known))
         if self.weighting == "tf":
             return np.minimum(dots / np.sqrt(self.doc_sq * sum(tf * tf for tf in c.values())), 1.0)
         return np.minimum(dots / normaliser, 1.0)
@@ -147,16 +146,36 @@ class LexicalIndex:
             sims = sims.copy()
             for row in exclude_rows:
                 sims[row] = 0.0
-        if len(sims) > limit:
-            top = np.argpartition(-sims, limit)[:limit]
-            top = top[sims[top] > 0]
-        else:
-            top = np.nonzero(sims > 0)[0]
+        top = top_rows(sims, limit)
         out: dict[int, float] = {}
         for row in top:
             eid = int(self.entry_ids[row])
             out[eid] = max(out.get(eid, 0.0), float(sims[row]))
         return out
+
+
+def top_rows(sims: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` highest positive values of ``sims`` (fewer when fewer are positive), unordered.
+
+    Exact, and cheaper than partitioning the whole array on a large catalogue:
+    the values at or above a fraction of the best one are a few comparisons
+    away, and when at least ``limit`` of them are there, every value below is
+    outside the top ``limit`` — only those are partitioned. A query shares a
+    common word or character ("price", "商品") with much of a catalogue, and
+    those rows score well below its best match.
+    """
+    best = float(sims.max()) if len(sims) else 0.0
+    if best <= 0:
+        return np.zeros(0, dtype=np.int64)
+    for fraction in (0.5, 0.25, 0.1):
+        rows = np.flatnonzero(sims >= best * fraction)
+        if len(rows) >= limit:
+            break
+    else:
+        rows = np.flatnonzero(sims > 0)
+    if len(rows) > limit:
+        rows = rows[np.argpartition(sims[rows], len(rows) - limit)[-limit:]]
+    return rows
 
 
 def pair_matrix(texts: Sequence[str], max_df: float = 0.2) -> sparse.csr_matrix:

@@ -1,0 +1,91 @@
+"""The lexical channel's scoring (kbops/index/lexical.py): exact, whatever the shortcuts taken for speed."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kbops.index.lexical import LexicalIndex, top_rows
+from kbops.text import tokens
+
+DOCS = [
+    (1, "How much is the Lumi desk lamp?"),
+    (1, "Lumi desk lamp price"),
+    (2, "How much is the Lumi floor lamp?"),
+    (3, "鹿米台灯多少钱"),
+    (4, "鹿米落地灯多少钱"),
+    (5, "退货政策是什么"),
+    (6, "How long does a refund take?"),
+    (7, "Do you ship abroad?"),
+]
+QUERIES = ["how much is the desk lamp", "鹿米的灯多少钱", "refund refund refund", "lamp", "spaceship", "退货", ""]
+
+
+def _bm25_reference(index: LexicalIndex, docs: list[tuple[int, str]], query: str) -> np.ndarray:
+    """Okapi BM25 of each document, self-normalised, written out term by term from the module's definition."""
+    counts = [Counter(tokens(t)) for _, t in docs]
+    lengths = [sum(c.values()) for c in counts]
+    avgdl = sum(lengths) / len(lengths)
+    n = len(docs)
+
+    def idf(term: str) -> float:
+        df = sum(1 for c in counts if term in c)
+        return math.log((n + 1) / (df + 1)) + 1.0 if df else math.log(n + 1) + 1.0
+
+    def sat(tf: int, length: int) -> float:
+        return tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avgdl))
+
+    q = Counter(tokens(query))
+    if not q or not any(any(t in c for c in counts) for t in q):
+        return np.zeros(n)
+    self_score = sum(idf(t) * sat(tf, sum(q.values())) for t, tf in q.items())
+    return np.array([min(sum(idf(t) * sat(c[t], lengths[i]) for t in q if t in c) / self_score, 1.0) for i, c in enumerate(counts)])
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_bm25_scores_every_document_as_its_definition_says(query):
+    index = LexicalIndex(DOCS, "bm25")
+    np.testing.assert_allclose(index.similarities(query), _bm25_reference(index, DOCS, query), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_tf_cosine_of_a_document_with_itself_is_exactly_one_and_matches_the_counts(query):
+    index = LexicalIndex(DOCS, "tf")
+    q = Counter(tokens(query))
+    for row, (_, text) in enumerate(DOCS):
+        d = Counter(tokens(text))
+        dot = sum(q[t] * d[t] for t in q)
+        want = dot / math.sqrt(sum(v * v for v in q.values()) * sum(v * v for v in d.values())) if dot else 0.0
+        assert index.similarities(query)[row] == pytest.approx(want, abs=1e-12)
+    assert all(index.similarities(text)[row] == 1.0 for row, (_, text) in enumerate(DOCS))
+
+
+def test_scores_keep_each_entrys_best_document_among_the_top():
+    index = LexicalIndex(DOCS, "bm25")
+    sims = index.similarities("how much is the desk lamp")
+    got = index.scores("how much is the desk lamp", limit=3)
+    best_rows = sorted(range(len(DOCS)), key=lambda r: -sims[r])[:3]
+    want: dict[int, float] = {}
+    for r in best_rows:
+        want[DOCS[r][0]] = max(want.get(DOCS[r][0], 0.0), float(sims[r]))
+    assert got == pytest.approx(want)
+    assert 1 in got and max(got, key=got.__getitem__) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.just(0.0), st.floats(0, 1, width=32), st.sampled_from([0.3, 0.6, 0.9])), max_size=300),
+    limit=st.integers(1, 60),
+)
+def test_top_rows_are_exactly_the_best_positive_values(values, limit):
+    """Whatever the shortcut finds, it is the ``limit`` largest positive values (ties: any of the tied rows)."""
+    sims = np.array(values, dtype=np.float32)
+    rows = top_rows(sims, limit)
+    positive = sorted((v for v in values if v > 0), reverse=True)
+    assert len(rows) == min(limit, len(positive)) == len(set(rows.tolist()))
+    assert sorted(sims[rows].tolist(), reverse=True) == pytest.approx(positive[: len(rows)])
