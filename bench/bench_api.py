@@ -1,6 +1,6 @@
 """Bot API throughput and latency: one `kbops serve` replica, 1 worker vs N workers, in the same run.
 
-    .venv/bin/python bench/bench_api.py [--workers 1,2] [--clients 16] [--seconds 15] [--repeat 3] [--rate 200]
+    .venv/bin/python bench/bench_api.py [--workers 1,2] [--query-cache 10000,0] [--clients 16] [--seconds 15] [--repeat 3] [--rate 200]
 
 Builds the sample store's KB the way the tests do (ingest, approve everything queued, publish;
 the embedding cache is kept in var/bench/), then for each repeat starts a real
@@ -8,7 +8,11 @@ the embedding cache is kept in var/bench/), then for each repeat starts a real
 neighbour hits every configuration alike) and drives ``POST /search`` from
 ``--clients`` threads, each on its own keep-alive connection, with questions
 about the store's products and policies in English and Chinese plus questions
-the KB cannot answer (handoffs), all distinct within a client's cycle:
+the KB cannot answer (handoffs), all distinct within a client's cycle — so
+every question is asked many times over a run. ``--query-cache`` compares the
+server's query-vector memory (``KBOPS_QUERY_CACHE``, kbops/serve/retriever.py)
+on, its best case (every repeat skips the model), with it off (``0``: every
+question costs a model run, as if each were new), in the same run:
 
 * **closed loop** (the default): every client sends its next question as soon as
   the previous answer arrived — the replica's ceiling; with C clients,
@@ -130,9 +134,11 @@ def _tree_cpu(pid: int) -> float:
 class Server:
     """``kbops serve --workers W`` on a free port, as a subprocess (its own process group)."""
 
-    def __init__(self, env: dict[str, str], workers: int, token: str | None):
+    def __init__(self, env: dict[str, str], workers: int, token: str | None, query_cache: int | None = None):
         self.port = _free_port()
         full_env = {**os.environ, **env, "HF_HUB_OFFLINE": "1"}
+        if query_cache is not None:
+            full_env["KBOPS_QUERY_CACHE"] = str(query_cache)
         if token:
             full_env["KBOPS_API_TOKEN"] = token
         cmd = [str(KBOPS), "serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"]
@@ -287,6 +293,7 @@ def query_log_cost(env: dict[str, str], n: int = 300) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to compare (default 1,2)")
+    parser.add_argument("--query-cache", default="10000,0", help="comma-separated KBOPS_QUERY_CACHE sizes to compare (default 10000,0: on, off)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--seconds", type=float, default=15, help="measured seconds per run (default 15)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians are reported (default 3)")
@@ -300,33 +307,34 @@ def main() -> None:
             query_log_cost(prepare(Path(tmp)))
         return
     counts = [int(w) for w in args.workers.split(",")]
+    caches = [int(c) for c in args.query_cache.split(",")]
     modes: list[float | None] = [None] + ([args.rate] if args.rate else [])
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
         env = prepare(Path(tmp))
-        runs: dict[tuple[int, float | None], list[dict[str, float]]] = {}
+        runs: dict[tuple[int, int, float | None], list[dict[str, float]]] = {}
         for r in range(args.repeat):
-            for workers in counts:
-                server = Server(env, workers, args.token or None)
+            for workers, cache in [(w, c) for w in counts for c in caches]:
+                server = Server(env, workers, args.token or None, cache)
                 try:
                     server.wait_ready()
                     for mode in modes:
                         result = load(server, args.clients, args.seconds, mode)
-                        runs.setdefault((workers, mode), []).append(result)
-                        print(f"  run {r + 1}: workers={workers} {'closed loop' if mode is None else f'open loop {mode:g}/s'}: "
+                        runs.setdefault((workers, cache, mode), []).append(result)
+                        print(f"  run {r + 1}: workers={workers} query cache={cache} {'closed loop' if mode is None else f'open loop {mode:g}/s'}: "
                               f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, errors {result['errors']}", flush=True)
                 finally:
                     server.stop()
         print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {args.clients} clients, {args.seconds:g} s per run, "
               f"median of {args.repeat} runs\n")
-        header = f"{'workers':>7} {'load':>14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server CPU ms/req':>17} {'loadgen CPU ms/req':>18}"
+        header = f"{'workers':>7} {'query cache':>11} {'load':>14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server CPU ms/req':>17} {'loadgen CPU ms/req':>18}"
         print(header)
-        for (workers, mode), results in runs.items():
+        for (workers, cache, mode), results in runs.items():
             med = {k: statistics.median(x[k] for x in results) for k in results[0]}
             load_name = "closed loop" if mode is None else f"open {mode:g}/s"
-            print(f"{workers:>7} {load_name:>14} {med['rps']:7.0f} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['errors']:6.0f} "
+            print(f"{workers:>7} {cache:>11} {load_name:>14} {med['rps']:7.0f} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['errors']:6.0f} "
                   f"{med['server_cpu_ms_per_req']:17.2f} {med['loadgen_cpu_ms_per_req']:18.2f}")
         if args.json:
-            print(json.dumps([{"workers": w, "rate": m, "runs": rs} for (w, m), rs in runs.items()], indent=2))
+            print(json.dumps([{"workers": w, "query_cache": c, "rate": m, "runs": rs} for (w, c, m), rs in runs.items()], indent=2))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ class Settings:
     # cores / N when this is not set, so N workers do not fight over the same cores.
     embed_threads: int = 0
     embed_passage_prefix: str = ""
+    # Query vectors the bot API remembers per worker (an LRU; 0: none): a repeated question — a quick-reply
+    # button, the same FAQ typed by many customers — skips the model (kbops/serve/retriever.py, ~1.5 KB each).
+    query_cache: int = 10_000
     # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
     models_dir: Path | None = None
     # The raw fused score at which a chat gap counts as covered by the KB (kbops/extract/mining.py);
@@ -200,6 +203,7 @@ class Settings:
             embed_query_prefix=str(pick("embed_query_prefix", "")),
             embed_threads=number("embed_threads", cls.embed_threads, int),
             embed_passage_prefix=str(pick("embed_passage_prefix", "")),
+            query_cache=number("query_cache", cls.query_cache, int),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
             target_precision=number("target_precision", cls.target_precision),
@@ -269,6 +273,8 @@ class Settings:
             )
         if settings.embed_threads < 0:
             raise ConfigError(f"embed_threads={settings.embed_threads} must be 0 (one per core) or more; set KBOPS_EMBED_THREADS")
+        if settings.query_cache < 0:
+            raise ConfigError(f"query_cache={settings.query_cache} must be 0 (no cache) or more; set KBOPS_QUERY_CACHE")
         if settings.calibration_questions < 0:
             raise ConfigError(
                 f"calibration_questions={settings.calibration_questions} must be 0 or more; set KBOPS_CALIBRATION_QUESTIONS "

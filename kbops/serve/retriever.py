@@ -50,9 +50,12 @@ import os
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from kbops.config import Settings
 from kbops.errors import QueryError, ReleaseError, TransientError
@@ -61,7 +64,7 @@ from kbops.index.embedder import Embedder
 from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from, prepare
 from kbops.index.store import OVERLAY, LocalStore, ReleaseStore, store_for
 
-__all__ = ["Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
+__all__ = ["QueryVectors", "Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
 
 #: How often the server's watcher looks at ACTIVE (seconds): a stat and a tiny read.
 WATCH_INTERVAL = 0.25
@@ -85,6 +88,63 @@ class Serving:
     @property
     def behind(self) -> bool:
         return self.active is not None and self.active != self.loaded.release_id
+
+
+class QueryVectors:
+    """The embedder as the bot's queries use it, with the last ``size`` questions' vectors remembered (LRU).
+
+    Customers repeat themselves word for word: a quick-reply button sends the
+    same text every time, and "运费多少" is typed by thousands. Encoding a query
+    is most of an English answer's CPU (bench/bench_api.py), and its vector
+    depends only on the text and the model — never on the release or the
+    overlay — so a remembered vector can never serve a stale fact. Everything
+    else is the embedder's own (attribute access is passed through).
+    Thread-safe; the arrays handed out are read-only.
+    """
+
+    def __init__(self, embedder: Any, size: int):
+        self._embedder, self.size = embedder, size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._unk: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embedder, name)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The query's vector (the embedder's ``encode_query``), from memory when it was asked recently."""
+        with self._lock:
+            vec = self._vectors.get(text)
+            if vec is not None:
+                self._vectors.move_to_end(text)
+                self.hits += 1
+                return vec
+            self.misses += 1
+        vec = np.asarray(self._embedder.encode_query(text), dtype=np.float32)
+        vec.flags.writeable = False
+        self._remember(self._vectors, text, vec)
+        return vec
+
+    def unk_share(self, text: str) -> float:
+        """The embedder's ``unk_share`` (asked before every query's encoding), remembered alike."""
+        with self._lock:
+            share = self._unk.get(text)
+            if share is not None:
+                self._unk.move_to_end(text)
+                return share
+        share = float(self._embedder.unk_share(text))
+        self._remember(self._unk, text, share)
+        return share
+
+    def _remember(self, memory: OrderedDict[str, Any], text: str, value: Any) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            memory[text] = value
+            memory.move_to_end(text)
+            while len(memory) > self.size:
+                memory.popitem(last=False)
 
 
 def _watch(ref: weakref.ref[Retriever], interval: float, stop: threading.Event) -> None:
@@ -116,6 +176,7 @@ class Retriever:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
+        self.queries = QueryVectors(self.embedder, settings.query_cache)
         store = store_for(settings)
         # A remote store is mirrored into the cache directory; a local one is read in place.
         self._store: ReleaseStore | None = None if store.is_dir(settings.index_dir) else store
@@ -363,8 +424,8 @@ class Retriever:
                 return Answer(loaded.release_id, query, True, UPDATING, [])
             revoked = {}
         if not revoked:
-            return answer_from(loaded, self.embedder, self.settings, query, top_k, lang=lang, tags=tags, categories=categories, now=now)
-        answer = answer_from(loaded, self.embedder, self.settings, query, top_k + len(revoked), lang=lang, tags=tags, categories=categories, now=now)
+            return answer_from(loaded, self.queries, self.settings, query, top_k, lang=lang, tags=tags, categories=categories, now=now)
+        answer = answer_from(loaded, self.queries, self.settings, query, top_k + len(revoked), lang=lang, tags=tags, categories=categories, now=now)
         kept = [h for h in answer.hits if h.entry_id not in revoked][:top_k]
         if answer.hits and answer.hits[0].entry_id in revoked:
             return replace(answer, handoff=True, reason=UPDATING, hits=kept, confidence=None, options=[])

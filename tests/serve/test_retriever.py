@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
@@ -12,7 +14,7 @@ from kbops.errors import QueryError
 from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.schema import KbEntry, QueryLogEntry
 from kbops.serve.query_log import log_answer
-from kbops.serve.retriever import Retriever
+from kbops.serve.retriever import QueryVectors, Retriever
 from tests.helpers import list_items
 
 
@@ -85,3 +87,32 @@ def test_what_ranking_derives_from_a_release_is_computed_at_load_not_by_the_firs
     assert set(loaded.memo["identifiers"]) == set(loaded.entries)
     assert loaded.memo["identifiers"][next(e for e, v in loaded.entries.items() if v["entry_key"] == "product:LM-1001:price:zh")] >= {"lm-1001", "3l"}
     assert "cooker" in loaded.memo["kind_vocabulary"]["price"] and loaded.memo["tokens"] == {}
+
+
+def test_a_repeated_question_reuses_its_vector_and_answers_the_same(retriever, settings, embedder):
+    """The bot's query-vector memory: the second asking skips the model; the answer is identical to one computed
+    without any memory, and the vector handed out cannot be altered by a caller."""
+    question = "How long does a refund take?"
+    first = retriever.search(question)
+    misses = retriever.queries.misses
+    again = retriever.search(question)
+    assert retriever.queries.misses == misses and retriever.queries.hits >= 1
+    uncached = Retriever(dataclasses.replace(settings, query_cache=0), embedder=embedder).search(question)
+    assert again.as_dict() == first.as_dict() == uncached.as_dict()
+    vec = retriever.queries.encode_query(question)
+    with pytest.raises(ValueError):
+        vec[0] = 1.0
+
+
+def test_query_vector_memory_keeps_the_most_recent_questions(embedder):
+    memory = QueryVectors(embedder, size=2)
+    for q in ("退款多久到账", "how much is shipping", "退款多久到账", "do you ship abroad"):
+        memory.encode_query(q)
+    assert list(memory._vectors) == ["退款多久到账", "do you ship abroad"]  # the least recently asked left
+    assert (memory.hits, memory.misses) == (1, 3)
+    np.testing.assert_array_equal(memory.encode_query("how much is shipping"), embedder.encode_query("how much is shipping"))
+    assert memory.dim == embedder.dim  # everything else is the embedder's
+    none = QueryVectors(embedder, size=0)
+    none.encode_query("退款多久到账")
+    none.encode_query("退款多久到账")
+    assert (none.hits, none.misses, len(none._vectors)) == (0, 2, 0)
