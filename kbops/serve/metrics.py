@@ -32,6 +32,7 @@ Metrics (all prefixed ``kbops_``):
 ``serving_release_age_seconds``                       gauge      age of the oldest serving release
 ``release_lag_seconds``                               gauge      how long the active release has not been served
 ``query_log_dropped_total``                           counter    query-log rows dropped (queue full)
+``query_vectors_total{result}``                       counter    query vectors looked up: ``hit`` (remembered) or ``miss`` (a model run)
 ``query_log_write_failures_total``                    counter    query-log rows whose write failed
 ====================================================  =========  =====================================================
 """
@@ -50,7 +51,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 __all__ = [
     "CONTENT_TYPE", "MULTIPROC_ENV", "ReleaseGauges", "endpoint_label", "observe_answer", "observe_request",
-    "query_log_dropped", "query_log_written", "render", "worker_exit",
+    "query_log_dropped", "query_log_written", "query_vector_lookup", "render", "worker_exit",
 ]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -76,6 +77,7 @@ SERVING_AGE = Gauge("kbops_serving_release_age_seconds", "Age of the (oldest) se
 LAG = Gauge("kbops_release_lag_seconds", "How long the active release has been active without being served (0 when served)", multiprocess_mode="livemax")
 QUERY_LOG_DROPPED = Counter("kbops_query_log_dropped", "Query-log rows dropped because the write queue was full")
 QUERY_LOG_FAILED = Counter("kbops_query_log_write_failures", "Query-log rows whose database write failed")
+QUERY_VECTORS = Counter("kbops_query_vectors", "Query vectors looked up: hit (remembered, KBOPS_QUERY_CACHE) or miss (a model run)", ["result"])
 
 
 def endpoint_label(path: str) -> str:
@@ -208,3 +210,8 @@ def worker_exit() -> None:
     path = multiprocess_dir()
     if path is not None:
         multiprocess.mark_process_dead(os.getpid(), path)
+
+
+def query_vector_lookup(hit: bool) -> None:
+    """One query-vector lookup of the retriever's memory (kbops.serve.retriever.QueryVectors)."""
+    QUERY_VECTORS.labels("hit" if hit else "miss").inc()

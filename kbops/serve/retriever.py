@@ -51,6 +51,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -99,11 +100,12 @@ class QueryVectors:
     depends only on the text and the model — never on the release or the
     overlay — so a remembered vector can never serve a stale fact. Everything
     else is the embedder's own (attribute access is passed through).
-    Thread-safe; the arrays handed out are read-only.
+    Thread-safe; the arrays handed out are read-only. ``on_lookup(hit)`` is
+    told of every lookup (the API counts them in ``/metrics``).
     """
 
-    def __init__(self, embedder: Any, size: int):
-        self._embedder, self.size = embedder, size
+    def __init__(self, embedder: Any, size: int, on_lookup: Callable[[bool], None] | None = None):
+        self._embedder, self.size, self.on_lookup = embedder, size, on_lookup
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._unk: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
@@ -119,8 +121,12 @@ class QueryVectors:
             if vec is not None:
                 self._vectors.move_to_end(text)
                 self.hits += 1
-                return vec
-            self.misses += 1
+            else:
+                self.misses += 1
+        if self.on_lookup is not None:
+            self.on_lookup(vec is not None)
+        if vec is not None:
+            return vec
         vec = np.asarray(self._embedder.encode_query(text), dtype=np.float32)
         vec.flags.writeable = False
         self._remember(self._vectors, text, vec)

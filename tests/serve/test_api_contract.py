@@ -247,6 +247,17 @@ def test_metrics_count_requests_handoffs_and_report_the_serving_release(client):
     assert metric(after, "kbops_serving_release_age_seconds") > 0
 
 
+def test_metrics_count_query_vectors_remembered_and_computed(client):
+    """A question asked twice runs the model once: one miss, then one hit (KBOPS_QUERY_CACHE)."""
+    before = client.get("/metrics", headers=AUTH).text
+    question = "How long does a refund take for an opened Lumi Aroma Diffuser?"
+    for _ in range(2):
+        assert client.post("/search", json={"query": question}, headers=AUTH).status_code == 200
+    after = client.get("/metrics", headers=AUTH).text
+    assert metric(after, "kbops_query_vectors_total", result="miss") - metric(before, "kbops_query_vectors_total", result="miss") == 1
+    assert metric(after, "kbops_query_vectors_total", result="hit") - metric(before, "kbops_query_vectors_total", result="hit") == 1
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
