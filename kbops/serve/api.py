@@ -427,14 +427,10 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
     queued query-log row. Without the lifespan (a test client) the query log is
     written synchronously."""
     state: dict[str, Any] = {"retriever": retriever}
-    if retriever is not None:
-        retriever.queries.on_lookup = metrics.query_vector_lookup
 
     def get_retriever() -> Retriever:
         if state["retriever"] is None:
-            made = Retriever(settings, background_reload=True)
-            made.queries.on_lookup = metrics.query_vector_lookup
-            state["retriever"] = made
+            state["retriever"] = Retriever(settings, background_reload=True, on_query_vector=metrics.query_vector_lookup)
         return state["retriever"]
 
     def release_state() -> tuple[dict[str, Any], dict[str, Any]]:

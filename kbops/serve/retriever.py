@@ -169,12 +169,14 @@ def _watch(ref: weakref.ref[Retriever], interval: float, stop: threading.Event) 
 class Retriever:
     """Answers questions from the active release; thread-safe, reloads on swap."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, background_reload: bool = False, watch_interval: float | None = WATCH_INTERVAL):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, background_reload: bool = False,
+                 watch_interval: float | None = WATCH_INTERVAL, on_query_vector: Callable[[bool], None] | None = None):
         """``background_reload``: load a newly activated release in a thread and keep
         answering from the current one (with the revocation overlay applied) until it
         is ready; a watcher thread polls ``ACTIVE`` every ``watch_interval`` seconds
         (None: no watcher) to pre-load it (the API server's mode: a large release takes
-        seconds to verify and load, and no query should wait)."""
+        seconds to verify and load, and no query should wait). ``on_query_vector(hit)``
+        is told of every query-vector lookup (the API counts them in ``/metrics``)."""
         import faiss
 
         # One query is a tiny search: OpenMP's thread team costs more than it
@@ -182,7 +184,7 @@ class Retriever:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
-        self.queries = QueryVectors(self.embedder, settings.query_cache)
+        self.queries = QueryVectors(self.embedder, settings.query_cache, on_lookup=on_query_vector)
         store = store_for(settings)
         # A remote store is mirrored into the cache directory; a local one is read in place.
         self._store: ReleaseStore | None = None if store.is_dir(settings.index_dir) else store

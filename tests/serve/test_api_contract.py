@@ -247,8 +247,11 @@ def test_metrics_count_requests_handoffs_and_report_the_serving_release(client):
     assert metric(after, "kbops_serving_release_age_seconds") > 0
 
 
-def test_metrics_count_query_vectors_remembered_and_computed(client):
-    """A question asked twice runs the model once: one miss, then one hit (KBOPS_QUERY_CACHE)."""
+def test_metrics_count_query_vectors_remembered_and_computed(published):
+    """A question asked twice runs the model once: one miss, then one hit (KBOPS_QUERY_CACHE).
+
+    The app makes its own retriever here, as ``kbops serve`` does."""
+    client = TestClient(create_app(published))
     before = client.get("/metrics", headers=AUTH).text
     question = "How long does a refund take for an opened Lumi Aroma Diffuser?"
     for _ in range(2):
