@@ -17,7 +17,11 @@ for how they are fused with the dense channel):
   document identical to the query scores 1, one that is longer or matches
   fewer of the query's terms less (clipped at 1). Raw BM25 sums are
   unbounded and not comparable across queries; this self-normalisation is
-  what makes one threshold work.
+  what makes one threshold work. The divisor is at least
+  :data:`QUERY_FLOOR` of the median document's own self-score: otherwise a
+  one-character Chinese query ("人呢?" → 人) fully "covered" by an entry
+  scored like an exact match (issue 11, JDDC turns: the most confident wrong
+  answers were such turns; bench/bench_confidence.py measures it).
 * ``tfidf``: cosine of (1 + log tf) · idf vectors.
 * ``tf``: cosine of raw token counts, no idf. For absolute thresholds between
   two given texts (near-duplicates): with idf, whether two questions are
@@ -44,6 +48,8 @@ from kbops.text import tokens
 
 K1 = 1.2
 B = 0.75
+#: BM25's self-normalisation divides by at least this share of the median document's self-score.
+QUERY_FLOOR = 0.25
 WEIGHTINGS = ("bm25", "tfidf", "tf")
 
 
@@ -74,10 +80,13 @@ class LexicalIndex:
         # ``tf`` keeps raw counts and divides by √(|d|²·|q|²) after the product: all
         # integers until the last step, so identical texts score exactly 1.0
         self.doc_sq = np.ones(len(docs), dtype=np.float64)
+        own_scores = []  # BM25: each document's score against itself (its row's sum), for the floor
         for i, c in enumerate(counts):
             if weighting == "bm25":
                 weights = {vocab[t]: self.idf[vocab[t]] * self._saturate(tf, lengths[i], avgdl) for t, tf in c.items()}
                 norm = 1.0
+                if weights:
+                    own_scores.append(sum(weights.values()))
             else:
                 weights = {vocab[t]: self._tf_weight(tf, self.idf[vocab[t]]) for t, tf in c.items()}
                 norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
@@ -92,6 +101,9 @@ class LexicalIndex:
         # Column-major (a term's postings are contiguous): a query reads only its own terms' columns,
         # not the whole matrix, so its cost follows its terms' postings rather than the catalogue's size.
         self.matrix = sparse.csc_matrix((vals, (rows, cols)), shape=(len(docs), max(len(vocab), 1)), dtype=self.dtype)
+        # The BM25 normaliser's floor: a share of the median document's own self-score (see _query) — a
+        # document asked as a query scores its own row's sum, so no document is tokenised twice.
+        self.floor = QUERY_FLOOR * float(np.median(own_scores)) if own_scores else 0.0
 
     def _tf_weight(self, tf: int, idf: float) -> float:
         return float(tf) if self.weighting == "tf" else (1 + math.log(tf)) * idf
@@ -110,7 +122,9 @@ class LexicalIndex:
                 self_score += (self.idf[j] if j is not None else self.max_idf) * self._saturate(tf, length, self.avgdl)
                 if j is not None:
                     known[j] = 1.0
-            return known, self_score
+            # A query that carries less than QUERY_FLOOR of a typical question's information ("人呢?",
+            # "好吧", one shared character) is not a near-match however much of it an entry covers.
+            return known, max(self_score, self.floor)
         norm_sq = 0.0
         for tok, tf in c.items():
             j = self.vocab.get(tok)

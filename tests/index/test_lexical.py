@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kbops.index.lexical import LexicalIndex, top_rows
+from kbops.index.lexical import QUERY_FLOOR, LexicalIndex, top_rows
 from kbops.text import tokens
 
 DOCS = [
@@ -23,11 +23,11 @@ DOCS = [
     (6, "How long does a refund take?"),
     (7, "Do you ship abroad?"),
 ]
-QUERIES = ["how much is the desk lamp", "鹿米的灯多少钱", "refund refund refund", "lamp", "spaceship", "退货", ""]
+QUERIES = ["how much is the desk lamp", "鹿米的灯多少钱", "refund refund refund", "lamp", "spaceship", "退货", "人", "好吧", ""]
 
 
 def _bm25_reference(index: LexicalIndex, docs: list[tuple[int, str]], query: str) -> np.ndarray:
-    """Okapi BM25 of each document, self-normalised, written out term by term from the module's definition."""
+    """Okapi BM25 of each document, self-normalised (with the floor), written out term by term from the module's definition."""
     counts = [Counter(tokens(t)) for _, t in docs]
     lengths = [sum(c.values()) for c in counts]
     avgdl = sum(lengths) / len(lengths)
@@ -40,10 +40,14 @@ def _bm25_reference(index: LexicalIndex, docs: list[tuple[int, str]], query: str
     def sat(tf: int, length: int) -> float:
         return tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avgdl))
 
+    def own_score(c: Counter) -> float:  # a text's BM25 against itself as a document of its own length
+        return sum(idf(t) * sat(tf, sum(c.values())) for t, tf in c.items())
+
+    floor = QUERY_FLOOR * float(np.median([own_score(c) for c in counts]))
     q = Counter(tokens(query))
     if not q or not any(any(t in c for c in counts) for t in q):
         return np.zeros(n)
-    self_score = sum(idf(t) * sat(tf, sum(q.values())) for t, tf in q.items())
+    self_score = max(own_score(q), floor)  # a query of almost nothing is not a near-match however covered
     return np.array([min(sum(idf(t) * sat(c[t], lengths[i]) for t in q if t in c) / self_score, 1.0) for i, c in enumerate(counts)])
 
 
@@ -89,3 +93,17 @@ def test_top_rows_are_exactly_the_best_positive_values(values, limit):
     positive = sorted((v for v in values if v > 0), reverse=True)
     assert len(rows) == min(limit, len(positive)) == len(set(rows.tolist()))
     assert sorted(sims[rows].tolist(), reverse=True) == pytest.approx(positive[: len(rows)])
+
+
+def test_a_query_of_almost_nothing_is_not_scored_like_an_exact_match():
+    """BM25's normaliser has a floor (QUERY_FLOOR of the median question's own score): "lumi", a word every
+    entry of this catalogue has, is fully covered by each of them, yet no entry scores it as a near-match."""
+    words = ["lamp", "kettle", "fan", "rice", "cooker", "heater", "vacuum", "diffuser", "scale", "clock",
+             "mixer", "fryer", "toaster", "purifier", "humidifier", "speaker", "camera", "router", "mouse", "stand"]
+    docs = [(i, f"lumi {w} {words[(i + 1) % 20]} {words[(i + 2) % 20]}") for i, w in enumerate(words)]
+    index = LexicalIndex(docs, "bm25")
+    assert index._query(Counter(tokens("lumi")))[1] == index.floor  # the floor binds for this query
+    sims = index.similarities("lumi")
+    np.testing.assert_allclose(sims, _bm25_reference(index, docs, "lumi"), rtol=1e-5, atol=1e-6)
+    assert 0 < sims.max() < 0.9
+    assert index.similarities(docs[1][1])[1] == pytest.approx(1.0)  # a real question still matches fully
