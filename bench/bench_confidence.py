@@ -1,8 +1,9 @@
 """Fusion and calibrated confidence, English and Chinese, in one run (issue 11).
 
-    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--split test]
+    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,zh-jddc,zh-para]
+                                               [--split both|tune|test|all] [--fit-defaults]
 
-Two KBs built as a store would: imported with ``kbops import --approve`` and
+Three KBs built as a store would: imported with ``kbops import --approve`` and
 published (the publish calibrates each language on the KB's *own* questions —
 leave-one-out alternates and left-out entries, never on the queries below):
 
@@ -11,16 +12,26 @@ leave-one-out alternates and left-out entries, never on the queries below):
   (their queries should be handed off);
 * **zh — JDDC**: bench/labels/zh_faq.jsonl (56 general customer-service entries)
   and the real JDDC customer turns labelled against it
-  (bench/labels/zh_retrieval.tsv; ``--split test`` by default; ``none`` turns
-  should be handed off).
+  (bench/labels/zh_retrieval.tsv; ``none`` turns should be handed off);
+* **zh — paraphrases**: bench/labels/zh_paraphrase_faq.jsonl (159 near-neighbour
+  help-desk entries) and customer-style paraphrases of its questions
+  (bench/labels/zh_paraphrases.tsv, 90 of 528 out of the KB), the shape of the
+  held-out Chinese test.
 
-For each channel — dense only, lexical only, the old fixed blend (dense weight
-0.6) and the calibrated fusion (the weight the publish chose for the language)
-— on the same channel scores: recall@1/@5 over queries with an answer, and
-precision at fixed coverage (the best-scored 50 % / 75 % of all queries
-answered; an answered query without an answer is wrong). Then the bot's own
-decision with the calibrated threshold: the share answered and its precision,
-and the share asked back (clarify).
+Each Chinese set is reported per split (tune and test apart; figures on test).
+For each: recall@1/@5 over queries with an answer and precision at fixed
+coverage (the best-scored 50 % / 75 % of all queries answered; an answered
+query without an answer is wrong) of the dense channel alone, the lexical
+channel alone (BM25; Chinese: character uni+bigrams), the old fixed blend
+(dense weight 0.6) and the calibrated fusion; then the bot's own decision —
+recall@1, the share answered and its precision — with the store's calibration,
+with the public default on the same KB, and on the same KB imported without
+alternates (a store with nothing to calibrate on gets the public default).
+
+``--fit-defaults`` fits the Chinese public default (kbops/index/confidence.py
+DEFAULTS) on the tune parts of both Chinese sets: the mapping on the KBs
+without alternates, the threshold the lowest at which every set, with and
+without alternates, reaches the target on its own.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,12 +55,14 @@ from kbops.config import Settings
 from kbops.db import init_db
 from kbops.index import calibration, search
 from kbops.index import release as rel
-from kbops.index.confidence import LanguageModel, model_for, threshold_for
+from kbops.index.confidence import DEFAULTS, LanguageModel, model_for
 from kbops.index.embedder import Embedder
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_zh_paraphrase import FAQ as PARA_FAQ  # noqa: E402
+from bench_zh_paraphrase import load_paraphrases  # noqa: E402
 from zh_labels import FAQ, load_labels  # noqa: E402
 
 OLD_BLEND = 0.6
@@ -82,10 +96,17 @@ def bitext(datasets: Path, per_intent: int = 5, queries_per_intent: int = 40, he
     return faq, queries
 
 
-def jddc(split: str) -> tuple[list[dict], list[Query]]:
+def jddc(split: str) -> tuple[list[dict], list[tuple[Query, str]]]:
+    """zh_faq.jsonl and the labelled real JDDC customer turns, each with its split."""
     faq = [json.loads(line) for line in FAQ.read_text(encoding="utf-8").splitlines() if line.strip()]
     turns = [t for t in load_labels() if split in ("all", t.split)]
-    return faq, [Query(t.text, frozenset(f"import:{k}" for k in t.keys)) for t in turns]
+    return faq, [(Query(t.text, frozenset(f"import:{k}" for k in t.keys)), t.split) for t in turns]
+
+
+def paraphrases() -> tuple[list[dict], list[tuple[Query, str]]]:
+    """zh_paraphrase_faq.jsonl and the written customer-style paraphrases, each with its split."""
+    faq = [json.loads(line) for line in PARA_FAQ.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return faq, [(Query(q.text, frozenset(f"import:{k}" for k in q.keys)), q.split) for q in load_paraphrases()]
 
 
 def precision_at(scored: list[tuple[float, bool]], coverage: float) -> float:
@@ -94,72 +115,175 @@ def precision_at(scored: list[tuple[float, bool]], coverage: float) -> float:
     return sum(ok for _, ok in ranked) / len(ranked)
 
 
-def run(name: str, faq: list[dict], queries: list[Query], cache: Path, fit_default: bool = False) -> None:
+def bare(faq: list[dict]) -> list[dict]:
+    """The same FAQ without alternate questions: a store that imports one question per entry has
+    nothing to calibrate on, so its language keeps the public default (kbops/index/confidence.py)."""
+    return [{k: v for k, v in row.items() if k != "alt_questions"} for row in faq]
+
+
+@dataclass
+class Published:
+    """A KB imported with ``kbops import --approve`` and published, as a store would."""
+
+    loaded: Any
+    embedder: Embedder
+    settings: Settings
+    entries: int
+
+
+def publish(faq: list[dict], root: Path, cache: Path) -> Published:
+    root.mkdir(parents=True)
+    (root / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in faq), encoding="utf-8")
+    settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_EMBED_CACHE": str(cache)}, config_file=None)
+    init_db(settings)
+    imported = import_faq(settings, root / "faq.jsonl", approve=True, by="bench")
+    if imported.errors:
+        raise SystemExit("the FAQ did not import cleanly: " + "; ".join(imported.errors[:5]))
+    embedder = Embedder.from_settings(settings)
+    activate_release(settings, build_release(settings, embedder=embedder).release_id)
+    loaded = rel.load_release(settings.index_dir, rel.active_release_id(settings.index_dir))
+    return Published(loaded, embedder, settings, imported.approved)
+
+
+def channel_ranks(loaded: Any, scores: dict[int, float]) -> list[str]:
+    """Entry keys of one raw channel's scores, best first (no fusion, no entity rules): a channel alone."""
+    return [loaded.entries[eid]["entry_key"] for eid, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if eid in loaded.entries]
+
+
+def bot(kb: Published, queries: list[Query], channels: list[Any], model: LanguageModel, now: datetime) -> tuple[float, float, float, list[Any]]:
+    """(recall@1, answered share, answered precision, top outcomes) of the bot's own decision with ``model``."""
+    answered = right = hit = 0
+    results = []
+    for q, ch in zip(queries, channels):
+        ranked = search.rank(kb.loaded, ch, q.text, model.dense_weight, now=now)
+        handoff, _, _, _ = search.decide(kb.loaded, ranked, q.text, model, kb.settings)
+        top = ranked.hits[0] if ranked.hits else None
+        ok = top is not None and top.entry_key in q.keys
+        hit += ok
+        if top is not None:
+            results.append(calibration.Outcome(top.score, top.score - search.runner_up(ranked.hits), ok))
+        if not handoff:
+            answered += 1
+            right += ok
+    answerable = max(sum(1 for q in queries if q.keys), 1)
+    return hit / answerable, answered / max(len(queries), 1), right / max(answered, 1), results
+
+
+@dataclass
+class Group:
+    """One KB's top outcomes on one split at the public default's weight (for ``--fit-defaults``)."""
+
+    name: str
+    bare: bool  # imported without alternates: the KBs the public default is fitted for
+    outcomes: list[Any]
+    total: int
+
+
+def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path, pooled: dict[str, list[Group]] | None = None) -> None:
+    """Every figure of one KB, per split: the channels alone and fused, and the bot with the store's
+    calibration, with the public default on the same KB, and on the KB without alternates (default).
+
+    ``pooled``: when given, both KBs' top outcomes under the public default are added to it per split (``--fit-defaults``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in faq), encoding="utf-8")
-        settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_EMBED_CACHE": str(cache)}, config_file=None)
-        init_db(settings)
-        imported = import_faq(settings, root / "faq.jsonl", approve=True, by="bench")
-        embedder = Embedder.from_settings(settings)
-        activate_release(settings, build_release(settings, embedder=embedder).release_id)
-        loaded = rel.load_release(settings.index_dir, rel.active_release_id(settings.index_dir))
+        store = publish(faq, Path(tmp) / "store", cache)
+        plain = publish(bare(faq), Path(tmp) / "bare", cache)
         lang = faq[0].get("lang", "en")
-        model = model_for(loaded.manifest, lang, settings)
-        stored = loaded.manifest["calibration"]["languages"][lang]
-        answerable = sum(1 for q in queries if q.keys)
-        print(f"\n## {name}: {imported.approved} entries; {len(queries)} queries ({answerable} with an answer, {len(queries) - answerable} to hand off)")
-        print(f"calibration ({stored['source']}, from the KB's own {stored['in_kb']} leave-one-out + {stored['out_of_kb']} left-out questions): "
+        model = model_for(store.loaded.manifest, lang, store.settings)
+        default = model_for(plain.loaded.manifest, lang, plain.settings)
+        stored = store.loaded.manifest["calibration"]["languages"][lang]
+        print(f"\n## {name}: {store.entries} entries")
+        print(f"store calibration ({stored['source']}, from the KB's own {stored['in_kb']} leave-one-out + {stored['out_of_kb']} left-out questions): "
               f"dense weight {model.dense_weight}, threshold {model.threshold}" + (f" — {stored['note']}" if stored.get("note") else ""))
+        print(f"public default ({default.source}): dense weight {default.dense_weight}, coef {default.coef}, threshold {default.threshold}")
         now = datetime.now(UTC)
-        channels = [search.channel_scores(loaded, embedder, q.text) for q in queries]
-        print(f"{'channel':<22} {'R@1':>6} {'R@5':>6} {'P@50%':>7} {'P@75%':>7}")
-        for label, weight in (("dense only", 1.0), ("lexical only", 0.0), (f"fixed blend w={OLD_BLEND}", OLD_BLEND), (f"calibrated w={model.dense_weight}", model.dense_weight)):
-            r1 = r5 = 0
-            scored = []
-            for q, ch in zip(queries, channels):
-                hits = search.rank(loaded, ch, q.text, weight, now=now).hits
-                keys = [h.entry_key for h in hits[:5]]
-                if q.keys:
-                    r1 += bool(keys) and keys[0] in q.keys
-                    r5 += any(k in q.keys for k in keys)
-                scored.append((hits[0].score if hits else 0.0, bool(keys) and keys[0] in q.keys))
-            print(f"{label:<22} {r1 / answerable:6.3f} {r5 / answerable:6.3f} {precision_at(scored, 0.5):7.3f} {precision_at(scored, 0.75):7.3f}")
-        if fit_default:
-            # The public default for small KBs (kbops/index/confidence.py DEFAULTS): fitted on these queries'
-            # outcomes at the weight the calibration chose (run on the tune split for Chinese).
-            results = []
-            for q, ch in zip(queries, channels):
-                hits = search.rank(loaded, ch, q.text, model.dense_weight, now=now).hits
-                if hits:
-                    results.append(calibration.Outcome(hits[0].score, hits[0].score - search.runner_up(hits), hits[0].entry_key in q.keys))
-            coef = calibration.fit_logistic(np.array([[r.score, r.margin] for r in results]), np.array([r.right for r in results], dtype=float))
-            probe = LanguageModel(model.dense_weight, coef, 0.5)
-            curve = calibration.curve_of([probe.probability(r.score, r.margin) for r in results], [r.right for r in results], len(queries))
-            print(f"public default fitted on these queries: LanguageModel({model.dense_weight}, {tuple(round(c, 2) for c in coef)}, "
-                  f"{threshold_for(curve, settings.target_precision)})  curve: {curve}")
-        answered = right = clarified = 0
-        for q, ch in zip(queries, channels):
-            ranked = search.rank(loaded, ch, q.text, model.dense_weight, now=now)
-            handoff, reason, _, _ = search.decide(loaded, ranked, q.text, model, settings)
-            clarified += reason == "clarify"
-            if not handoff:
-                answered += 1
-                right += ranked.hits[0].entry_key in q.keys
-        print(f"the bot (calibrated threshold {model.threshold}): answers {answered / len(queries):.1%} of all queries "
-              f"(hands off {1 - answered / len(queries):.1%}, {clarified} asked back), precision {right / max(answered, 1):.3f}")
+        for split, queries in splits.items():
+            answerable = sum(1 for q in queries if q.keys)
+            print(f"\n### {name} — {split}: {len(queries)} queries ({answerable} with an answer, {len(queries) - answerable} to hand off)")
+            channels = [search.channel_scores(store.loaded, store.embedder, q.text) for q in queries]
+            print(f"{'ranking':<32} {'R@1':>6} {'R@5':>6} {'P@50%':>7} {'P@75%':>7}")
+            rows: list[tuple[str, Any]] = [
+                ("dense alone", lambda ch, q: channel_ranks(store.loaded, ch.dense)),
+                ("lexical alone (BM25; zh: chars)", lambda ch, q: channel_ranks(store.loaded, ch.lexical)),
+                (f"fixed blend w={OLD_BLEND}", lambda ch, q: search.rank(store.loaded, ch, q.text, OLD_BLEND, now=now).hits),
+                (f"hybrid (calibrated w={model.dense_weight})", lambda ch, q: search.rank(store.loaded, ch, q.text, model.dense_weight, now=now).hits),
+            ]
+            for label, ranking in rows:
+                r1 = r5 = 0
+                scored = []
+                for q, ch in zip(queries, channels):
+                    out = ranking(ch, q)
+                    keys = [h if isinstance(h, str) else h.entry_key for h in out[:5]]
+                    top_score = (ch.dense if label.startswith("dense") else ch.lexical).get(_eid(store.loaded, keys[0]), 0.0) if keys and isinstance(out[0], str) else (out[0].score if out else 0.0)
+                    if q.keys:
+                        r1 += bool(keys) and keys[0] in q.keys
+                        r5 += any(k in q.keys for k in keys)
+                    scored.append((top_score, bool(keys) and keys[0] in q.keys))
+                print(f"{label:<32} {r1 / max(answerable, 1):6.3f} {r5 / max(answerable, 1):6.3f} {precision_at(scored, 0.5):7.3f} {precision_at(scored, 0.75):7.3f}")
+            print(f"{'the bot':<34} {'R@1':>6} {'answers':>8} {'precision':>9}")
+            for label, kb, m, ch in (
+                (f"store calibration (t={model.threshold})", store, model, channels),
+                (f"public default, same KB (t={default.threshold})", store, default, channels),
+                ("no alternates → public default", plain, default, [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]),
+            ):
+                r1, share, precision, results = bot(kb, queries, ch, m, now)
+                print(f"{label:<34} {r1:6.3f} {share:8.1%} {precision:9.3f}")
+                if pooled is not None and m is default:
+                    pooled.setdefault(split, []).append(Group(f"{name}, {'no alternates' if kb is plain else 'with alternates'}", kb is plain, results, len(queries)))
+
+
+def _eid(loaded: Any, key: str) -> int:
+    return next(eid for eid, e in loaded.entries.items() if e["entry_key"] == key)
+
+
+def fit_default(groups: list[Group], dense_weight: float, target: float) -> None:
+    """Print the public default mapping (kbops/index/confidence.py DEFAULTS) fitted on the KBs without alternates,
+    and its threshold: the lowest at which *every* group — each set, with and without alternates — reaches the
+    target on its own (pooling would let the larger, easier set hide the other's wrong answers)."""
+    fitted = [r for g in groups if g.bare for r in g.outcomes]
+    coef = calibration.fit_logistic(np.array([[r.score, r.margin] for r in fitted]), np.array([r.right for r in fitted], dtype=float))
+    probe = LanguageModel(dense_weight, coef, 0.5)
+    curves = {g.name: calibration.curve_of([probe.probability(r.score, r.margin) for r in g.outcomes], [r.right for r in g.outcomes], g.total) for g in groups}
+    bare = [g for g in groups if g.bare]
+    pooled = calibration.curve_of([probe.probability(r.score, r.margin) for r in fitted], [r.right for r in fitted], sum(g.total for g in bare))
+    every = [t for t, *_ in pooled if all(p >= target for c in curves.values() for th, share, p in c if th == t and share > 0)]
+    threshold = min(every) if every else max(t for t, *_ in pooled)
+    print(f"\npublic default fitted on {len(fitted)} outcomes of {len(bare)} KBs without alternates: "
+          f"LanguageModel({dense_weight}, {tuple(round(c, 2) for c in coef)}, {threshold}, \"default\", <pooled curve below>)")
+    print(f"{'confidence ≥':<14}{'pooled':>16}" + "".join(f"{g.name[:30]:>34}" for g in groups))
+    for i, (t, share, precision) in enumerate(pooled):
+        cells = "".join(f"{curves[g.name][i][1]:>24.1%} {curves[g.name][i][2]:>8.3f}" for g in groups)
+        print(f"{t:<14.2f}{share:>7.1%} {precision:>8.3f}{cells}")
+    # The stored curve: the pooled answered share with the *worst* group's precision, so that reading a
+    # threshold from it (LanguageModel.with_target) applies the same every-group rule.
+    worst = tuple((t, share, min((c[i][2] for c in curves.values() if c[i][1] > 0), default=0.0)) for i, (t, share, _) in enumerate(pooled) if t >= 0.5)
+    print("curve for DEFAULTS (pooled share, worst group's precision):", worst)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
-    parser.add_argument("--split", choices=("tune", "test", "all"), default="test", help="which part of the Chinese labels to ask (default test)")
-    parser.add_argument("--fit-defaults", action="store_true", help="also fit the public defaults on the queries (use with --split tune)")
+    parser.add_argument("--sets", default="en,zh-jddc,zh-para", help="comma-separated: en, zh-jddc, zh-para (default all)")
+    parser.add_argument("--split", choices=("tune", "test", "all", "both"), default="both",
+                        help="which part of the Chinese labels to ask (default both: tune and test, reported apart)")
+    parser.add_argument("--fit-defaults", action="store_true",
+                        help="also fit the Chinese public default on the tune parts of the Chinese sets (KBs without alternates)")
     args = parser.parse_args()
     cache = Path("var/bench/embeddings.sqlite").resolve()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    run("en — Bitext", *bitext(Path(args.datasets)), cache, args.fit_defaults)
-    run(f"zh — JDDC customer turns ({args.split})", *jddc(args.split), cache, args.fit_defaults)
+    sets = set(args.sets.split(","))
+    parts = ("tune", "test") if args.split == "both" else (args.split,)
+    pooled: dict[str, list[Group]] = {}
+    if "en" in sets:
+        faq, queries = bitext(Path(args.datasets))
+        run("en — Bitext", faq, {"held-out phrasings": queries}, cache)
+    if "zh-jddc" in sets:
+        faq, turns = jddc("all")
+        run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled)
+    if "zh-para" in sets:
+        faq, para = paraphrases()
+        run("zh — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled)
+    if args.fit_defaults and "tune" in pooled:
+        fit_default(pooled["tune"], DEFAULTS["zh"].dense_weight, Settings.target_precision)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,14 @@ gave confident wrong answers in Chinese and needless handoffs in English
    ``confidence = σ(a + b·score + c·margin)``.
 4. **The threshold.** The lowest confidence at which the answered questions
    reach the target precision (``KBOPS_TARGET_PRECISION``, default 0.90), read
-   from the precision/answer-rate curve that is stored with it.
+   from the precision/answer-rate curve that is stored with it. When no
+   threshold reaches it even on the store's own questions, the fit is not
+   trusted: the public mapping and threshold answer (with the fitted weight),
+   and the manifest's note says so — alternates are easier than customers, so
+   a mapping short of the target there falls further short in traffic. The
+   same when the fitted confidence *falls* as the score or the margin rises
+   (near-neighbour entries teach that to leave-one-out alternates, not to
+   customers).
 
 The result goes into the release manifest (``calibration``) with the data
 sizes and the curve; the bot reads it with the release, so a rollback rolls
@@ -51,13 +58,15 @@ import numpy as np
 
 from kbops.config import Settings
 from kbops.index import search, similarity
-from kbops.index.confidence import DEFAULTS, LanguageModel, threshold_for
+from kbops.index.confidence import DEFAULT_TARGET, DEFAULTS, LanguageModel, threshold_for
 from kbops.text import detect_lang
 
 #: Fewer in-KB questions than this in a language: keep the public default for it.
 MIN_PAIRS = 50
 #: Dense weights tried for each language.
 WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+#: A fitted score or margin weight below minus this means confidence falls as it rises (not numerical noise).
+MONOTONE_TOLERANCE = 0.05
 #: Share of out-of-KB questions in the calibration set.
 CALIBRATION_OUT_OF_KB_SHARE = 0.3
 
@@ -256,6 +265,19 @@ def fit_language(
     threshold = threshold_for(curve, target)
     reached = next((p for t, _, p in curve if t == threshold), 0.0)
     shortfall = None if reached >= target else f"answered precision reaches only {reached:.2f} on this KB's own questions (target {target:.2f})"
+    if min(coef[1:]) < -MONOTONE_TOLERANCE:
+        # On a KB of near neighbours (退款 vs 退货) a left-out alternate often finds a sibling entry with a high
+        # score, and the fit learns that a higher score (or margin) means *less* likely right: true of
+        # alternates, not of customers, whose exact match it would trust less than a vague one.
+        shortfall = f"the fitted confidence falls as the {'score' if coef[1] < coef[2] else 'margin'} rises on this KB's own questions"
+    if shortfall and (default.curve or target <= DEFAULT_TARGET):
+        # The store's own questions are its alternates, written next to the questions they rephrase; its
+        # customers are further away. A mapping that misses the target even on them extrapolates worse
+        # (JDDC turns: 0.80 on its own questions, 0.50-0.75 on real ones), so the public one answers —
+        # when it has a threshold for this target (else the store's most precise threshold, as before).
+        public = default.with_target(target)
+        model = LanguageModel(best, public.coef, public.threshold, "default", public.curve)
+        return Fit(model, len(in_kb), len(out), len(gold), recall[best], recall, f"{shortfall}: the public mapping is used with the fitted weight", quality)
     return Fit(LanguageModel(best, coef, threshold, "store", curve), len(in_kb), len(out), len(gold), recall[best], recall, shortfall, quality)
 
 
