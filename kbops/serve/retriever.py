@@ -65,7 +65,7 @@ from kbops.index.embedder import Embedder
 from kbops.index.search import MAX_QUERY_CHARS, MAX_TOP_K, Answer, answer_from, prepare
 from kbops.index.store import OVERLAY, LocalStore, ReleaseStore, store_for
 
-__all__ = ["QueryVectors", "Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
+__all__ = ["QueryBatcher", "QueryVectors", "Retriever", "Serving", "WATCH_INTERVAL", "UPDATING"]
 
 #: How often the server's watcher looks at ACTIVE (seconds): a stat and a tiny read.
 WATCH_INTERVAL = 0.25
@@ -91,6 +91,86 @@ class Serving:
         return self.active is not None and self.active != self.loaded.release_id
 
 
+class _Pending:
+    """One question waiting for its vector in a :class:`QueryBatcher`."""
+
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.vector: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class QueryBatcher:
+    """Encodes the questions that arrive together in one model run (up to ``max_batch``).
+
+    Each request thread asks for its own question's vector. While a model run is
+    under way, the questions that arrive queue; when it ends, one of their
+    threads takes its own question and the oldest others, up to ``max_batch``,
+    and encodes them in one run (:meth:`Embedder.encode_query_batch`) while the
+    rest wait for it. Nothing ever waits for a batch to fill: on a quiet server
+    a lone question is encoded at once, alone, through ``encode_query`` (the
+    same code path and vector as without batching). Under load one run of N
+    short questions costs far less CPU than N runs (bench/bench_api.py, README
+    "Bot API throughput"), and one run at a time per process keeps a worker on
+    its own core instead of N runs fighting over it. A failed run fails every
+    question in it (each request gets the error) and the next run proceeds.
+    """
+
+    def __init__(self, embedder: Any, max_batch: int):
+        self._embedder, self.max_batch = embedder, max(1, max_batch)
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._running = False
+        self.runs = 0  # model runs, and questions encoded: questions / runs is the mean batch size
+        self.encoded = 0
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The vector of ``text``, encoded alone or together with the questions queued at the same time."""
+        mine = _Pending(text)
+        with self._cond:
+            self._queue.append(mine)
+            while self._running and not mine.done:
+                self._cond.wait()
+            if not mine.done:
+                # This thread runs the model next: its own question plus the oldest waiting ones.
+                self._running = True
+                self._queue.remove(mine)
+                batch = [mine, *self._queue[: self.max_batch - 1]]
+                del self._queue[: self.max_batch - 1]
+        if not mine.done:
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.vector is not None
+        return mine.vector
+
+    def _run(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) == 1:
+                vectors = [self._embedder.encode_query(batch[0].text)]
+            else:
+                vectors = list(self._embedder.encode_query_batch([p.text for p in batch]))
+        except BaseException as exc:  # noqa: BLE001 - handed to every request in the batch, which raise it
+            for pending in batch:
+                pending.error, pending.done = exc, True
+            return
+        for pending, vector in zip(batch, vectors):
+            # a copy: a row of the batch's matrix would keep the whole matrix alive in the LRU
+            pending.vector = np.array(vector, dtype=np.float32).reshape(1, -1)
+            pending.done = True
+        with self._cond:
+            self.runs += 1
+            self.encoded += len(batch)
+
+
 class QueryVectors:
     """The embedder as the bot's queries use it, with the last ``size`` questions' vectors remembered (LRU).
 
@@ -101,11 +181,14 @@ class QueryVectors:
     overlay — so a remembered vector can never serve a stale fact. Everything
     else is the embedder's own (attribute access is passed through).
     Thread-safe; the arrays handed out are read-only. ``on_lookup(hit)`` is
-    told of every lookup (the API counts them in ``/metrics``).
+    told of every lookup (the API counts them in ``/metrics``). A question not
+    remembered is encoded through a :class:`QueryBatcher` (``batch`` questions
+    per model run at most; 1: each alone).
     """
 
-    def __init__(self, embedder: Any, size: int, on_lookup: Callable[[bool], None] | None = None):
+    def __init__(self, embedder: Any, size: int, on_lookup: Callable[[bool], None] | None = None, batch: int = 1):
         self._embedder, self.size, self.on_lookup = embedder, size, on_lookup
+        self.batcher = QueryBatcher(embedder, batch)
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._unk: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
@@ -127,7 +210,7 @@ class QueryVectors:
             self.on_lookup(vec is not None)
         if vec is not None:
             return vec
-        vec = np.asarray(self._embedder.encode_query(text), dtype=np.float32)
+        vec = self.batcher.encode_query(text)
         vec.flags.writeable = False
         self._remember(self._vectors, text, vec)
         return vec
@@ -184,7 +267,7 @@ class Retriever:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
-        self.queries = QueryVectors(self.embedder, settings.query_cache, on_lookup=on_query_vector)
+        self.queries = QueryVectors(self.embedder, settings.query_cache, on_lookup=on_query_vector, batch=settings.query_batch)
         store = store_for(settings)
         # A remote store is mirrored into the cache directory; a local one is read in place.
         self._store: ReleaseStore | None = None if store.is_dir(settings.index_dir) else store

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,11 +12,11 @@ import pytest
 from sqlalchemy import select, update
 
 from kbops.db import session_scope
-from kbops.errors import QueryError
+from kbops.errors import QueryError, TransientError
 from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.schema import KbEntry, QueryLogEntry
 from kbops.serve.query_log import log_answer
-from kbops.serve.retriever import QueryVectors, Retriever
+from kbops.serve.retriever import QueryBatcher, QueryVectors, Retriever
 from tests.helpers import list_items
 
 
@@ -116,3 +118,90 @@ def test_query_vector_memory_keeps_the_most_recent_questions(embedder):
     none.encode_query("退款多久到账")
     none.encode_query("退款多久到账")
     assert (none.hits, none.misses, len(none._vectors)) == (0, 2, 0)
+
+
+class _HeldEmbedder:
+    """The real embedder, whose first model run waits until ``waiting`` more questions have queued behind it
+    in ``batcher`` (so the test knows the batch that forms), counting the runs of each kind."""
+
+    def __init__(self, embedder, waiting: int):
+        self.embedder, self.waiting, self.batcher = embedder, waiting, None
+        self.single, self.batches = [], []
+
+    def encode_query(self, text):
+        if not self.single and not self.batches:
+            deadline = time.monotonic() + 10
+            while len(self.batcher._queue) < self.waiting and time.monotonic() < deadline:
+                time.sleep(0.001)
+        self.single.append(text)
+        return self.embedder.encode_query(text)
+
+    def encode_query_batch(self, texts):
+        self.batches.append(list(texts))
+        if any("boom" in t for t in texts):
+            raise TransientError("the model run failed")
+        return self.embedder.encode_query_batch(texts)
+
+
+QUESTIONS = [f"question number {i} about shipping to city {i}" for i in range(13)]
+
+
+def _ask_together(batcher, texts):
+    """Ask every text from its own thread at once; the vectors (or errors) in order."""
+    out: list = [None] * len(texts)
+
+    def ask(i):
+        try:
+            out[i] = batcher.encode_query(texts[i])
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            out[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(texts))]
+    threads[0].start()
+    time.sleep(0.05)  # the first question starts the first run; the others arrive while it runs
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_questions_that_arrive_together_are_encoded_in_one_run(embedder):
+    """While one question's model run is under way, the next 12 queue and go into the next runs together
+    (at most 8 per run here); every caller gets its own question's vector, as if encoded alone."""
+    held = _HeldEmbedder(embedder, waiting=12)
+    batcher = held.batcher = QueryBatcher(held, max_batch=8)
+    vectors = _ask_together(batcher, QUESTIONS)
+    assert held.single == QUESTIONS[:1]  # the first question alone: nothing was waiting when it came
+    assert sorted(len(b) for b in held.batches) == [4, 8]  # then the 12 that queued behind it, 8 + 4
+    assert sorted(t for b in held.batches for t in b) == sorted(QUESTIONS[1:])
+    assert (batcher.runs, batcher.encoded) == (3, 13)
+    for text, vec in zip(QUESTIONS, vectors):
+        assert vec.shape == (1, embedder.dim)
+        np.testing.assert_allclose(vec, embedder.encode_query(text), atol=1e-5)
+
+
+def test_a_lone_question_is_encoded_alone_at_once(embedder):
+    held = _HeldEmbedder(embedder, waiting=0)
+    batcher = held.batcher = QueryBatcher(held, max_batch=16)
+    started = time.perf_counter()
+    vec = batcher.encode_query("How long does a refund take?")
+    assert time.perf_counter() - started < 5 and held.single == ["How long does a refund take?"] and not held.batches
+    np.testing.assert_array_equal(vec, embedder.encode_query("How long does a refund take?"))
+
+
+def test_a_failed_run_fails_its_questions_and_the_next_run_proceeds(embedder):
+    held = _HeldEmbedder(embedder, waiting=4)
+    batcher = held.batcher = QueryBatcher(held, max_batch=8)
+    out = _ask_together(batcher, ["first question", "boom one", "second", "third", "fourth"])
+    assert not isinstance(out[0], Exception)
+    assert all(isinstance(o, TransientError) for o in out[1:])  # the batch that failed: every request gets the error
+    assert not batcher._running and not batcher._queue
+    np.testing.assert_allclose(batcher.encode_query("after the failure"), embedder.encode_query("after the failure"), atol=1e-5)
+
+
+def test_the_retriever_batches_its_query_vectors_as_settings_say(retriever, settings, embedder):
+    assert retriever.queries.batcher.max_batch == settings.query_batch == 16
+    alone = Retriever(dataclasses.replace(settings, query_batch=1), embedder=embedder)
+    assert alone.queries.batcher.max_batch == 1
+    assert alone.search("How long does a refund take?").as_dict() == retriever.search("How long does a refund take?").as_dict()
