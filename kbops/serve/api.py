@@ -473,7 +473,9 @@ def create_app(settings: Settings, retriever: Retriever | None = None) -> FastAP
     )
 
     # A default, not Annotated[…]: ``bearer`` is local, and postponed annotations are resolved in module scope.
-    def auth(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+    # async: a plain compare, run on the event loop; a sync dependency would cost every request a hop through
+    # the thread pool before the endpoint's own.
+    async def auth(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
         if settings.api_token is None:
             return
         if credentials is None:
