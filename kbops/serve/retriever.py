@@ -134,13 +134,14 @@ class QueryBatcher:
             self._queue.append(mine)
             while self._running and not mine.done:
                 self._cond.wait()
-            if not mine.done:
-                # This thread runs the model next: its own question plus the oldest waiting ones.
+            leader = not mine.done  # nobody took this question: this thread runs the model next
+            if leader:
+                # its own question plus the oldest waiting ones
                 self._running = True
                 self._queue.remove(mine)
                 batch = [mine, *self._queue[: self.max_batch - 1]]
                 del self._queue[: self.max_batch - 1]
-        if not mine.done:
+        if leader:
             try:
                 self._run(batch)
             finally:
