@@ -145,9 +145,14 @@ def publish(faq: list[dict], root: Path, cache: Path) -> Published:
     return Published(loaded, embedder, settings, imported.approved)
 
 
-def channel_ranks(loaded: Any, scores: dict[int, float]) -> list[str]:
-    """Entry keys of one raw channel's scores, best first (no fusion, no entity rules): a channel alone."""
-    return [loaded.entries[eid]["entry_key"] for eid, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if eid in loaded.entries]
+def channel_ranks(loaded: Any, scores: dict[int, float]) -> list[tuple[str, float]]:
+    """(entry key, score) of one raw channel, best first (no fusion, no entity rules): a channel alone."""
+    return [(loaded.entries[eid]["entry_key"], s) for eid, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if eid in loaded.entries]
+
+
+def fused_ranks(loaded: Any, channels: Any, query: str, dense_weight: float, now: datetime) -> list[tuple[str, float]]:
+    """(entry key, score) of the bot's ranking at ``dense_weight``, best first."""
+    return [(h.entry_key, h.score) for h in search.rank(loaded, channels, query, dense_weight, now=now).hits]
 
 
 def bot(kb: Published, queries: list[Query], channels: list[Any], model: LanguageModel, now: datetime) -> tuple[float, float, float, list[Any]]:
@@ -204,16 +209,16 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
             rows: list[tuple[str, Any]] = [
                 ("dense alone", lambda ch, q: channel_ranks(store.loaded, ch.dense)),
                 ("lexical alone (BM25; zh: chars)", lambda ch, q: channel_ranks(store.loaded, ch.lexical)),
-                (f"fixed blend w={OLD_BLEND}", lambda ch, q: search.rank(store.loaded, ch, q.text, OLD_BLEND, now=now).hits),
-                (f"hybrid (calibrated w={model.dense_weight})", lambda ch, q: search.rank(store.loaded, ch, q.text, model.dense_weight, now=now).hits),
+                (f"fixed blend w={OLD_BLEND}", lambda ch, q: fused_ranks(store.loaded, ch, q.text, OLD_BLEND, now)),
+                (f"hybrid (calibrated w={model.dense_weight})", lambda ch, q: fused_ranks(store.loaded, ch, q.text, model.dense_weight, now)),
             ]
             for label, ranking in rows:
                 r1 = r5 = 0
                 scored = []
                 for q, ch in zip(queries, channels):
                     out = ranking(ch, q)
-                    keys = [h if isinstance(h, str) else h.entry_key for h in out[:5]]
-                    top_score = (ch.dense if label.startswith("dense") else ch.lexical).get(_eid(store.loaded, keys[0]), 0.0) if keys and isinstance(out[0], str) else (out[0].score if out else 0.0)
+                    keys = [key for key, _ in out[:5]]
+                    top_score = out[0][1] if out else 0.0
                     if q.keys:
                         r1 += bool(keys) and keys[0] in q.keys
                         r5 += any(k in q.keys for k in keys)
@@ -229,10 +234,6 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                 print(f"{label:<34} {r1:6.3f} {share:8.1%} {precision:9.3f}")
                 if pooled is not None and m is default:
                     pooled.setdefault(split, []).append(Group(f"{name}, {'no alternates' if kb is plain else 'with alternates'}", kb is plain, results, len(queries)))
-
-
-def _eid(loaded: Any, key: str) -> int:
-    return next(eid for eid, e in loaded.entries.items() if e["entry_key"] == key)
 
 
 def fit_default(groups: list[Group], dense_weight: float, target: float) -> None:

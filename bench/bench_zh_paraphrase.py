@@ -21,11 +21,11 @@ else tune; key = the first labelled entry id, or the query text for ``none``) an
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from zh_labels import faq_ids, split_of  # the sibling Chinese set's reader and split rule (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "bench" / "labels" / "zh_paraphrases.tsv"
@@ -40,18 +40,9 @@ class Paraphrase:
     first: str | None  # the entry it was written for (None for out-of-KB queries)
 
 
-def split_of(key: str) -> str:
-    """The fixed split rule: by entry, so every paraphrase of an entry falls on the same side."""
-    return "test" if int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) % 2 else "tune"
-
-
-def faq_ids(path: Path = FAQ) -> set[str]:
-    return {json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
-
-
 def load_paraphrases(labels: Path = LABELS, faq: Path = FAQ) -> list[Paraphrase]:
     """Every labelled query; raises on an unknown entry id or a split that disagrees with the rule."""
-    known = faq_ids(faq)
+    known = faq_ids(faq)  # the JDDC set's reader: same format
     out: list[Paraphrase] = []
     problems: list[str] = []
     for n, line in enumerate(labels.read_text(encoding="utf-8").splitlines(), start=1):
@@ -61,7 +52,7 @@ def load_paraphrases(labels: Path = LABELS, faq: Path = FAQ) -> list[Paraphrase]
         ids = [] if label == "none" else label.split("|")
         if unknown := set(ids) - known:
             problems.append(f"{labels.name}:{n}: unknown entry id(s) {sorted(unknown)}")
-        rule = split_of(ids[0] if ids else text)
+        rule = split_of(ids[0] if ids else text)  # the JDDC set's rule, keyed by entry here so an entry's paraphrases stay on one side
         if split != rule:
             problems.append(f"{labels.name}:{n}: split {split} disagrees with the rule ({rule})")
         out.append(Paraphrase(text, frozenset(ids), split, ids[0] if ids else None))
@@ -72,7 +63,7 @@ def load_paraphrases(labels: Path = LABELS, faq: Path = FAQ) -> list[Paraphrase]
 
 def main() -> None:
     queries = load_paraphrases()
-    entries = faq_ids()
+    entries = faq_ids(FAQ)
     print(f"{len(queries)} queries against {len(entries)} entries of {FAQ.name}")
     for split in ("tune", "test"):
         part = [q for q in queries if q.split == split]
