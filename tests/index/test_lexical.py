@@ -87,7 +87,7 @@ def test_scores_keep_each_entrys_best_document_among_the_top():
     limit=st.integers(1, 60),
 )
 def test_top_rows_are_exactly_the_best_positive_values(values, limit):
-    """Whatever the shortcut finds, it is the ``limit`` largest positive values (ties: any of the tied rows)."""
+    """Whatever the shortcut finds, it is the ``limit`` largest positive values."""
     sims = np.array(values, dtype=np.float32)
     rows = top_rows(sims, limit)
     positive = sorted((v for v in values if v > 0), reverse=True)
@@ -107,3 +107,20 @@ def test_a_query_of_almost_nothing_is_not_scored_like_an_exact_match():
     np.testing.assert_allclose(sims, _bm25_reference(index, docs, "lumi"), rtol=1e-5, atol=1e-6)
     assert 0 < sims.max() < 0.9
     assert index.similarities(docs[1][1])[1] == pytest.approx(1.0)  # a real question still matches fully
+
+
+def test_top_rows_take_tied_values_at_the_cut_in_row_order():
+    """A catalogue's filler rows tie in long runs; which of them make the cut is the same every time: the first."""
+    sims = np.array([0.3, 0.9, 0.3, 0.3, 0.0, 0.3, 0.8, 0.3], dtype=np.float32)
+    assert top_rows(sims, 4).tolist() == [0, 1, 2, 6]
+    assert top_rows(sims.astype(np.float64), 3).tolist() == [0, 1, 6]
+    assert top_rows(sims, 20).tolist() == [0, 1, 2, 3, 5, 6, 7]
+
+
+def test_top_rows_on_long_runs_of_ties_are_the_best_rows():
+    """The layout of a generated catalogue (two filler scores alternating by the hundred thousand) is still exact."""
+    sims = np.tile(np.array([0.29, 0.39, 0.0, 0.0], dtype=np.float32), 25_000)
+    sims[[17, 40_001, 99_998]] = [1.0, 0.89, 0.77]
+    rows = top_rows(sims, 50)
+    assert rows[:3].tolist() == [1, 5, 9] and set(rows.tolist()) >= {17, 40_001, 99_998} and len(rows) == 50
+    assert sorted(sims[rows].tolist(), reverse=True)[:4] == pytest.approx([1.0, 0.89, 0.77, 0.39])
