@@ -4,8 +4,8 @@ Every figure is read from tables the loop already writes, so health needs no
 extra bookkeeping and is the same whichever door asks:
 
 * **coverage** — of the real questions in ``query_log`` over the last ``days``,
-  the share the bot answered (no handoff) at or above ``handoff_threshold``,
-  per language (detected from the scrubbed question, as mining does);
+  the share the bot answered (no handoff: its own calibrated decision, not a
+  raw-score bar), per language (detected from the scrubbed question, as mining does);
 * **freshness** — per source: the last successful sync, the lag of the newest
   upstream change behind the serving release (0 when the release is newer), and
   entries withdrawn because a record of the source changed and not replaced yet;
@@ -98,17 +98,18 @@ def serving_release(db: Session) -> dict[str, Any] | None:
 
 
 def coverage(db: Session, settings: Settings, since: datetime) -> dict[str, Any]:
-    """Share of logged questions since ``since`` answered at or above the threshold, overall and per language."""
+    """Share of logged questions since ``since`` the bot answered (did not hand off), overall and per language.
+
+    The bot's decision is the measure: it answers when its calibrated confidence
+    reaches the language's threshold, whatever the raw top score."""
     per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for question, handoff, score in db.execute(select(QueryLogEntry.question, QueryLogEntry.handoff, QueryLogEntry.score).where(QueryLogEntry.at >= since)):
+    for question, handoff in db.execute(select(QueryLogEntry.question, QueryLogEntry.handoff).where(QueryLogEntry.at >= since)):
         lang = detect_lang(question or "")
-        ok = not handoff and score is not None and score >= settings.handoff_threshold
         per[lang][0] += 1
-        per[lang][1] += int(ok)
+        per[lang][1] += int(not handoff)
     total = sum(n for n, _ in per.values())
     answered = sum(a for _, a in per.values())
     return {
-        "threshold": settings.handoff_threshold,
         "questions": total,
         "answered": answered,
         "share": round(answered / total, 4) if total else None,

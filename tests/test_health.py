@@ -9,7 +9,7 @@ import pytest
 
 from kbops.cli.app import main
 from kbops.db import session_scope
-from kbops.health import _percentile, health_report
+from kbops.health import _percentile, coverage, health_report
 from kbops.pipeline import decide, ingest, publish
 from kbops.schema import QueryLogEntry, utcnow
 from kbops.serve.query_log import log_answer
@@ -42,7 +42,7 @@ def test_health_json_reports_the_cycle(cycled, capsys, monkeypatch):
     h = json.loads(capsys.readouterr().out)
     with session_scope(settings) as db:
         logged = list(db.query(QueryLogEntry))
-    answered = sum(1 for r in logged if not r.handoff and r.score >= settings.handoff_threshold)
+    answered = sum(1 for r in logged if not r.handoff)
     assert h["coverage"]["questions"] == 4 and h["coverage"]["answered"] == answered >= 2
     assert h["coverage"]["by_lang"]["en"]["questions"] == 3 and h["coverage"]["by_lang"]["zh"]["questions"] == 1
     assert h["handoffs"]["questions"] == 4 and h["handoffs"]["handoffs"] == sum(r.handoff for r in logged) >= 1
@@ -83,6 +83,20 @@ def test_a_change_not_yet_published_shows_as_lag(cycled, store):
     publish(settings)
     with session_scope(settings) as db:
         assert {f["source"]: f["lag_s"] for f in health_report(db, settings, now=later).freshness}["prices"] == 0.0
+
+
+def test_coverage_counts_what_the_bot_answered_by_its_own_decision(settings):
+    """The bot answers by calibrated confidence, not by a raw score: an answer whose top score is below
+    ``handoff_threshold`` is still an answer the customer got, and a handoff with a high score is not."""
+    now = utcnow()
+    with session_scope(settings) as db:
+        db.add(QueryLogEntry(question="How long is delivery?", handoff=False, reason=None, score=settings.handoff_threshold - 0.2, at=now))
+        db.add(QueryLogEntry(question="Which lamp is brighter?", handoff=True, reason="clarify", score=0.97, at=now))
+        db.add(QueryLogEntry(question="退货政策是什么", handoff=False, reason=None, score=0.9, at=now))
+    with session_scope(settings) as db:
+        got = coverage(db, settings, now - timedelta(days=1))
+    assert (got["questions"], got["answered"], got["share"]) == (3, 2, 0.6667)
+    assert got["by_lang"] == {"en": {"questions": 2, "answered": 1, "share": 0.5}, "zh": {"questions": 1, "answered": 1, "share": 1.0}}
 
 
 def test_health_on_an_empty_kb(settings):

@@ -48,7 +48,7 @@ def _print_health(h: dict[str, Any]) -> None:
     c, q, ho, p = h["coverage"], h["queue"], h["handoffs"], h["pipeline"]
     release = h["release"]
     print(f"KB health over the last {h['days']} day(s); serving " + (f"{release['release_id']} ({release['entries']} entries, since {release['activated_at'][:19]})" if release else "no release yet"))
-    print(f"coverage   {_share(c['share'])} of {c['questions']} question(s) answered at score >= {c['threshold']}"
+    print(f"coverage   {_share(c['share'])} of {c['questions']} question(s) answered by the bot (not handed off)"
           + "".join(f"; {lang} {_share(v['share'])} of {v['questions']}" for lang, v in c["by_lang"].items()))
     print(f"handoffs   {_share(ho['rate'])} ({ho['handoffs']} of {ho['questions']})" + "".join(f"; {k} {v}" for k, v in ho["by_reason"].items()))
     print(f"queue      {q['size']} open; age p50 {_age(q['age_p50_s'])}, p90 {_age(q['age_p90_s'])}, oldest {_age(q['oldest_s'])}"

@@ -9,14 +9,14 @@ a crash re-mines nothing twice. Grouping then runs over all stored exchanges
 for groups that gained an exchange in this run; candidates are idempotent
 anyway (see kbops.kb.candidates).
 
-Unanswered questions are grouped into ``chat_gaps`` and scored against the
-active KB (best fused lexical/dense score of its entries, the bot's own
-fusion: :mod:`kbops.index.similarity`): a topic the KB answers at or above
-``handoff_threshold`` is ``covered``, otherwise ``open``.
+Unanswered questions are grouped into ``chat_gaps`` and each topic's question
+is asked of the release the bot serves (:func:`gap_coverage`, the bot's own
+code): a topic the bot answers is ``covered``, otherwise ``open``; its
+``kb_score`` is the bot's calibrated confidence.
 
 The embedder comes from the caller (``Embedder.from_settings``). When its model
 cannot be loaded (``ConfigError`` on first use), mining still runs: grouping
-and gap scoring fall back to the lexical channel, with a logged warning.
+falls back to the lexical channel and gap topics stay open, with a logged warning.
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
-from kbops.errors import ConfigError
+from kbops.errors import ConfigError, ReleaseError
 from kbops.extract.chats import Exchange, Gap, Unanswered, exchange_context, group_exchanges, group_gaps, group_proposal, mine_session, rank_key
-from kbops.index import similarity
-from kbops.index.lexical import LexicalIndex
+from kbops.index.preview import answer_active
 from kbops.index.similarity import DenseView, dense_view
 from kbops.kb.candidates import Proposal
-from kbops.schema import ChatExchange, ChatGap, ChatSession, KbEntry, SourceRecord, utcnow
+from kbops.schema import ChatExchange, ChatGap, ChatSession, SourceRecord, utcnow
 from kbops.text import fingerprint
 
 log = logging.getLogger("kbops.extract")
@@ -134,16 +132,16 @@ def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any
     """Replace the chat-mined rows of ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count.
 
     The bot's own handoff topics (``origin == 'bot'``, kbops/review/gaps.py) share the table and are kept."""
-    scores = kb_scores(db, [g.question for g in gaps], embedder, settings.dense_weight, settings.lexical_scorer)
+    coverage = gap_coverage(settings, [g.question for g in gaps], embedder)
     db.execute(delete(ChatGap).where(ChatGap.origin == "chat"))
     now = utcnow()
     rows = []
-    for gap, score in zip(gaps, scores):
+    for gap, cov in zip(gaps, coverage):
         rows.append(
             dict(
                 topic_key=gap.topic_key, lang=gap.lang, question=gap.question, alt_questions=gap.alt_questions,
-                support=gap.support, reasons=gap.reasons, evidence=gap.evidence, kb_score=round(score, 4),
-                status="covered" if score >= settings.handoff_threshold else "open", updated_at=now,
+                support=gap.support, reasons=gap.reasons, evidence=gap.evidence, kb_score=round(cov.confidence, 4),
+                status="covered" if cov.covered else "open", updated_at=now,
             )
         )
     for start in range(0, len(rows), _CHUNK):
@@ -151,33 +149,39 @@ def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any
     return sum(1 for r in rows if r["status"] == "open")
 
 
-def kb_scores(db: Session, questions: Sequence[str], embedder: Any | None, dense_weight: float, lexical_scorer: str = "bm25") -> list[float]:
-    """Best score of each question against the active KB entries, fused like the bot's retriever.
+@dataclass(frozen=True)
+class Coverage:
+    """Whether the bot answers a gap topic's question now, and how sure it is (its calibrated confidence, 0 when no entry fits)."""
 
-    Like :func:`kbops.index.search.answer_from`: the query's own unreadable
-    share sets the weight, the lexical channel offers its best few entries, and
-    the dense channel scores every entry (the KB is small next to a release).
+    covered: bool
+    confidence: float
+
+
+def gap_coverage(settings: Settings, questions: Sequence[str], embedder: Any | None) -> list[Coverage]:
+    """Each question as the bot answers it from the active release (:func:`kbops.index.preview.answer_active`).
+
+    Covered means the customer gets the knowledge: the bot answers, or asks
+    which product they mean (``clarify``: every option answers). Not the
+    approved entries' resemblance to the question: an entry approved and not
+    published yet, or one the bot's calibrated confidence does not trust,
+    leaves the topic open — the gap list is what customers still miss. When
+    the bot's answer cannot be computed (no active release, no embedding
+    model, a release built with another model), every topic stays open,
+    with a warning: never "covered" on a guess.
     """
-    entries = list(db.execute(select(KbEntry.id, KbEntry.question, KbEntry.alt_questions).where(KbEntry.status == "active")).tuples())
-    if not entries or not questions:
-        return [0.0] * len(questions)
-    docs = [(eid, text) for eid, q, alts in entries for text in [q, *(alts or [])]]
-    lexical = LexicalIndex(docs, lexical_scorer)
-    view = dense_view(embedder, list(questions), dense_weight) if embedder is not None else None
-    kb_vectors = embedder.encode([text for _, text in docs]) if embedder is not None and view is not None and np.any(view.unk < 1.0) else None
-    ids = np.array([eid for eid, _ in docs])
-    out = []
-    for i, question in enumerate(questions):
-        lx = lexical.scores(question, limit=10)
-        best = max(lx.values(), default=0.0)
-        w = float(similarity.fusion_weight(dense_weight, float(view.unk[i]))) if view is not None else 0.0
-        if view is not None and kb_vectors is not None and w > 0:
-            per_entry: dict[int, float] = {}
-            for eid, s in zip(ids, kb_vectors @ view.vectors[i]):
-                per_entry[int(eid)] = max(per_entry.get(int(eid), 0.0), float(s))
-            best = max(similarity.fused_scores(w, per_entry, lx).values())
-        out.append(best)
-    return out
+    if not questions:
+        return []
+    answers = None
+    if embedder is None:
+        log.warning("gap topics are left open: no embedding model to answer them as the bot does")
+    else:
+        try:
+            answers = answer_active(settings, embedder, list(questions))
+        except (ConfigError, ReleaseError) as exc:
+            log.warning("gap topics are left open: the active release cannot answer them (%s)", exc)
+    if answers is None:
+        return [Coverage(False, 0.0)] * len(questions)
+    return [Coverage(not a.handoff or a.reason == "clarify", a.confidence or 0.0) for a in answers]
 
 
 def list_gaps(db: Session, *, status: str | None = "open", lang: str | None = None, limit: int = 50) -> list[ChatGap]:

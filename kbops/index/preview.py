@@ -21,6 +21,10 @@ handoffs and the best score the bot gave it):
   run — and the outcomes are compared: newly answered, answer changed, newly
   handed off (``kbops publish --preview``).
 
+:func:`answer_active` is the same replay against the release the bot serves
+now: what gap topics are scored by (a topic is covered when the bot answers it,
+not when some approved entry resembles it).
+
 Counts are in *asks* (a question asked 5 times counts 5); examples are the
 most-asked questions of each kind. The replay set is built once
 (:func:`build_replay`: one embedding pass over the distinct questions, through
@@ -40,10 +44,12 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
+from kbops.index import release as rel
 from kbops.index import similarity
 from kbops.index.lexical import LexicalIndex
 from kbops.index.release import LoadedRelease
-from kbops.index.search import answer_from
+from kbops.index.search import Answer, answer_from
+from kbops.index.store import sync_from_store
 from kbops.schema import QueryLogEntry, utcnow
 
 #: Days of questions replayed unless told otherwise ("customers asked last week").
@@ -276,3 +282,22 @@ def release_diff(
                                        "after": None if after.handoff else now_answer, "reason": after.reason})
     out.seconds = round(time.perf_counter() - started, 3)
     return out
+
+
+def answer_active(settings: Settings, embedder: Any, questions: list[str], *, now: datetime | None = None) -> list[Answer] | None:
+    """The bot's answer to each question from the active release; None when nothing is active yet.
+
+    The active release is the store's (pulled into the index directory first,
+    as a publisher does: on a worker that did not publish it, the local copy
+    may be behind). Loaded with the embedder's model checked, so a release
+    built with another model raises :class:`~kbops.errors.ReleaseError`
+    instead of being scored with vectors it cannot compare. One embedding pass
+    over the questions (:class:`_Batched`), then the bot's code per question.
+    """
+    active = sync_from_store(settings)
+    if active is None:
+        return None
+    loaded = rel.load_release(settings.index_dir, active, expect_model=embedder.model_id, expect_dim=embedder.dim, lexical_scorer=settings.lexical_scorer)
+    batched = _Batched(embedder, questions)
+    now = now or utcnow()
+    return [answer_from(loaded, batched, settings, question, 1, now=now) for question in questions]

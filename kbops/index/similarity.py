@@ -1,4 +1,4 @@
-"""Question similarity: the one fused score behind retrieval, grouping, gap scoring and near-duplicates.
+"""Question similarity: the one fused score behind retrieval (and gap coverage), grouping and near-duplicates.
 
     score = w · dense + (1 − w) · lexical        w = dense_weight × (1 − u)
 
@@ -12,18 +12,18 @@
   word pieces the model's tokenizer maps to ``[UNK]``). The bundled model reads
   no Chinese, so a Chinese question is compared by its lexical channel alone
   instead of by meaningless vectors. When both texts are known (pairs) ``u`` is
-  the larger of their shares; the retriever and gap scoring know only the
-  query's (a release stores no per-entry share).
+  the larger of their shares; the retriever (and gap coverage, its caller) know only
+  the query's (a release stores no per-entry share).
 
 What differs between callers is a parameter of this module, not a copy:
 
 =====================  ======================  ==============================  =============================
 caller                 dense_weight            lexical                          candidates scored
 =====================  ======================  ==============================  =============================
-retriever              settings.dense_weight   release LexicalIndex             FAISS top 50 ∪ lexical top 50
+retriever              calibrated, per lang.   release LexicalIndex             FAISS top 50 ∪ lexical top 50
 (search.answer_from)                           (settings.lexical_scorer)
-gap scoring            settings.dense_weight   LexicalIndex of the KB           every entry ∪ lexical top 10
-(mining.kb_scores)                             (settings.lexical_scorer)
+gap coverage           the retriever's: each topic's question is answered from the active release
+(mining.gap_coverage)  by search.answer_from (preview.answer_active), as the bot would answer it
 chat grouping          settings.dense_weight   pair_matrix (binary idf cosine,  lexical pairs ∪ dense pairs
 (chats, similar_pairs)                         common tokens dropped)           at or above the threshold
 near-duplicates        1.0                     LexicalIndex ``tf``              dense top 10 ∪ lexical top 50

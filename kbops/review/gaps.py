@@ -4,10 +4,11 @@ The most direct signal of missing knowledge is a question the bot handed off
 (or answered with low confidence). :func:`refresh_bot_gaps` reads those from
 ``query_log`` (stored scrubbed), groups them exactly as chat gaps are grouped
 (:func:`kbops.extract.chats.group_gaps`, the one similarity of
-:mod:`kbops.index.similarity`), scores each topic against the active KB like
-mining does (:func:`kbops.extract.mining.kb_scores`) and keeps them in
-``chat_gaps`` with ``origin = 'bot'``: ``open`` while the KB cannot answer
-them, ``covered`` once it can (the next refresh after a publish that answers them).
+:mod:`kbops.index.similarity`), asks each topic's question of the release the bot
+serves, as mining does (:func:`kbops.extract.mining.gap_coverage`), and keeps
+them in ``chat_gaps`` with ``origin = 'bot'``: ``open`` while the bot cannot
+answer them, ``covered`` once it does (the next refresh after a publish that
+answers them; approving the answer is not enough).
 
 A reviewer answers a topic with :func:`answer_gap`: the entry is proposed as a
 candidate (origin ``gap``) and goes through the normal gate and routing, so it
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from kbops.config import Settings
 from kbops.errors import ConfigError, GapNotFound, ReviewError
 from kbops.extract.chats import Unanswered, group_gaps
-from kbops.extract.mining import kb_scores
+from kbops.extract.mining import Coverage, gap_coverage
 from kbops.index import similarity
 from kbops.kb.audit import record_audit
 from kbops.kb.candidates import Proposal, propose
@@ -117,27 +118,27 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
     keep = {f"bot:{g.topic_key}" for g in gaps} | {k for k, g in existing.items() if g.answer_key}
     db.execute(delete(ChatGap).where(ChatGap.origin == "bot", ChatGap.topic_key.not_in(keep)))
     kept_answered = [g for k, g in existing.items() if g.answer_key and k not in {f"bot:{x.topic_key}" for x in gaps}]
-    scores = kb_scores(db, [g.question for g in gaps] + [g.question for g in kept_answered], embedder, settings.dense_weight, settings.lexical_scorer)
-    for gap, score in zip(gaps, scores):
+    coverage = gap_coverage(settings, [g.question for g in gaps] + [g.question for g in kept_answered], embedder)
+    for gap, cov in zip(gaps, coverage):
         key = f"bot:{gap.topic_key}"
         row = existing.get(key) or ChatGap(topic_key=key, origin="bot", answer_key=None)
         asked = [seen_at[q] for q in [gap.question, *gap.alt_questions, *(e["question"] for e in gap.evidence)] if q in seen_at]
         row.lang, row.question, row.alt_questions, row.support = gap.lang, gap.question, gap.alt_questions, gap.support
         row.reasons, row.evidence = gap.reasons, [{"query": e["session"], "question": e["question"], "reason": e["reason"]} for e in gap.evidence]
         row.last_seen = max(asked) if asked else now
-        _score(row, score, settings, now)
+        _score(row, cov, now)
         db.add(row)
-    for row, score in zip(kept_answered, scores[len(gaps):]):
-        _score(row, score, settings, now)
+    for row, cov in zip(kept_answered, coverage[len(gaps) :]):
+        _score(row, cov, now)
     db.flush()
     statuses = list(db.scalars(select(ChatGap.status).where(ChatGap.origin == "bot")))
     result.topics, result.open, result.covered = len(statuses), statuses.count("open"), statuses.count("covered")
     return result
 
 
-def _score(row: ChatGap, score: float, settings: Settings, now: datetime) -> None:
-    row.kb_score = round(score, 4)
-    row.status = "covered" if score >= settings.handoff_threshold else "open"
+def _score(row: ChatGap, coverage: Coverage, now: datetime) -> None:
+    row.kb_score = round(coverage.confidence, 4)
+    row.status = "covered" if coverage.covered else "open"
     row.updated_at = now
 
 

@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from kbops.cli import main
 from kbops.db import session_scope
 from kbops.errors import ConfigError
-from kbops.extract.mining import kb_scores, list_gaps, mine_chats, product_skus
-from kbops.pipeline import extract_candidates, sync_sources
+from kbops.extract.mining import Coverage, gap_coverage, list_gaps, mine_chats, product_skus
+from kbops.pipeline import decide, extract_candidates, ingest, publish, sync_sources
 from kbops.schema import Candidate, ChatExchange, ChatGap, ChatSession, KbEntry
+from kbops.serve.retriever import Retriever
+from tests.helpers import list_items
 
 ENGLISH_CHATS = Path(__file__).parent / "data" / "english_chats.jsonl"
 
@@ -90,7 +92,20 @@ def test_handed_off_questions_become_an_open_gap_listed_by_the_cli(settings, sto
     assert "--limit" in err and "'0'" in err and "Traceback" not in err
 
 
-def test_a_topic_the_kb_answers_is_not_a_gap(settings, embedder):
+FAN = "Can someone install the ceiling fan for me?"
+
+
+def test_a_topic_is_covered_when_the_served_release_answers_it_not_when_an_entry_is_approved(settings, embedder):
+    """Coverage is the bot's own answer from the active release: an approved, unpublished entry covers nothing."""
+    assert gap_coverage(settings, [FAN], embedder) == [Coverage(False, 0.0)]  # nothing published yet
+    ingest(settings)
+    decide(settings, [i.id for i in list_items(settings)], "approve", by="lin")
+    publish(settings)
+    rice = "How much is the Lumi Smart Rice Cooker?"
+    answered, fan, gift = gap_coverage(settings, [rice, FAN, "Do you sell gift cards?"], embedder)
+    bot = Retriever(settings, embedder=embedder).search(rice)
+    assert answered.covered and answered.confidence == pytest.approx(bot.confidence, abs=1e-4) and not bot.handoff
+    assert not fan.covered and not gift.covered
     with session_scope(settings) as db:
         db.add(
             KbEntry(
@@ -99,9 +114,23 @@ def test_a_topic_the_kb_answers_is_not_a_gap(settings, embedder):
                 answer="Yes, installation is free in mainland cities.", fingerprint="x", approved_by="lin", approved_via="cli",
             )
         )
-        db.flush()
-        covered, other = kb_scores(db, ["Can someone install the ceiling fan for me?", "Do you sell gift cards?"], embedder, 0.6)
-    assert covered >= settings.handoff_threshold > other
+    assert not gap_coverage(settings, [FAN], embedder)[0].covered  # approved, not served yet
+    publish(settings)
+    [fan] = gap_coverage(settings, [FAN], embedder)
+    assert fan.covered and fan.confidence == pytest.approx(Retriever(settings, embedder=embedder).search(FAN).confidence, abs=1e-4)
+
+
+def test_gap_coverage_without_a_model_or_with_another_models_release_leaves_topics_open(settings, embedder, caplog):
+    ingest(settings)
+    decide(settings, [i.id for i in list_items(settings)], "approve", by="lin")
+    publish(settings)
+    rice = "How much is the Lumi Smart Rice Cooker?"
+    assert gap_coverage(settings, [rice], embedder)[0].covered
+    assert gap_coverage(settings, [rice], None) == [Coverage(False, 0.0)]
+    assert "no embedding model" in caplog.text
+    other = type("OtherModel", (), {"model_id": "another-model", "dim": embedder.dim})()
+    assert gap_coverage(settings, [rice], other) == [Coverage(False, 0.0)]
+    assert "cannot answer them" in caplog.text and "another-model" in caplog.text
 
 
 def test_gaps_are_replaced_not_accumulated(settings, store):
