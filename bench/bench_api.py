@@ -70,6 +70,8 @@ def prepare(root: Path) -> dict[str, str]:
         "KBOPS_SOURCES": str(store / "sources.toml"),
         "KBOPS_EMBED_CACHE": str(ROOT / "var" / "bench" / "embeddings.sqlite"),
         "KBOPS_MODELS_DIR": os.environ.get("KBOPS_MODELS_DIR", str(ROOT / "var" / "models")),
+        # The embedder the servers will run (they inherit this environment): the release must be built with it.
+        **{k: v for k, v in os.environ.items() if k.startswith(("KBOPS_EMBED_BACKEND", "KBOPS_EMBEDDING_MODEL"))},
     }
     settings = Settings.load(env=env, config_file=None)
     init_db(settings)
