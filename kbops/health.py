@@ -79,7 +79,7 @@ def health_report(db: Session, settings: Settings, *, days: int = DEFAULT_DAYS, 
     return Health(
         at=now,
         days=days,
-        coverage=coverage(db, settings, since),
+        coverage=coverage(db, since),
         freshness=freshness(db, now, release),
         queue=review_queue(db, now, since),
         handoffs=handoffs(db, since, now),
@@ -97,7 +97,7 @@ def serving_release(db: Session) -> dict[str, Any] | None:
     return {"release_id": row.id, "activated_at": row.activated_at.isoformat() if row.activated_at else None, "entries": row.entry_count}
 
 
-def coverage(db: Session, settings: Settings, since: datetime) -> dict[str, Any]:
+def coverage(db: Session, since: datetime) -> dict[str, Any]:
     """Share of logged questions since ``since`` the bot answered (did not hand off), overall and per language.
 
     The bot's decision is the measure: it answers when its calibrated confidence

@@ -94,7 +94,7 @@ def test_coverage_counts_what_the_bot_answered_by_its_own_decision(settings):
         db.add(QueryLogEntry(question="Which lamp is brighter?", handoff=True, reason="clarify", score=0.97, at=now))
         db.add(QueryLogEntry(question="退货政策是什么", handoff=False, reason=None, score=0.9, at=now))
     with session_scope(settings) as db:
-        got = coverage(db, settings, now - timedelta(days=1))
+        got = coverage(db, now - timedelta(days=1))
     assert (got["questions"], got["answered"], got["share"]) == (3, 2, 0.6667)
     assert got["by_lang"] == {"en": {"questions": 2, "answered": 1, "share": 0.5}, "zh": {"questions": 1, "answered": 1, "share": 1.0}}
 

@@ -129,7 +129,7 @@ def _dense(embedder: Any | None, texts: Sequence[str], settings: Settings) -> De
 
 
 def refresh_gaps(db: Session, settings: Settings, gaps: list[Gap], embedder: Any | None) -> int:
-    """Replace the chat-mined rows of ``chat_gaps`` with ``gaps`` scored against the active KB; returns the open count.
+    """Replace the chat-mined rows of ``chat_gaps`` with ``gaps``, each answered from the active release; returns the open count.
 
     The bot's own handoff topics (``origin == 'bot'``, kbops/review/gaps.py) share the table and are kept."""
     coverage = gap_coverage(settings, [g.question for g in gaps], embedder)
