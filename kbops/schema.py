@@ -377,6 +377,8 @@ class QueryLogEntry(Base):
     question: Mapped[str] = mapped_column(Text)
     entry_id: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
+    # The bot's calibrated probability that its top answer is right (migration 0011): what it answers by.
+    confidence: Mapped[float | None] = mapped_column(Float)
     handoff: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(String(40))
     # The bot API's own latency for this query (ms) and its X-Request-ID (migration 0009);

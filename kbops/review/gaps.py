@@ -45,7 +45,12 @@ log = logging.getLogger("kbops.review")
 
 #: Days of query log read for bot gaps.
 BOT_GAP_DAYS = 30
-#: An answered query whose score is below ``handoff_threshold + LOW_CONFIDENCE_MARGIN`` counts as low-confidence.
+#: An answered query whose calibrated confidence is below this counts as low-confidence: the bot
+#: answered although it reckoned at least a one-in-four chance of being wrong. The confidence is a
+#: probability (calibrated per language), so one bar means the same in both languages.
+LOW_CONFIDENCE = 0.75
+#: Rows logged before the confidence was (migration 0011): answered with a raw score below
+#: ``handoff_threshold + LOW_CONFIDENCE_MARGIN`` counts as low-confidence.
 LOW_CONFIDENCE_MARGIN = 0.05
 #: Recency half-life of the gap ranking, in days.
 HALF_LIFE_DAYS = 7.0
@@ -83,7 +88,10 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
     result = BotGapResult()
     rows = list(
         db.execute(
-            select(QueryLogEntry.id, QueryLogEntry.at, QueryLogEntry.question, QueryLogEntry.handoff, QueryLogEntry.reason, QueryLogEntry.score)
+            select(
+                QueryLogEntry.id, QueryLogEntry.at, QueryLogEntry.question, QueryLogEntry.handoff, QueryLogEntry.reason,
+                QueryLogEntry.score, QueryLogEntry.confidence,
+            )
             .where(QueryLogEntry.at >= now - timedelta(days=days))
             .order_by(QueryLogEntry.id.desc())
             .limit(MAX_QUERIES)
@@ -93,13 +101,13 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
     items: list[Unanswered] = []
     seen_at: dict[str, datetime] = {}
     answered: list[str] = []
-    for qid, at, question, handoff, reason, score in reversed(rows):
+    for qid, at, question, handoff, reason, score, confidence in reversed(rows):
         lang = detect_lang(question or "")
         if lang == "und":
             continue
         if handoff and reason not in _NOT_A_GAP:
             items.append(Unanswered(_key(qid), 0, lang, question, reason or "no_match"))
-        elif not handoff and (score is None or score < low):
+        elif not handoff and (confidence < LOW_CONFIDENCE if confidence is not None else (score is None or score < low)):
             items.append(Unanswered(_key(qid), 0, lang, question, "low_confidence"))
         else:
             answered.append(question)

@@ -49,7 +49,7 @@ _QUESTION_CHARS = 2000
 
 
 def log_row(answer: Answer, *, latency_ms: float | None = None, request_id: str | None = None) -> dict[str, Any]:
-    """The ``query_log`` row for ``answer``: the scrubbed query, the top entry, the outcome, when, how fast."""
+    """The ``query_log`` row for ``answer``: the scrubbed query, the top entry, the outcome and its confidence, when, how fast."""
     top = answer.top
     return {
         "at": utcnow(),
@@ -57,6 +57,7 @@ def log_row(answer: Answer, *, latency_ms: float | None = None, request_id: str 
         "question": answer.scrubbed_query[:_QUESTION_CHARS],
         "entry_id": top.entry_id if top else None,
         "score": top.score if top else None,
+        "confidence": round(answer.confidence, 4) if answer.confidence is not None else None,
         "handoff": answer.handoff,
         "reason": answer.reason,
         "latency_ms": round(latency_ms, 3) if latency_ms is not None else None,

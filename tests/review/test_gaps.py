@@ -91,6 +91,20 @@ def test_updating_handoffs_and_confident_answers_are_not_gaps(settings):
     assert result.queries == 1 and gap.reasons == {"low_confidence": 1} and gap.question == "Is the warranty transferable?"
 
 
+def test_an_answer_the_bot_was_unsure_of_is_a_gap_by_its_confidence_not_its_raw_score(settings):
+    """The bot answers by calibrated confidence: a high raw score with confidence 0.6 is a low-confidence
+    answer, a raw score under ``handoff_threshold`` with confidence 0.97 is not (rows logged before
+    migration 0011 have no confidence and keep the raw-score rule)."""
+    with session_scope(settings) as db:
+        db.add(QueryLogEntry(question="Can I get a VAT invoice?", handoff=False, reason=None, score=0.76, confidence=0.6))
+        db.add(QueryLogEntry(question="电热水壶有货吗", handoff=False, reason=None, score=0.5, confidence=0.97))
+        db.add(QueryLogEntry(question="Is the warranty transferable?", handoff=False, reason=None, score=0.5, confidence=None))
+    with session_scope(settings) as db:
+        result = refresh_bot_gaps(db, settings, None)
+        gaps = sorted(g.question for g in db.scalars(select(ChatGap)))
+    assert result.queries == 2 and gaps == ["Can I get a VAT invoice?", "Is the warranty transferable?"]
+
+
 def test_refreshing_chat_gaps_keeps_bot_gaps(settings):
     with session_scope(settings) as db:
         db.add(ChatGap(topic_key="bot:gap:en:x", origin="bot", lang="en", question="Do you offer gift wrapping?", support=2))
@@ -98,31 +112,3 @@ def test_refreshing_chat_gaps_keeps_bot_gaps(settings):
         refresh_gaps(db, settings, [], None)
     with session_scope(settings) as db:
         assert [g.topic_key for g in db.scalars(select(ChatGap))] == ["bot:gap:en:x"]
-
-
-def test_migration_0010_marks_existing_gaps_as_chat_gaps_and_downgrades_cleanly(tmp_path, database_url):
-    """Existing chat_gaps rows become origin 'chat'; the columns come and go (move to tests/test_migrations.py)."""
-    from alembic import command
-    from sqlalchemy import inspect, text
-
-    from kbops.config import Settings
-    from kbops.db import _alembic_config, engine_for, init_db
-
-    s = Settings.load(env={"KBOPS_HOME": str(tmp_path / "home"), "KBOPS_DATABASE_URL": database_url}, config_file=None)
-
-    def migrate(step, target):
-        cfg = _alembic_config(s)
-        with engine_for(s).begin() as conn:
-            cfg.attributes["connection"] = conn
-            step(cfg, target)
-
-    migrate(command.upgrade, "0009")
-    with engine_for(s).begin() as conn:
-        conn.execute(text("INSERT INTO chat_gaps (topic_key, lang, question, alt_questions, support, reasons, evidence, status, updated_at) "
-                          "VALUES ('gap:zh:1', 'zh', '能开发票吗', '[]', 2, '{}', '[]', 'open', '2026-01-01 00:00:00')"))
-    init_db(s)
-    with session_scope(s) as db:
-        [gap] = db.scalars(select(ChatGap))
-        assert (gap.origin, gap.last_seen, gap.answer_key) == ("chat", None, None)
-    migrate(command.downgrade, "0009")
-    assert not {"origin", "last_seen", "answer_key"} & {c["name"] for c in inspect(engine_for(s)).get_columns("chat_gaps")}

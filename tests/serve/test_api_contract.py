@@ -197,6 +197,16 @@ def test_the_query_log_keeps_latency_and_request_id_and_scrubs_the_query(client,
     assert "13812345678" not in row.question and row.release_id == r.json()["release_id"]
 
 
+def test_the_query_log_keeps_the_bots_confidence(client, published):
+    """What the bot answers by (its calibrated confidence) is logged beside the raw score: low-confidence gaps read it."""
+    r = client.post("/search", json={"query": "How much is the Lumi Smart Rice Cooker?"}, headers={**AUTH, "X-Request-ID": "log-conf"})
+    [row] = logged(published, "log-conf")
+    assert r.json()["confidence"] is not None and row.confidence == pytest.approx(r.json()["confidence"], abs=1e-4)
+    r = client.post("/search", json={"query": "Can I pay with seashells on Mars?"}, headers={**AUTH, "X-Request-ID": "log-handoff"})
+    [row] = logged(published, "log-handoff")
+    assert r.json()["handoff"] and row.handoff and row.confidence == pytest.approx(r.json()["confidence"], abs=1e-4)
+
+
 def test_a_running_server_writes_the_query_log_off_the_request_path_and_loses_nothing_on_shutdown(published, embedder):
     app = create_app(published, Retriever(published, embedder=embedder, background_reload=True))
     with TestClient(app) as running:  # the lifespan runs: the writer's thread is started
