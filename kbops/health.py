@@ -14,7 +14,11 @@ extra bookkeeping and is the same whichever door asks:
 * **handoffs** — per day: questions, handoffs and their rate, by reason;
 * **gaps** — the open gap topics (chat and bot), most asked first;
 * **pipeline** — the run ledger's figures: records read/changed/quarantined per
-  source (last sync), candidates by state, last publish duration.
+  source (last sync), candidates by state, last publish duration;
+* **calibration** — the serving release's confidence calibration per language
+  (threshold, where it came from, the answered-share / precision curve on the
+  store's own questions), read from its manifest in the release store: the one
+  figure that is not in a table, because a release carries its own calibration.
 
 Functions take the door's ``db`` session and never open one (see kbops/cli/health.py
 and the review page's ``/health``). ``now`` is a parameter so tests and
@@ -32,6 +36,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kbops.config import Settings
+from kbops.errors import ConfigError, ReleaseError, TransientError
+from kbops.index.store import store_for
 from kbops.review.gaps import ranked_gaps
 from kbops.schema import (
     Candidate,
@@ -63,6 +69,7 @@ class Health:
     gaps: list[dict[str, Any]]
     pipeline: dict[str, Any]
     release: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +83,7 @@ def health_report(db: Session, settings: Settings, *, days: int = DEFAULT_DAYS, 
     now = now or utcnow()
     since = now - timedelta(days=days)
     release = serving_release(db)
+    notes: list[str] = []
     return Health(
         at=now,
         days=days,
@@ -86,7 +94,39 @@ def health_report(db: Session, settings: Settings, *, days: int = DEFAULT_DAYS, 
         gaps=[_gap_dict(g, score) for g, score in ranked_gaps(db, now=now, limit=gap_limit)],
         pipeline=pipeline_figures(db, now),
         release=release,
+        calibration=release_calibration(settings, release, notes),
+        notes=notes,
     )
+
+
+def release_calibration(settings: Settings, release: dict[str, Any] | None, notes: list[str]) -> dict[str, Any] | None:
+    """The serving release's calibration per language, from its manifest (None before the first publish).
+
+    Per language: its threshold, whether the store's own fit or the public
+    default answers (``source``), how many questions it was fitted on, its
+    note, the curve (confidence threshold, answered share, answered precision)
+    and the point the threshold picks. A manifest that cannot be read adds a
+    note instead of failing the report: health is what an operator opens when
+    something is wrong."""
+    if release is None:
+        return None
+    try:
+        manifest = store_for(settings).read_manifest(release["release_id"])
+    except (ConfigError, ReleaseError, TransientError) as exc:
+        notes.append(f"calibration not shown: {exc}")
+        return None
+    stored = manifest.get("calibration")
+    if not stored:
+        return {"target_precision": None, "languages": {}}
+    languages = {}
+    for lang, data in sorted(stored.get("languages", {}).items()):
+        curve = [[float(t), float(a), float(p)] for t, a, p in data.get("curve", ())]
+        at = next(((a, p) for t, a, p in curve if abs(t - data["threshold"]) < 1e-9), (None, None))
+        languages[lang] = {
+            "threshold": data["threshold"], "source": data.get("source"), "dense_weight": data.get("dense_weight"),
+            "pairs": data.get("pairs"), "note": data.get("note"), "curve": curve, "answered": at[0], "precision": at[1],
+        }
+    return {"target_precision": stored.get("target_precision"), "languages": languages}
 
 
 def serving_release(db: Session) -> dict[str, Any] | None:

@@ -85,6 +85,44 @@ def test_a_change_not_yet_published_shows_as_lag(cycled, store):
         assert {f["source"]: f["lag_s"] for f in health_report(db, settings, now=later).freshness}["prices"] == 0.0
 
 
+def test_health_shows_the_serving_releases_calibration_in_json_text_and_page(cycled, capsys, monkeypatch):
+    """The thresholds the bot answers by, and the curve they were chosen on, read from the release's manifest."""
+    from kbops.index import release as rel
+    from kbops.review import accounts
+    from tests.serve.test_review_web import PASSWORD, client_for
+
+    settings, _ = cycled
+    with session_scope(settings) as db:
+        report = health_report(db, settings).as_dict()
+    stored = rel.read_manifest(settings.index_dir, report["release"]["release_id"])["calibration"]
+    got = report["calibration"]
+    assert got["target_precision"] == stored["target_precision"] and set(got["languages"]) == set(stored["languages"]) >= {"en", "zh"}
+    for lang, data in stored["languages"].items():
+        c = got["languages"][lang]
+        assert (c["threshold"], c["source"], c["curve"]) == (data["threshold"], data["source"], [[float(x) for x in p] for p in data["curve"]])
+        picked = [p for p in data["curve"] if p[0] == data["threshold"]]
+        assert [c["answered"], c["precision"]] == (picked[0][1:] if picked else [None, None])
+
+    monkeypatch.setenv("KBOPS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("KBOPS_HOME", str(settings.home))
+    monkeypatch.setenv("KBOPS_SOURCES", str(settings.sources_file))
+    assert main(["health"]) == 0
+    out = capsys.readouterr().out
+    assert f"calibration en: threshold {stored['languages']['en']['threshold']:.2f} ({stored['languages']['en']['source']}" in out
+
+    with session_scope(settings) as db:
+        accounts.add_reviewer(db, "wang", PASSWORD)
+    text = client_for(settings, "wang").get("/review/health").text
+    curves = sum(1 for data in stored["languages"].values() if data["curve"])
+    assert curves >= 1 and text.count("<svg") == 6 + curves and "Calibration, en:" in text and 'id="calibration-plots"' in text
+
+    (rel.releases_dir(settings.index_dir) / report["release"]["release_id"] / "manifest.json").write_text("{broken", encoding="utf-8")
+    with session_scope(settings) as db:
+        broken = health_report(db, settings).as_dict()
+    assert broken["calibration"] is None and any("calibration not shown" in n and "corrupt" in n for n in broken["notes"])
+    assert client_for(settings, "wang").get("/review/health").status_code == 200
+
+
 def test_coverage_counts_what_the_bot_answered_by_its_own_decision(settings):
     """The bot answers by calibrated confidence, not by a raw score: an answer whose top score is below
     ``handoff_threshold`` is still an answer the customer got, and a handoff with a high score is not."""

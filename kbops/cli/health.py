@@ -64,6 +64,12 @@ def _print_health(h: dict[str, Any]) -> None:
     if p["last_publish"]:
         lp = p["last_publish"]
         print(f"  last publish {lp['release_id'] or '(unchanged)'}: {lp['status']} in {lp['seconds']}s")
+    cal = h.get("calibration")
+    for lang, c in ((cal or {}).get("languages") or {}).items():
+        at = f"answers {_share(c['answered'])} of its calibration questions at {_share(c['precision'])} precision" if c["answered"] is not None else "no curve"
+        print(f"calibration {lang}: threshold {c['threshold']:.2f} ({c['source']}, {c['pairs']} questions); {at}")
+    for note in h.get("notes") or ():
+        print(f"note: {note}")
     print("top gap topics" if h["gaps"] else "no open gap topics")
     for g in h["gaps"]:
         print(f"  #{g['id']:<4} {g['origin']:<4} {g['lang']:<3} asked {g['support']:>3}x  rank {g['rank']:>6.2f}  {short(g['question'], 60)}")

@@ -386,7 +386,8 @@ async def gaps_answer(request: Request, gap_id: str) -> Response:
 
 
 def _health_plots(h: dict[str, Any]) -> dict[str, Any]:
-    """The health page's charts: handoff rate and questions per day, coverage per language, reasons, gaps, queue by reviewer."""
+    """The health page's charts: handoff rate and questions per day, coverage per language, reasons, gaps, queue by reviewer,
+    and the serving release's calibration curve per language (answered share and precision by confidence threshold)."""
     by_day = h["handoffs"]["by_day"]
     labels = [d["day"] for d in by_day]
     return {
@@ -397,7 +398,16 @@ def _health_plots(h: dict[str, Any]) -> dict[str, Any]:
         "reasons": charts.bars("Handoffs by reason", [(k, float(v)) for k, v in h["handoffs"]["by_reason"].items()]),
         "gaps": charts.bars("Top gap topics (asked)", [(g["question"], float(g["support"])) for g in h["gaps"][:10]]),
         "reviewers": charts.bars("Decisions per reviewer", [(k, float(v)) for k, v in h["queue"]["decided_by"].items()]),
+        "calibration": [_calibration_plot(lang, c) for lang, c in ((h.get("calibration") or {}).get("languages") or {}).items() if c["curve"]],
     }
+
+
+def _calibration_plot(lang: str, c: dict[str, Any]) -> Any:
+    """One language's calibration curve: the share answered and its precision for each confidence threshold."""
+    at = f"answers {c['answered']:.0%} at {c['precision']:.0%} precision, " if c["answered"] is not None else ""
+    title = f"Calibration, {lang}: {at}threshold {c['threshold']:.2f} ({c['source']})"
+    labels = [f"{t:.2f}" for t, _, _ in c["curve"]]
+    return charts.time_series(title, labels, {"answered": [a for _, a, _ in c["curve"]], "precision": [p for _, _, p in c["curve"]]}, percent=True)
 
 
 # --- admin ----------------------------------------------------------------------------------
