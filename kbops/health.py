@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from kbops.config import Settings
 from kbops.errors import ConfigError, ReleaseError, TransientError
+from kbops.index.confidence import model_for
 from kbops.index.store import store_for
 from kbops.review.gaps import ranked_gaps
 from kbops.schema import (
@@ -121,12 +122,13 @@ def release_calibration(settings: Settings, release: dict[str, Any] | None, note
     languages = {}
     for lang, data in sorted(stored.get("languages", {}).items()):
         curve = [[float(t), float(a), float(p)] for t, a, p in data.get("curve", ())]
-        at = next(((a, p) for t, a, p in curve if abs(t - data["threshold"]) < 1e-9), (None, None))
+        threshold = model_for(manifest, lang, settings).threshold  # as the bot applies it: KBOPS_TARGET_PRECISION now
+        at = next(((a, p) for t, a, p in curve if abs(t - threshold) < 1e-9), (None, None))
         languages[lang] = {
-            "threshold": data["threshold"], "source": data.get("source"), "dense_weight": data.get("dense_weight"),
+            "threshold": threshold, "source": data.get("source"), "dense_weight": data.get("dense_weight"),
             "pairs": data.get("pairs"), "note": data.get("note"), "curve": curve, "answered": at[0], "precision": at[1],
         }
-    return {"target_precision": stored.get("target_precision"), "languages": languages}
+    return {"target_precision": settings.target_precision, "calibrated_for": stored.get("target_precision"), "languages": languages}
 
 
 def serving_release(db: Session) -> dict[str, Any] | None:

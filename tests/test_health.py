@@ -123,6 +123,23 @@ def test_health_shows_the_serving_releases_calibration_in_json_text_and_page(cyc
     assert client_for(settings, "wang").get("/review/health").status_code == 200
 
 
+def test_health_shows_the_threshold_the_bot_applies_when_the_target_precision_changed(cycled):
+    """KBOPS_TARGET_PRECISION takes effect at once (the threshold is re-read from the stored curve); health says so too."""
+    from dataclasses import replace
+
+    from kbops.index import release as rel
+    from kbops.index.confidence import model_for
+
+    settings, _ = cycled
+    stricter = replace(settings, target_precision=0.97)
+    with session_scope(settings) as db:
+        report = health_report(db, stricter).as_dict()
+    manifest = rel.read_manifest(settings.index_dir, report["release"]["release_id"])
+    assert report["calibration"]["target_precision"] == 0.97 and report["calibration"]["calibrated_for"] == settings.target_precision
+    for lang, c in report["calibration"]["languages"].items():
+        assert c["threshold"] == model_for(manifest, lang, stricter).threshold
+
+
 def test_coverage_counts_what_the_bot_answered_by_its_own_decision(settings):
     """The bot answers by calibrated confidence, not by a raw score: an answer whose top score is below
     ``handoff_threshold`` is still an answer the customer got, and a handoff with a high score is not."""
