@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,11 +11,15 @@ import pytest
 from kbops.cli.app import main
 from kbops.db import session_scope
 from kbops.health import _percentile, coverage, health_report
+from kbops.index import release as rel
+from kbops.index.confidence import model_for
 from kbops.pipeline import decide, ingest, publish
+from kbops.review import accounts
 from kbops.schema import QueryLogEntry, utcnow
 from kbops.serve.query_log import log_answer
 from kbops.serve.retriever import Retriever
 from tests.helpers import list_items
+from tests.serve.test_review_web import PASSWORD, client_for
 
 ANSWERED = "How much is the Lumi Smart Rice Cooker?"
 NOT_ANSWERED = "Can I pay with seashells on Mars?"
@@ -87,10 +92,6 @@ def test_a_change_not_yet_published_shows_as_lag(cycled, store):
 
 def test_health_shows_the_serving_releases_calibration_in_json_text_and_page(cycled, capsys, monkeypatch):
     """The thresholds the bot answers by, and the curve they were chosen on, read from the release's manifest."""
-    from kbops.index import release as rel
-    from kbops.review import accounts
-    from tests.serve.test_review_web import PASSWORD, client_for
-
     settings, _ = cycled
     with session_scope(settings) as db:
         report = health_report(db, settings).as_dict()
@@ -125,11 +126,6 @@ def test_health_shows_the_serving_releases_calibration_in_json_text_and_page(cyc
 
 def test_health_shows_the_threshold_the_bot_applies_when_the_target_precision_changed(cycled):
     """KBOPS_TARGET_PRECISION takes effect at once (the threshold is re-read from the stored curve); health says so too."""
-    from dataclasses import replace
-
-    from kbops.index import release as rel
-    from kbops.index.confidence import model_for
-
     settings, _ = cycled
     stricter = replace(settings, target_precision=0.97)
     with session_scope(settings) as db:
