@@ -95,10 +95,10 @@ class Settings:
     query_batch: int = 16
     # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
     models_dir: Path | None = None
-    # A raw fused-score bar for two approximations that cannot ask the bot: a review item "would answer"
-    # a logged question at or above it (kbops/index/preview.py), and an answered query scoring below it
-    # + 0.05 is a low-confidence bot gap (kbops/review/gaps.py). The bot itself, gap coverage and health
-    # coverage go by the bot's calibrated decision (target_precision below), not by this score.
+    # A raw fused-score bar for what cannot ask the bot: a review item "would answer" a logged question
+    # at or above it (kbops/index/preview.py), and a query logged before migration 0011 (no confidence)
+    # answered below it + 0.05 is a low-confidence bot gap (kbops/review/gaps.py). The bot itself, gap
+    # coverage, health coverage and low-confidence gaps go by the bot's calibrated confidence instead.
     handoff_threshold: float = 0.6
     ambiguity_margin: float = 0.02
     # The bot answers when the calibrated probability that its top answer is right reaches the

@@ -85,6 +85,11 @@ def health_report(db: Session, settings: Settings, *, days: int = DEFAULT_DAYS, 
     since = now - timedelta(days=days)
     release = serving_release(db)
     notes: list[str] = []
+    try:
+        calibration = release_calibration(settings, release)
+    except (ConfigError, ReleaseError, TransientError) as exc:  # health is what an operator opens when something is wrong
+        calibration = None
+        notes.append(f"calibration not shown: {exc}")
     return Health(
         at=now,
         days=days,
@@ -95,32 +100,27 @@ def health_report(db: Session, settings: Settings, *, days: int = DEFAULT_DAYS, 
         gaps=[_gap_dict(g, score) for g, score in ranked_gaps(db, now=now, limit=gap_limit)],
         pipeline=pipeline_figures(db, now),
         release=release,
-        calibration=release_calibration(settings, release, notes),
+        calibration=calibration,
         notes=notes,
     )
 
 
-def release_calibration(settings: Settings, release: dict[str, Any] | None, notes: list[str]) -> dict[str, Any] | None:
-    """The serving release's calibration per language, from its manifest (None before the first publish).
+def release_calibration(settings: Settings, release: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The serving release's calibration per language, from its manifest in the release store (None before the first publish).
 
-    Per language: its threshold, whether the store's own fit or the public
-    default answers (``source``), how many questions it was fitted on, its
-    note, the curve (confidence threshold, answered share, answered precision)
-    and the point the threshold picks. A manifest that cannot be read adds a
-    note instead of failing the report: health is what an operator opens when
-    something is wrong."""
+    Per language: its threshold as the bot applies it (re-read from the stored
+    curve for the current ``target_precision``), whether the store's own fit or
+    the public default answers (``source``), how many questions it was fitted
+    on, its note, the curve (confidence threshold, answered share, answered
+    precision) and the point the threshold picks. ReleaseError (or the store's
+    errors) when the manifest cannot be read: :func:`health_report` turns that
+    into a note."""
     if release is None:
         return None
-    try:
-        manifest = store_for(settings).read_manifest(release["release_id"])
-    except (ConfigError, ReleaseError, TransientError) as exc:
-        notes.append(f"calibration not shown: {exc}")
-        return None
-    stored = manifest.get("calibration")
-    if not stored:
-        return {"target_precision": None, "languages": {}}
+    manifest = store_for(settings).read_manifest(release["release_id"])
+    stored = manifest.get("calibration") or {}
     languages = {}
-    for lang, data in sorted(stored.get("languages", {}).items()):
+    for lang, data in sorted((stored.get("languages") or {}).items()):
         curve = [[float(t), float(a), float(p)] for t, a, p in data.get("curve", ())]
         threshold = model_for(manifest, lang, settings).threshold  # as the bot applies it: KBOPS_TARGET_PRECISION now
         at = next(((a, p) for t, a, p in curve if abs(t - threshold) < 1e-9), (None, None))

@@ -64,11 +64,10 @@ def _print_health(h: dict[str, Any]) -> None:
     if p["last_publish"]:
         lp = p["last_publish"]
         print(f"  last publish {lp['release_id'] or '(unchanged)'}: {lp['status']} in {lp['seconds']}s")
-    cal = h.get("calibration")
-    for lang, c in ((cal or {}).get("languages") or {}).items():
+    for lang, c in (h["calibration"] or {"languages": {}})["languages"].items():
         at = f"answers {_share(c['answered'])} of its calibration questions at {_share(c['precision'])} precision" if c["answered"] is not None else "no curve"
         print(f"calibration {lang}: threshold {c['threshold']:.2f} ({c['source']}, {c['pairs']} questions); {at}")
-    for note in h.get("notes") or ():
+    for note in h["notes"]:
         print(f"note: {note}")
     print("top gap topics" if h["gaps"] else "no open gap topics")
     for g in h["gaps"]:

@@ -398,7 +398,7 @@ def _health_plots(h: dict[str, Any]) -> dict[str, Any]:
         "reasons": charts.bars("Handoffs by reason", [(k, float(v)) for k, v in h["handoffs"]["by_reason"].items()]),
         "gaps": charts.bars("Top gap topics (asked)", [(g["question"], float(g["support"])) for g in h["gaps"][:10]]),
         "reviewers": charts.bars("Decisions per reviewer", [(k, float(v)) for k, v in h["queue"]["decided_by"].items()]),
-        "calibration": [_calibration_plot(lang, c) for lang, c in ((h.get("calibration") or {}).get("languages") or {}).items() if c["curve"]],
+        "calibration": [_calibration_plot(lang, c) for lang, c in (h["calibration"] or {"languages": {}})["languages"].items() if c["curve"]],
     }
 
 
