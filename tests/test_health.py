@@ -134,6 +134,8 @@ def test_health_shows_the_threshold_the_bot_applies_when_the_target_precision_ch
     assert report["calibration"]["target_precision"] == 0.97 and report["calibration"]["calibrated_for"] == settings.target_precision
     for lang, c in report["calibration"]["languages"].items():
         assert c["threshold"] == model_for(manifest, lang, stricter).threshold
+    stored = manifest["calibration"]["languages"]
+    assert any(c["threshold"] != stored[lang]["threshold"] for lang, c in report["calibration"]["languages"].items())  # a stricter target moves it
 
 
 def test_coverage_counts_what_the_bot_answered_by_its_own_decision(settings):
