@@ -1,7 +1,7 @@
 """Fusion and calibrated confidence, English and Chinese, in one run (issue 11).
 
     .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,zh-jddc,zh-para]
-                                               [--split both|tune|test|all] [--fit-defaults]
+                                               [--split both|tune|test|all] [--fit-defaults] [--zh-reader use-m3|none]
 
 Three KBs built as a store would: imported with ``kbops import --approve`` and
 published (the publish calibrates each language on the KB's *own* questions —
@@ -55,7 +55,7 @@ from kbops.config import Settings
 from kbops.db import init_db
 from kbops.index import calibration, search
 from kbops.index import release as rel
-from kbops.index.confidence import DEFAULTS, LanguageModel, model_for
+from kbops.index.confidence import LanguageModel, model_for
 from kbops.index.embedder import Embedder
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
@@ -131,10 +131,15 @@ class Published:
     entries: int
 
 
+#: KBOPS_EMBED_MODEL_ZH of every KB the bench publishes (``--zh-reader``; the product's default unless told).
+ZH_READER = Settings.embed_model_zh
+
+
 def publish(faq: list[dict], root: Path, cache: Path) -> Published:
     root.mkdir(parents=True)
     (root / "faq.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in faq), encoding="utf-8")
-    settings = Settings.load(env={"KBOPS_HOME": str(root / "home"), "KBOPS_EMBED_CACHE": str(cache)}, config_file=None)
+    env = {"KBOPS_HOME": str(root / "home"), "KBOPS_EMBED_CACHE": str(cache), "KBOPS_EMBED_MODEL_ZH": ZH_READER}
+    settings = Settings.load(env=env, config_file=None)
     init_db(settings)
     imported = import_faq(settings, root / "faq.jsonl", approve=True, by="bench")
     if imported.errors:
@@ -184,11 +189,12 @@ class Group:
     total: int
 
 
-def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path, pooled: dict[str, list[Group]] | None = None) -> None:
+def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
+        pooled: dict[str, dict[float, list[Group]]] | None = None) -> None:
     """Every figure of one KB, per split: the channels alone and fused, and the bot with the store's
     calibration, with the public default on the same KB, and on the KB without alternates (default).
 
-    ``pooled``: when given, both KBs' top outcomes under the public default are added to it per split (``--fit-defaults``)."""
+    ``pooled``: when given, both KBs' top outcomes at each dense weight are added to it per split (``--fit-defaults``)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = publish(faq, Path(tmp) / "store", cache)
         plain = publish(bare(faq), Path(tmp) / "bare", cache)
@@ -232,14 +238,27 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
             ):
                 r1, share, precision, results = bot(kb, queries, ch, m, now)
                 print(f"{label:<34} {r1:6.3f} {share:8.1%} {precision:9.3f}")
-                if pooled is not None and m is default:
-                    pooled.setdefault(split, []).append(Group(f"{name}, {'no alternates' if kb is plain else 'with alternates'}", kb is plain, results, len(queries)))
+            if pooled is not None:
+                # the public default's data: both KBs' top outcomes at every dense weight of the calibration grid
+                plain_channels = [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]
+                for w in calibration.WEIGHT_GRID:
+                    probe = LanguageModel(w, default.coef, default.threshold)
+                    for kb, ch in ((store, channels), (plain, plain_channels)):
+                        results = bot(kb, queries, ch, probe, now)[3]
+                        group = Group(f"{name}, {'no alternates' if kb is plain else 'with alternates'}", kb is plain, results, len(queries))
+                        pooled.setdefault(split, {}).setdefault(w, []).append(group)
 
 
-def fit_default(groups: list[Group], dense_weight: float, target: float) -> None:
-    """Print the public default mapping (kbops/index/confidence.py DEFAULTS) fitted on the KBs without alternates,
-    and its threshold: the lowest at which *every* group — each set, with and without alternates — reaches the
-    target on its own (pooling would let the larger, easier set hide the other's wrong answers)."""
+def fit_default(by_weight: dict[float, list[Group]], target: float) -> None:
+    """Print the public default (kbops/index/confidence.py default_for) fitted on the KBs without alternates: the
+    dense weight whose pooled scores rank right answers above wrong ones best (average precision, as a store's
+    calibration chooses it), the mapping at that weight, and its threshold: the lowest at which *every* group —
+    each set, with and without alternates — reaches the target on its own (pooling would let the larger, easier
+    set hide the other's wrong answers)."""
+    quality = {w: calibration.average_precision([r for g in groups if g.bare for r in g.outcomes]) for w, groups in by_weight.items()}
+    print("\naverage precision of the KBs without alternates by dense weight:", {w: round(q, 4) for w, q in quality.items()})
+    dense_weight = max(quality, key=lambda w: (round(quality[w], 4), -w))
+    groups = by_weight[dense_weight]
     fitted = [r for g in groups if g.bare for r in g.outcomes]
     coef = calibration.fit_logistic(np.array([[r.score, r.margin] for r in fitted]), np.array([r.right for r in fitted], dtype=float))
     probe = LanguageModel(dense_weight, coef, 0.5)
@@ -268,12 +287,16 @@ def main() -> None:
                         help="which part of the Chinese labels to ask (default both: tune and test, reported apart)")
     parser.add_argument("--fit-defaults", action="store_true",
                         help="also fit the Chinese public default on the tune parts of the Chinese sets (KBs without alternates)")
+    parser.add_argument("--zh-reader", choices=("use-m3", "none"), default=Settings.embed_model_zh,
+                        help="KBOPS_EMBED_MODEL_ZH of the KBs (none: Chinese read by characters, as before the Chinese reader)")
     args = parser.parse_args()
+    global ZH_READER
+    ZH_READER = args.zh_reader
     cache = Path("var/bench/embeddings.sqlite").resolve()
     cache.parent.mkdir(parents=True, exist_ok=True)
     sets = set(args.sets.split(","))
     parts = ("tune", "test") if args.split == "both" else (args.split,)
-    pooled: dict[str, list[Group]] = {}
+    pooled: dict[str, dict[float, list[Group]]] = {}
     if "en" in sets:
         faq, queries = bitext(Path(args.datasets))
         run("en — Bitext", faq, {"held-out phrasings": queries}, cache)
@@ -284,7 +307,7 @@ def main() -> None:
         faq, para = paraphrases()
         run("zh — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled)
     if args.fit_defaults and "tune" in pooled:
-        fit_default(pooled["tune"], DEFAULTS["zh"].dense_weight, Settings.target_precision)
+        fit_default(pooled["tune"], Settings.target_precision)
 
 
 if __name__ == "__main__":

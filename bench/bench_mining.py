@@ -134,7 +134,7 @@ def throughput(path: Path, turns: int, repeat: int, old_limit: int) -> dict:
 
 
 def embedding(settings: Settings, questions: list[str], tmp: Path) -> dict:
-    embedder = Embedder(settings.embedding_model, tmp / "emb-bench.sqlite")
+    embedder = Embedder(settings.embedding_model, tmp / "emb-bench.sqlite", zh_reader=settings.embed_model_zh)
     _ = embedder.dim  # model load is not part of the figure
     t0 = time.perf_counter()
     view = dense_view(embedder, questions, settings.dense_weight)

@@ -81,7 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_preview_"))
     settings = Settings.load(env={"KBOPS_HOME": str(tmp)}, config_file=None)
-    embedder = Embedder(settings.embedding_model, tmp / "embeddings.sqlite", backend=settings.embed_backend, models_dir=settings.models_dir)
+    embedder = Embedder(settings.embedding_model, tmp / "embeddings.sqlite", backend=settings.embed_backend, models_dir=settings.models_dir,
+                        zh_reader=settings.embed_model_zh)
     dim = embedder.dim
     embedder.encode(["warm up the model"])  # loading the model is not part of any figure
 

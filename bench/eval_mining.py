@@ -54,7 +54,7 @@ def datasets() -> Path:
 def evaluate(data: Path, seed: int, min_support: int, cache: Path, labels_path: Path = STRICT) -> dict:
     """Every issue-15 figure in one run (see the module docstring)."""
     settings = Settings.load()
-    embedder = Embedder(settings.embedding_model, cache)
+    embedder = Embedder(settings.embedding_model, cache, zh_reader=settings.embed_model_zh)
     t0 = time.perf_counter()
     sessions = [s for s in read_chats(SourceConfig(name="jddc", type="chats", path=data, format="jddc")) if isinstance(s, Session)]
     read_s = time.perf_counter() - t0
@@ -153,7 +153,7 @@ def write_sample(data: Path, cache: Path, labels_path: Path = STRICT) -> None:
     JSON lines with the reference and the text, and deliberately no score: label before reading scores.
     """
     settings = Settings.load()
-    embedder = Embedder(settings.embedding_model, cache)
+    embedder = Embedder(settings.embedding_model, cache, zh_reader=settings.embed_model_zh)
     sessions = [s for s in read_chats(SourceConfig(name="jddc", type="chats", path=data, format="jddc")) if isinstance(s, Session)]
     labels = ev.read_strict_labels(labels_path)
     seen: set[tuple[str, int, str]] = set()

@@ -87,6 +87,10 @@ class Settings:
     # cores / N when this is not set, so N workers do not fight over the same cores.
     embed_threads: int = 0
     embed_passage_prefix: str = ""
+    # The model that reads Chinese texts (kbops/index/chinese_reader.py): "use-m3", the bundled multilingual
+    # Universal Sentence Encoder, or "none" (Chinese goes to embedding_model: a store whose own model reads
+    # Chinese, or an English-only store that wants 384-dimension vectors). Part of the model id: changing it re-embeds.
+    embed_model_zh: str = "use-m3"
     # Query vectors the bot API remembers per worker (an LRU; 0: none): a repeated question — a quick-reply
     # button, the same FAQ typed by many customers — skips the model (kbops/serve/retriever.py, ~1.5 KB each).
     query_cache: int = 10_000
@@ -208,6 +212,7 @@ class Settings:
             embed_query_prefix=str(pick("embed_query_prefix", "")),
             embed_threads=number("embed_threads", cls.embed_threads, int),
             embed_passage_prefix=str(pick("embed_passage_prefix", "")),
+            embed_model_zh=str(pick("embed_model_zh", cls.embed_model_zh)).strip().lower(),
             query_cache=number("query_cache", cls.query_cache, int),
             query_batch=number("query_batch", cls.query_batch, int),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
@@ -271,6 +276,11 @@ class Settings:
             raise ConfigError(
                 f"embed_backend={settings.embed_backend!r} is unknown; "
                 "set KBOPS_EMBED_BACKEND to onnx, onnx-int8 or torch"
+            )
+        if settings.embed_model_zh not in ("use-m3", "none"):
+            raise ConfigError(
+                f"embed_model_zh={settings.embed_model_zh!r} is unknown; set KBOPS_EMBED_MODEL_ZH to use-m3 "
+                "(the bundled Chinese reader) or none (Chinese read by KBOPS_EMBEDDING_MODEL)"
             )
         if not 0.5 <= settings.target_precision < 1.0:
             raise ConfigError(

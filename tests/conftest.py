@@ -84,6 +84,7 @@ def embedder(embed_cache):
     """The real bundled model through the default backend (loaded once for the session),
     with the session's vector cache."""
     defaults = Settings.load(env={"KBOPS_MODELS_DIR": MODELS_DIR}, config_file=None)
-    e = Embedder(defaults.embedding_model, embed_cache, backend=defaults.embed_backend, models_dir=defaults.models_dir)
+    e = Embedder(defaults.embedding_model, embed_cache, backend=defaults.embed_backend, models_dir=defaults.models_dir,
+                 zh_reader=defaults.embed_model_zh)
     _ = e.dim
     return e

@@ -73,10 +73,30 @@ DEFAULTS: Mapping[str, LanguageModel] = {
 }
 
 
+#: Chinese read by the Chinese reader (KBOPS_EMBED_MODEL_ZH=use-m3): fitted like the Chinese default above, on
+#: the same tune parts, with the dense weight chosen the way a store's calibration chooses it (average precision).
+READ_DEFAULTS: Mapping[str, LanguageModel] = {
+    "zh": LanguageModel(0.5, (-3.34, 7.47, 3.43), 0.9, "default", _ZH_CURVE),
+}
+
+
+def reads_chinese(model_id: str) -> bool:
+    """Whether vectors of this model id read Chinese with a model of their own (:mod:`kbops.index.chinese_reader`)."""
+    return "+zh-" in model_id
+
+
+def default_for(lang: str, model_id: str) -> LanguageModel:
+    """The public default of ``lang`` for a release embedded with ``model_id``: Chinese read by the Chinese
+    reader has its own (:data:`READ_DEFAULTS`); Chinese read by characters alone, and "und", :data:`DEFAULTS`."""
+    if reads_chinese(model_id) and lang in READ_DEFAULTS:
+        return READ_DEFAULTS[lang]
+    return DEFAULTS.get(lang, DEFAULTS["zh"])
+
+
 def model_for(manifest: Mapping[str, Any], lang: str, settings: Settings) -> LanguageModel:
-    """The calibrated model of ``lang`` in a release manifest, else the public default."""
+    """The calibrated model of ``lang`` in a release manifest, else the public default for its model."""
     stored = (manifest.get("calibration") or {}).get("languages", {}).get(lang)
-    model = from_dict(stored) if stored else DEFAULTS.get(lang, DEFAULTS["zh"])
+    model = from_dict(stored) if stored else default_for(lang, str(manifest.get("model", "")))
     calibrated_for = (manifest.get("calibration") or {}).get("target_precision")
     return model.with_target(settings.target_precision) if calibrated_for != settings.target_precision else model
 

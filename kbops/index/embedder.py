@@ -12,6 +12,15 @@ own ``encode()`` (any sentence-transformers directory; the fallback);
 Runtime (see :mod:`kbops.index.onnx_backend`). The backend is part of
 ``model_id``: vectors of different backends never mix in the cache or in a
 release, and a server refuses a release built with another backend.
+
+Chinese (``embed_model_zh``, default ``use-m3``): the default model reads no
+Chinese, so texts in Chinese go to a second model that does
+(:mod:`kbops.index.chinese_reader`). A vector is then the two models' blocks
+side by side, ``[main(text), 0]`` or ``[0, reader(text)]``: one FAISS index, one
+release format, and a Chinese and an English text have cosine 0, so neither
+model's space is compared with the other's. Each block is cached under its own
+model's id, so adding the reader re-embeds no English text. The reader is part
+of ``model_id`` too.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import numpy as np
 
 from kbops.config import Settings
 from kbops.errors import ConfigError
+from kbops.index import chinese_reader
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -37,8 +47,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-# Embedder.from_settings' shared instances, by (model, backend, cache, models dir, batch size)
-_SHARED: dict[tuple[str, str, str, str, int | None, str, str, int], Embedder] = {}
+# Embedder.from_settings' shared instances, by (model, backend, cache, models dir, batch size, prefixes, threads, zh reader)
+_SHARED: dict[tuple[str, str, str, str, int | None, str, str, int, str], Embedder] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -67,6 +77,7 @@ class Embedder:
         query_prefix: str = "",
         passage_prefix: str = "",
         threads: int = 0,
+        zh_reader: str = "none",
     ):
         path = Path(model_dir)
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
@@ -94,6 +105,11 @@ class Embedder:
             # Vectors of prefixed texts are other vectors: a release built with other prefixes is refused.
             self.model_id += "+prefix-" + hashlib.sha256(f"{query_prefix}\x1f{passage_prefix}".encode()).hexdigest()[:8]
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix
+        # Chinese texts' reader (module docstring); the constructor's default keeps one model for everything
+        self.zh = chinese_reader.reader(zh_reader, threads)
+        self.main_model_id = self.model_id  # the id the main model's block is cached under
+        if self.zh is not None:
+            self.model_id += f"+zh-{self.zh.model_id}"
         self.threads = threads  # ONNX Runtime intra-op threads; 0: one per core
         self.models_dir = models_dir  # set for the ONNX backends (above); None for torch
         # ONNX Runtime runs length-sorted batches of 32, torch keeps its previous 64
@@ -121,7 +137,7 @@ class Embedder:
         """
         models_dir = settings.models_dir or settings.home / "models"
         key = (str(settings.embedding_model), settings.embed_backend, str(settings.embed_cache), str(models_dir), batch_size,
-               settings.embed_query_prefix, settings.embed_passage_prefix, settings.embed_threads)
+               settings.embed_query_prefix, settings.embed_passage_prefix, settings.embed_threads, settings.embed_model_zh)
         with _SHARED_LOCK:
             shared = _SHARED.get(key)
             if shared is None:
@@ -130,7 +146,7 @@ class Embedder:
                     settings.embedding_model, settings.embed_cache, batch_size=batch_size,
                     backend=settings.embed_backend, models_dir=models_dir,
                     query_prefix=settings.embed_query_prefix, passage_prefix=settings.embed_passage_prefix,
-                    threads=settings.embed_threads,
+                    threads=settings.embed_threads, zh_reader=settings.embed_model_zh,
                 )
             return shared
 
@@ -164,6 +180,11 @@ class Embedder:
 
     @property
     def dim(self) -> int:
+        """Dimensions of a vector: the main model's, plus the Chinese reader's block when there is one."""
+        return self.main_dim + (self.zh.dim if self.zh is not None else 0)
+
+    @property
+    def main_dim(self) -> int:
         if self.backend != "torch":
             return self._onnx_dim  # from the model's pooling config: no build needed to know it
         model = self.model
@@ -178,18 +199,37 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Normalised vectors for KB texts ``texts`` (rows in order, with the passage prefix), from the cache when possible."""
-        return self._cached([self.passage_prefix + t for t in texts] if self.passage_prefix else texts)
+        return self._vectors(texts, self.passage_prefix)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Vectors for many texts asked as queries (calibration), with the query prefix, through the cache."""
-        return self._cached([self.query_prefix + t for t in texts] if self.query_prefix else texts)
+        return self._vectors(texts, self.query_prefix)
 
-    def _cached(self, texts: list[str]) -> np.ndarray:
+    def _vectors(self, texts: list[str], prefix: str) -> np.ndarray:
+        """Each text's vector through the cache: the main model's block, or the Chinese reader's for Chinese text."""
+        if self.zh is None:
+            return self._cached([prefix + t for t in texts] if prefix else texts, self.main_model_id, self._encode)
+        zh = self._routes(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        main_rows = [i for i, z in enumerate(zh) if not z]
+        zh_rows = [i for i, z in enumerate(zh) if z]
+        if main_rows:
+            out[main_rows, : self.main_dim] = self._cached([prefix + texts[i] for i in main_rows], self.main_model_id, self._encode)
+        if zh_rows:
+            out[zh_rows, self.main_dim :] = self._cached([texts[i] for i in zh_rows], self.zh.model_id, self.zh.encode)
+        return out
+
+    def _routes(self, texts: list[str]) -> list[bool]:
+        """Whether each text goes to the Chinese reader (no reader: none does)."""
+        return [chinese_reader.reads(t) for t in texts] if self.zh is not None else [False] * len(texts)
+
+    def _cached(self, texts: list[str], model_id: str, run: Any) -> np.ndarray:
+        """``run(texts)``'s vectors, each read from or written to the cache under ``model_id``."""
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.main_dim if model_id == self.main_model_id else self.dim - self.main_dim), dtype=np.float32)
         if self._cache_path is None:
             self.stats.misses += len(texts)
-            return self._encode(texts)
+            return run(texts)
         keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
         found: dict[str, np.ndarray] = {}
         with self._cache() as conn:
@@ -197,18 +237,18 @@ class Embedder:
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for h, blob in conn.execute(f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", [self.model_id, *chunk]):
+                for h, blob in conn.execute(f"SELECT hash, vec FROM vectors WHERE model = ? AND hash IN ({marks})", [model_id, *chunk]):
                     found[h] = np.frombuffer(blob, dtype=np.float32)
         missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
         self.stats.hits += sum(1 for k in keys if k in found)
         self.stats.misses += sum(1 for k in keys if k not in found)
         if missing:
-            vecs = self._encode(missing)
+            vecs = run(missing)
             rows = []
             for text, vec in zip(missing, vecs):
                 h = hashlib.sha256(text.encode("utf-8")).hexdigest()
                 found[h] = vec
-                rows.append((self.model_id, h, vec.tobytes()))
+                rows.append((model_id, h, vec.tobytes()))
             with self._cache() as conn:
                 conn.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
         return np.stack([found[k] for k in keys]).astype(np.float32)
@@ -216,6 +256,8 @@ class Embedder:
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, bypassing the cache: bot queries rarely repeat, and a
         cache write per query would sit on the hot path."""
+        if self.zh is not None:
+            return self.encode_query_batch([text])
         text = self.query_prefix + text
         if self.backend != "torch":
             return self.onnx.encode_one(text)
@@ -226,16 +268,32 @@ class Embedder:
 
         The bot API batches questions that arrive together (kbops/serve/retriever.py): one run of N short
         texts costs far less CPU than N runs. Each vector agrees with :meth:`encode_query`'s to float32
-        rounding (padding changes the kernels' summation order, not the result)."""
-        return self._encode([self.query_prefix + t for t in texts])
+        rounding (padding changes the kernels' summation order, not the result). With a Chinese reader,
+        one run per model that has texts."""
+        if self.zh is None:
+            return self._encode([self.query_prefix + t for t in texts])
+        zh = self._routes(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        main_rows = [i for i, z in enumerate(zh) if not z]
+        zh_rows = [i for i, z in enumerate(zh) if z]
+        if len(main_rows) == 1 and self.backend != "torch":
+            out[main_rows[0], : self.main_dim] = self.onnx.encode_one(self.query_prefix + texts[main_rows[0]])
+        elif main_rows:
+            out[main_rows, : self.main_dim] = self._encode([self.query_prefix + texts[i] for i in main_rows])
+        if zh_rows:
+            out[zh_rows, self.main_dim :] = self.zh.encode([texts[i] for i in zh_rows])
+        return out
 
     def unk_share(self, text: str) -> float:
         """Share of the text's word pieces the model cannot read ([UNK]).
 
         The default model maps every Chinese character to [UNK]; its vectors
         for Chinese text carry no meaning, so retrieval leans on the lexical
-        channel in proportion to this share.
+        channel in proportion to this share. A Chinese text read by the Chinese
+        reader has that model's share (about 0).
         """
+        if self.zh is not None and chinese_reader.reads(text):
+            return self.zh.unk_share(text)
         if self.backend != "torch":
             return self.onnx.unk_share(text)
         tokenizer = self.model.tokenizer

@@ -231,7 +231,7 @@ def test_query_and_passage_prefixes_are_applied_and_part_of_the_model_id(tmp_pat
     prefixed = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_MODELS_DIR": MODELS_DIR,
                                   "KBOPS_EMBED_QUERY_PREFIX": "query: ", "KBOPS_EMBED_PASSAGE_PREFIX": "passage: "}, config_file=None)
     plain, e5 = Embedder.from_settings(base), Embedder.from_settings(prefixed)
-    assert e5.model_id != plain.model_id and e5.model_id.startswith(plain.model_id)
+    assert e5.model_id != plain.model_id and e5.main_model_id.startswith(plain.main_model_id)
     assert np.allclose(e5.encode(["return policy"])[0], plain.encode(["passage: return policy"])[0], atol=1e-5)
     assert np.allclose(e5.encode_query("return policy").ravel(), plain.encode_query("query: return policy").ravel(), atol=1e-5)
     assert np.allclose(e5.encode_queries(["return policy"])[0], plain.encode_query("query: return policy").ravel(), atol=1e-4)

