@@ -55,7 +55,7 @@ from kbops.config import Settings
 from kbops.db import init_db
 from kbops.index import calibration, search
 from kbops.index import release as rel
-from kbops.index.confidence import LanguageModel, model_for
+from kbops.index.confidence import LanguageModel, model_for, threshold_for
 from kbops.index.embedder import Embedder
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
@@ -265,17 +265,17 @@ def fit_default(by_weight: dict[float, list[Group]], target: float) -> None:
     curves = {g.name: calibration.curve_of([probe.probability(r.score, r.margin) for r in g.outcomes], [r.right for r in g.outcomes], g.total) for g in groups}
     bare = [g for g in groups if g.bare]
     pooled = calibration.curve_of([probe.probability(r.score, r.margin) for r in fitted], [r.right for r in fitted], sum(g.total for g in bare))
-    every = [t for t, *_ in pooled if all(p >= target for c in curves.values() for th, share, p in c if th == t and share > 0)]
-    threshold = min(every) if every else max(t for t, *_ in pooled)
+    # The stored curve: the pooled answered share with the *worst* group's precision, so that reading a
+    # threshold from it (LanguageModel.with_target, threshold_for) applies the same every-group rule; the
+    # threshold is read from it the same way (the best worst-group precision when none reaches the target).
+    worst = tuple((t, share, min((c[i][2] for c in curves.values() if c[i][1] > 0), default=0.0)) for i, (t, share, _) in enumerate(pooled) if t >= 0.5)
+    threshold = threshold_for(worst, target)
     print(f"\npublic default fitted on {len(fitted)} outcomes of {len(bare)} KBs without alternates: "
           f"LanguageModel({dense_weight}, {tuple(round(c, 2) for c in coef)}, {threshold}, \"default\", <pooled curve below>)")
     print(f"{'confidence ≥':<14}{'pooled':>16}" + "".join(f"{g.name[:30]:>34}" for g in groups))
     for i, (t, share, precision) in enumerate(pooled):
         cells = "".join(f"{curves[g.name][i][1]:>24.1%} {curves[g.name][i][2]:>8.3f}" for g in groups)
         print(f"{t:<14.2f}{share:>7.1%} {precision:>8.3f}{cells}")
-    # The stored curve: the pooled answered share with the *worst* group's precision, so that reading a
-    # threshold from it (LanguageModel.with_target) applies the same every-group rule.
-    worst = tuple((t, share, min((c[i][2] for c in curves.values() if c[i][1] > 0), default=0.0)) for i, (t, share, _) in enumerate(pooled) if t >= 0.5)
     print("curve for DEFAULTS (pooled share, worst group's precision):", worst)
 
 

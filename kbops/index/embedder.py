@@ -25,6 +25,7 @@ of ``model_id`` too.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import sqlite3
@@ -108,6 +109,7 @@ class Embedder:
         # Chinese texts' reader (module docstring); the constructor's default keeps one model for everything
         self.zh = chinese_reader.reader(zh_reader, threads)
         self.main_model_id = self.model_id  # the id the main model's block is cached under
+        self._main_only: Embedder | None = None
         if self.zh is not None:
             self.model_id += f"+zh-{self.zh.model_id}"
         self.threads = threads  # ONNX Runtime intra-op threads; 0: one per core
@@ -218,6 +220,21 @@ class Embedder:
         if zh_rows:
             out[zh_rows, self.main_dim :] = self._cached([texts[i] for i in zh_rows], self.zh.model_id, self.zh.encode)
         return out
+
+    def without_chinese_reader(self) -> Embedder:
+        """This embedder reading every text with its main model (the same model, cache and ONNX session).
+
+        Pair similarities (grouping chats and gaps, near-duplicates, the review page's impact estimate) use it:
+        their absolute bars (``near_duplicate_threshold``, the grouping threshold) were fitted on the main
+        model's cosines and characters; on JDDC the reader's cosines, on another scale, merged a follow-up
+        with the question before it and made new candidates (README, "Chinese reading")."""
+        if self.zh is None:
+            return self
+        if self._main_only is None:
+            main = copy.copy(self)
+            main.zh, main.model_id, main._main_only = None, self.main_model_id, main
+            self._main_only = main
+        return self._main_only
 
     def _routes(self, texts: list[str]) -> list[bool]:
         """Whether each text goes to the Chinese reader (no reader: none does)."""

@@ -158,7 +158,7 @@ def many_item_scores(replay: Replay, items: list[list[str]], embedder: Any | Non
         return out
     dense = None
     if embedder is not None and replay.vectors is not None:
-        dense = embedder.encode(flat) @ replay.vectors.T  # (texts, questions): one product for the page
+        dense = similarity.pair_reader(embedder).encode(flat) @ replay.vectors.T  # (texts, questions): as dense_view read them
     k = 0
     for i, texts in enumerate(items):
         for text in texts:

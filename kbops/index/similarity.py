@@ -118,13 +118,24 @@ class DenseView:
         return fusion_weight(self.dense_weight, self.unk)
 
 
+def pair_reader(embedder: Any) -> Any:
+    """The embedder pair similarities read with: the main model only (:meth:`Embedder.without_chinese_reader`).
+
+    Grouping, near-duplicates and the impact estimate compare two texts against an absolute bar fitted on
+    the main model's cosines (Chinese: characters); the bot's ranking, which calibrates its own weights,
+    reads Chinese with the Chinese reader. An embedder without the method (a test double) is itself."""
+    strip = getattr(embedder, "without_chinese_reader", None)
+    return strip() if strip is not None else embedder
+
+
 def unreadable_shares(embedder: Any, texts: Sequence[str]) -> np.ndarray:
     """:meth:`Embedder.unk_share` of each text."""
     return np.array([embedder.unk_share(t) for t in texts], dtype=np.float32)
 
 
 def dense_view(embedder: Any, texts: Sequence[str], dense_weight: float) -> DenseView:
-    """Embed only texts the model can read at least partly (through its cache)."""
+    """Embed only texts the model can read at least partly (through its cache), with :func:`pair_reader`."""
+    embedder = pair_reader(embedder)
     unk = unreadable_shares(embedder, texts)
     readable = [i for i, u in enumerate(unk) if u < 1.0]
     dim = embedder.dim

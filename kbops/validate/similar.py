@@ -66,8 +66,10 @@ def find_near_duplicates(
     Rows are compared only with entries of the same language and another key.
     Each row is scored against its closest phrasings by either channel: the
     dense top 10 and, when the model cannot read all of the row, the lexical
-    top 50.
+    top 50. Read with the main model only (:func:`kbops.index.similarity.pair_reader`): the
+    threshold was fitted on its cosines.
     """
+    embedder = similarity.pair_reader(embedder)
     rows = [r for r in rows if r.get("question")]
     if not rows or not entries:
         return {}

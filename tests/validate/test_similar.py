@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbops.index.similarity import unreadable_shares
+from kbops.index.similarity import pair_reader, unreadable_shares
 from kbops.validate.similar import find_near_duplicates, identifiers
 
 ENTRIES = [
@@ -47,9 +47,12 @@ def test_threshold_is_respected_and_same_key_is_skipped(embedder):
 
 
 def test_unreadable_share_is_the_part_the_model_reads_as_unk(embedder):
-    """The tokenizer's [UNK] share, the same one retrieval and grouping use (it used to count CJK characters)."""
-    english, chinese, mixed = unreadable_shares(embedder, ["Can I get an invoice?", "可以开发票吗", "鹿米 Soundbar 多少钱"])
+    """The tokenizer's [UNK] share, the same one grouping uses (it used to count CJK characters). Pairs read with the
+    main model only (similarity.pair_reader); the bot's ranking reads Chinese with the Chinese reader."""
+    pairs = pair_reader(embedder)
+    english, chinese, mixed = unreadable_shares(pairs, ["Can I get an invoice?", "可以开发票吗", "鹿米 Soundbar 多少钱"])
     assert english == 0.0 and chinese == 1.0 and 0 < mixed < 1
+    assert embedder.unk_share("可以开发票吗") == 0.0 and pairs.dim < embedder.dim
 
 
 def test_a_chinese_paraphrase_scores_its_count_cosine_whatever_else_the_kb_holds(embedder):
