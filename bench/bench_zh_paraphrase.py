@@ -1,6 +1,6 @@
 """The Chinese paraphrase set: a large written help-desk FAQ and customer-style paraphrases of its questions.
 
-    .venv/bin/python bench/bench_zh_paraphrase.py          # summary of the set (checks every label)
+    .venv/bin/python bench/bench_zh_paraphrase.py          # summary of both sets, zh and en (checks every label)
     .venv/bin/python bench/bench_confidence.py --sets zh-para   # the figures (recall, answered precision) per split
 
 The held-out Chinese test of issue 11 is a payments app's help desk: thousands of FAQ
@@ -30,6 +30,9 @@ from zh_labels import faq_ids, split_of  # the sibling Chinese set's reader and 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "bench" / "labels" / "zh_paraphrases.tsv"
 FAQ = ROOT / "bench" / "labels" / "zh_paraphrase_faq.jsonl"
+#: The same help desk in English, with English paraphrases (same entry ids, same split rule): bench/labels/README.md.
+EN_LABELS = ROOT / "bench" / "labels" / "en_paraphrases.tsv"
+EN_FAQ = ROOT / "bench" / "labels" / "en_paraphrase_faq.jsonl"
 
 
 @dataclass(frozen=True)
@@ -62,17 +65,17 @@ def load_paraphrases(labels: Path = LABELS, faq: Path = FAQ) -> list[Paraphrase]
 
 
 def main() -> None:
-    queries = load_paraphrases()
-    entries = faq_ids(FAQ)
-    print(f"{len(queries)} queries against {len(entries)} entries of {FAQ.name}")
-    for split in ("tune", "test"):
-        part = [q for q in queries if q.split == split]
-        none = sum(1 for q in part if not q.keys)
-        print(f"  {split}: {len(part)} queries, {none} none ({none / len(part):.0%}), {len({q.first for q in part if q.first})} entries")
-    print("  queries with several acceptable entries:", sum(1 for q in queries if len(q.keys) > 1))
-    print("  entries without a paraphrase:", sorted(entries - {q.first for q in queries if q.first}) or "none")
-    print("  paraphrases per entry:", dict(sorted(Counter(Counter(q.first for q in queries if q.first).values()).items())))
-
+    for faq, labels in ((FAQ, LABELS), (EN_FAQ, EN_LABELS)):
+        queries = load_paraphrases(labels, faq)
+        entries = faq_ids(faq)
+        print(f"{len(queries)} queries against {len(entries)} entries of {faq.name}")
+        for split in ("tune", "test"):
+            part = [q for q in queries if q.split == split]
+            none = sum(1 for q in part if not q.keys)
+            print(f"  {split}: {len(part)} queries, {none} none ({none / len(part):.0%}), {len({q.first for q in part if q.first})} entries")
+        print("  queries with several acceptable entries:", sum(1 for q in queries if len(q.keys) > 1))
+        print("  entries without a paraphrase:", sorted(entries - {q.first for q in queries if q.first}) or "none")
+        print("  paraphrases per entry:", dict(sorted(Counter(Counter(q.first for q in queries if q.first).values()).items())))
 
 if __name__ == "__main__":
     main()
