@@ -106,11 +106,17 @@ class Settings:
     handoff_threshold: float = 0.6
     ambiguity_margin: float = 0.02
     # The bot answers when the calibrated probability that its top answer is right reaches the
-    # threshold that gives this answered-precision on the store's own questions, per language
+    # threshold that gives this answered-precision on the questions it was calibrated on, per language
     # (kbops/index/calibration.py); below it, it hands off.
     target_precision: float = 0.90
     # Questions per language the calibration asks at each publish (0: use the public defaults).
     calibration_questions: int = 300
+    # What a language's confidence is fitted on when it has too few golden questions (real customers'
+    # phrasings with their expected entry): "auto" fits on the KB's own alternate questions (leave-one-out)
+    # when they find their own entries (they rephrase each other), else keeps the public default measured
+    # on customers' questions of public data; "alternates" always fits on them (stricter where they ask
+    # about different facets of an entry); "default" never does (kbops/index/calibration.py).
+    calibrate_from: str = "auto"
     dense_weight: float = 0.6
     min_chat_support: int = 2
     release_retention: int = 10
@@ -219,6 +225,7 @@ class Settings:
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
             target_precision=number("target_precision", cls.target_precision),
             calibration_questions=number("calibration_questions", cls.calibration_questions, int),
+            calibrate_from=str(pick("calibrate_from", cls.calibrate_from)).strip().lower(),
             dense_weight=number("dense_weight", cls.dense_weight),
             min_chat_support=number("min_chat_support", cls.min_chat_support, int),
             release_retention=number("release_retention", cls.release_retention, int),
@@ -286,6 +293,11 @@ class Settings:
             raise ConfigError(
                 f"target_precision={settings.target_precision} must be at least 0.5 and below 1; set KBOPS_TARGET_PRECISION "
                 "to the share of the bot's answers that must be right (default 0.90)"
+            )
+        if settings.calibrate_from not in ("auto", "default", "alternates"):
+            raise ConfigError(
+                f"calibrate_from={settings.calibrate_from!r} is unknown; set KBOPS_CALIBRATE_FROM to auto (the KB's alternates "
+                "when they find their own entries), alternates (always) or default (the public default unless golden questions suffice)"
             )
         if settings.embed_threads < 0:
             raise ConfigError(f"embed_threads={settings.embed_threads} must be 0 (one per core) or more; set KBOPS_EMBED_THREADS")

@@ -1,48 +1,58 @@
-"""Confidence that means something, per language: calibrated from the store's own questions.
+"""Confidence that means something, per language: a model of P(right), chosen by what data a language has.
 
 The bot's raw score (a fused cosine) is not a probability, and its meaning
-differs by language: the bundled embedding model reads English but no
-Chinese, so a Chinese question is ranked by the lexical channel alone and a
-score of 0.6 means something else there. One threshold for both languages
+differs by language and reading model, so one threshold for both languages
 gave confident wrong answers in Chinese and needless handoffs in English
-(issue 11). So, per language, at every publish:
+(issue 11). Per language, at every publish, a :class:`LanguageModel` says how
+the two channels are fused (the dense weight), how a ranked query's top score
+and margin map to ``confidence = σ(a + b·score + c·margin)``, and the lowest
+confidence that answers (the threshold reaching ``KBOPS_TARGET_PRECISION``,
+default 0.90, on the precision/answer-rate curve stored with it). Which data
+fits it, first that applies:
 
-1. **Questions with known answers, from the KB itself.** Every entry with
-   alternate questions gives *in-KB* questions: one of its questions, left
-   out of the index (its vector and its lexical row), must find the entry
-   through the others (leave-one-out). Golden questions add real customer
-   phrasings with their expected entry. *Out-of-KB* questions (the right
-   answer is a handoff) come from leaving a whole entry out: its question
-   must not be answered by a different entry. They make up
-   ``CALIBRATION_OUT_OF_KB_SHARE`` of the set, as a bot's real traffic holds
-   questions the KB cannot answer.
-2. **The fusion weight.** On a grid, the dense weight whose top scores put
-   right answers above wrong ones best (average precision over the whole set,
-   out-of-KB questions included: the answered precision at every coverage at
-   once): a language the model reads well leans on it, one it cannot read does
-   not — the fusion is never tuned on one language for both. Both single
-   channels are on the grid, so on the store's own questions the fusion is
-   never worse than either.
-3. **The mapping.** A logistic regression of "the top answer is right" on the
-   top score and its margin over the best entry that answers differently:
-   ``confidence = σ(a + b·score + c·margin)``.
-4. **The threshold.** The lowest confidence at which the answered questions
-   reach the target precision (``KBOPS_TARGET_PRECISION``, default 0.90), read
-   from the precision/answer-rate curve that is stored with it. When no
-   threshold reaches it even on the store's own questions, the fit is not
-   trusted: the public mapping and threshold answer (with the fitted weight),
-   and the manifest's note says so — alternates are easier than customers, so
-   a mapping short of the target there falls further short in traffic. The
-   same when the fitted confidence *falls* as the score or the margin rises
-   (near-neighbour entries teach that to leave-one-out alternates, not to
-   customers).
+1. **Golden questions** (customers' phrasings with their expected entry), at
+   least :data:`MIN_PAIRS` in the language: they choose the dense weight on
+   :data:`WEIGHT_GRID` (average precision: answered precision at every
+   coverage at once; both single channels are on the grid, so on them the
+   fusion is never worse than either) and fit the mapping and threshold,
+   with *out-of-KB* questions (an entry left out: its question must not be
+   answered by another entry) as ``CALIBRATION_OUT_OF_KB_SHARE`` of the set.
+2. **The KB's own alternates**: each question of an entry, left out of the
+   index (vector and lexical row), must find the entry through its other
+   questions (leave-one-out), plus golden and out-of-KB questions; the weight
+   from :data:`ALTERNATES_WEIGHT_GRID` (both channels always count). With
+   ``KBOPS_CALIBRATE_FROM=auto`` (default) only when they rephrase each
+   other: at least
+   :data:`ALTERNATES_MIN_RECALL` of them find their own entry; with
+   ``alternates`` always; with ``default`` never.
+3. Otherwise **the public default** of the language and reading model
+   (:func:`~kbops.index.confidence.default_for`), fitted on customers'
+   questions of public data (``bench/bench_confidence.py --fit-defaults``).
+
+Why alternates do not always decide (measured, ``bench/bench_confidence.py``,
+four KBs and their customers' test questions): a left-out alternate scores
+lower than a customer's paraphrase of a question the KB still holds, most of
+all where an entry's alternates ask about different facets of it ("How do I
+add a follow-up review" / "Can I delete a bad review"). Fitted on such
+alternates, the bot answered customers at or above the target but a third to
+a fifth as often as the public default on the same KBs; where alternates
+rephrase each other (Bitext), the fit on them was as well calibrated as the
+default. Facet alternates also chose a weight below the dense channel alone on
+the English help desk (0.8: recall@1 0.892 against 0.898), so only
+alternates that pass the test choose the weight. The leave-one-out recall is
+measured and reported either way (``recall_at_1``): a KB whose entries cannot
+find each other says so.
+
+A fit is not trusted, and the public mapping answers (with the fitted weight)
+with a note in the manifest, when no threshold reaches the target even on
+the questions it was fitted on (a mapping short there falls further short in
+traffic), or when the fitted confidence *falls* as the score or the margin
+rises (near-neighbour entries teach that to leave-one-out alternates, not to
+customers); likewise when those questions are all right or all wrong.
 
 The result goes into the release manifest (``calibration``) with the data
 sizes and the curve; the bot reads it with the release, so a rollback rolls
-the calibration back too. A language with fewer than :data:`MIN_PAIRS`
-in-KB questions, or one whose questions are all right or all wrong, keeps the
-conservative default measured on public data (:func:`~kbops.index.confidence.default_for`), and the
-manifest says so.
+the calibration back too.
 """
 
 from __future__ import annotations
@@ -61,14 +71,22 @@ from kbops.index import search, similarity
 from kbops.index.confidence import DEFAULT_TARGET, LanguageModel, default_for, threshold_for
 from kbops.text import detect_lang
 
-#: Fewer in-KB questions than this in a language: keep the public default for it.
+#: Fewer golden questions (with KBOPS_CALIBRATE_FROM=alternates: golden and leave-one-out) than this in a
+#: language: keep the public default for it.
 MIN_PAIRS = 50
-#: Dense weights tried for each language: both channels always count for at least a fifth. The store's own
-#: questions (alternates written next to the questions they rephrase) favour a single channel — the full grid
-#: chose dense alone (1.0) on all three bench KBs — while on customers' questions a blend beat each channel
-#: alone on every set we have (Bitext, JDDC turns, help-desk paraphrases: bench/README.md, "Figures behind
-#: the code"), by 3 to 7 points of recall@1 on the Chinese sets.
-WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(2, 9))
+#: In ``KBOPS_CALIBRATE_FROM=auto``, the KB's alternates are fitted on when, each left out in turn, at least this
+#: share finds its own entry: alternates that rephrase each other. Where they did (Bitext, 0.90), the fit on them
+#: answered customers at 0.90-0.92 for a 0.90 target; where they did not (0.47-0.65: alternates about different
+#: facets of an entry), at 0.90-1.00 but answering a third to a fifth as often as the public default did.
+ALTERNATES_MIN_RECALL = 0.8
+#: Dense weights a language's alternates choose from when fitted on: both channels always count for at least a
+#: fifth. Alternates written next to the questions they rephrase favour a single channel — on 0–1 they chose
+#: dense alone on every bench KB, and lexical alone on the sample store's Chinese — while customers' questions
+#: did better with a blend on Bitext and both Chinese sets (bench/README.md, "Figures behind the code").
+ALTERNATES_WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(2, 9))
+#: Dense weights a language's golden questions choose from: both single channels are on it, so on the store's
+#: customers' questions the fusion is never below either.
+WEIGHT_GRID = tuple(round(0.1 * i, 1) for i in range(11))
 #: A fitted score or margin weight below minus this means confidence falls as it rises (not numerical noise).
 MONOTONE_TOLERANCE = 0.05
 #: Share of out-of-KB questions in the calibration set.
@@ -109,6 +127,8 @@ class Fit:
     recall_by_weight: dict[float, float] = field(default_factory=dict)
     note: str | None = None
     ap_by_weight: dict[float, float] = field(default_factory=dict)
+    fitted_on: str | None = None  # "golden" | "alternates"; None: the public default
+
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +136,7 @@ class Fit:
             "coef": [round(x, 4) for x in self.model.coef],
             "threshold": self.model.threshold,
             "source": self.model.source,
+            "fitted_on": self.fitted_on,
             "pairs": self.in_kb + self.out_of_kb + self.golden,
             "in_kb": self.in_kb,
             "out_of_kb": self.out_of_kb,
@@ -234,55 +255,78 @@ def average_precision(results: Sequence[Outcome | None]) -> float:
 
 
 def fit_language(
-    lang: str, questions: Sequence[Question], score: Any, target: float, default: LanguageModel
+    lang: str, questions: Sequence[Question], score: Any, target: float, default: LanguageModel, from_alternates: str = "auto"
 ) -> Fit:
-    """Choose the dense weight, fit the mapping and the threshold for one language.
+    """The dense weight, the mapping and the threshold of one language (the module docstring says which data decides).
 
     ``score(question, weight)`` returns (top hit, runner-up score) for a question
-    ranked at that dense weight (see :func:`kbops.index.search.rank`)."""
+    ranked at that dense weight (see :func:`kbops.index.search.rank`).
+    ``from_alternates`` (``KBOPS_CALIBRATE_FROM``) says when golden questions are too few: ``auto`` fits on the
+    KB's own leave-one-out questions when they find their entries (:data:`ALTERNATES_MIN_RECALL`), ``alternates``
+    always, ``default`` never."""
     in_kb = [q for q in questions if q.expected is not None and q.exclude_self is not None]
     gold = [q for q in questions if q.expected is not None and q.exclude_self is None]
     out = [q for q in questions if q.expected is None]
-    positives = in_kb + gold
-    if len(in_kb) + len(gold) < MIN_PAIRS:
-        return Fit(default, len(in_kb), len(out), len(gold), 0.0, note=f"{len(positives)} questions with a known answer (< {MIN_PAIRS}): the public default is used")
+    # How well the KB's alternates find their own entries at the public weight: reported, and in "auto" the test
+    # of whether they rephrase each other (then they score like customers' paraphrases) or ask about facets.
+    found = outcomes([score(q, default.dense_weight) for q in in_kb], in_kb)
+    own_recall = sum(1 for r in found if r is not None and r.right) / max(len(in_kb), 1)
+    alternates_fit = from_alternates == "alternates" or (from_alternates == "auto" and own_recall >= ALTERNATES_MIN_RECALL)
+    if len(gold) >= MIN_PAIRS:
+        # Customers' own phrasings: they decide the weight too, with both single channels on the grid. The
+        # out-of-KB questions keep their share of the set (calibration_set sized them for golden + alternates).
+        fitted_on, grid = "golden", WEIGHT_GRID
+        asked = gold + out[: round(len(gold) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))]
+    elif alternates_fit and len(in_kb) + len(gold) >= MIN_PAIRS:
+        fitted_on, grid = "alternates", ALTERNATES_WEIGHT_GRID
+        asked = list(questions)
+    else:
+        if len(in_kb) + len(gold) < MIN_PAIRS:
+            why = f"{len(in_kb) + len(gold)} questions with a known answer (< {MIN_PAIRS})"
+        elif from_alternates == "default":
+            why = f"{len(gold)} golden questions (< {MIN_PAIRS}); the KB's alternates are not fitted on (KBOPS_CALIBRATE_FROM=default)"
+        else:
+            why = (f"{len(gold)} golden questions (< {MIN_PAIRS}); the KB's alternates find their own entry {own_recall:.0%} of the time "
+                   f"(< {ALTERNATES_MIN_RECALL:.0%}: they ask about different things, and score below customers' paraphrases)")
+        return Fit(default, len(in_kb), len(out), len(gold), own_recall, note=f"{why}: the public default is used")
+    positives = [q for q in asked if q.expected is not None]
     recall: dict[float, float] = {}
     quality: dict[float, float] = {}
-    for w in WEIGHT_GRID:
-        results = outcomes([score(q, w) for q in questions], questions)
-        recall[w] = sum(1 for r, q in zip(results, questions) if r is not None and r.right and q.expected is not None) / len(positives)
+    for w in grid:
+        results = outcomes([score(q, w) for q in asked], asked)
+        recall[w] = sum(1 for r, q in zip(results, asked) if r is not None and r.right and q.expected is not None) / len(positives)
         quality[w] = average_precision(results)
     # The weight whose scores put right answers above wrong ones best (answered precision at every
     # coverage at once), which is what the threshold then trades; ties to the lower weight.
-    best = max(WEIGHT_GRID, key=lambda w: (round(quality[w], 4), -w))
-    results = outcomes([score(q, best) for q in questions], questions)
+    best = max(grid, key=lambda w: (round(quality[w], 4), -w))
+    results = outcomes([score(q, best) for q in asked], asked)
     scored = [r for r in results if r is not None]
     y = np.array([r.right for r in scored], dtype=np.float64)
+    counts = (len(in_kb), len(asked) - len(positives), len(gold))
     if len(scored) < MIN_PAIRS or y.min() == y.max():
         note = "every calibration question was answered right" if len(y) and y.min() == 1 else "too few scored questions"
-        model = LanguageModel(best, default.coef, default.threshold, "default")
-        return Fit(model, len(in_kb), len(out), len(gold), recall[best], recall, f"{note}: the public mapping is used with the fitted weight", quality)
+        model = LanguageModel(best, default.coef, default.threshold, "default", default.curve)
+        return Fit(model, *counts, recall[best], recall, f"{note}: the public mapping is used with the fitted weight", quality, fitted_on)
     coef = fit_logistic(np.array([[r.score, r.margin] for r in scored]), y)
     probe = LanguageModel(best, coef, 0.5, "store")
     probabilities = [probe.probability(r.score, r.margin) for r in scored]
-    curve = curve_of(probabilities, [r.right for r in scored], len(questions))
+    curve = curve_of(probabilities, [r.right for r in scored], len(asked))
     threshold = threshold_for(curve, target)
     reached = next((p for t, _, p in curve if t == threshold), 0.0)
-    shortfall = None if reached >= target else f"answered precision reaches only {reached:.2f} on this KB's own questions (target {target:.2f})"
+    shortfall = None if reached >= target else f"answered precision reaches only {reached:.2f} on this KB's {fitted_on} questions (target {target:.2f})"
     if min(coef[1:]) < -MONOTONE_TOLERANCE:
         # On a KB of near neighbours (退款 vs 退货) a left-out alternate often finds a sibling entry with a high
         # score, and the fit learns that a higher score (or margin) means *less* likely right: true of
         # alternates, not of customers, whose exact match it would trust less than a vague one.
-        shortfall = f"the fitted confidence falls as the {'score' if coef[1] < coef[2] else 'margin'} rises on this KB's own questions"
+        shortfall = f"the fitted confidence falls as the {'score' if coef[1] < coef[2] else 'margin'} rises on this KB's {fitted_on} questions"
     if shortfall and (default.curve or target <= DEFAULT_TARGET):
-        # The store's own questions are its alternates, written next to the questions they rephrase; its
-        # customers are further away. A mapping that misses the target even on them extrapolates worse
-        # (JDDC turns: 0.80 on its own questions, 0.50-0.75 on real ones), so the public one answers —
-        # when it has a threshold for this target (else the store's most precise threshold, as before).
+        # A mapping that misses the target even on the questions it was fitted on extrapolates worse (JDDC
+        # turns: 0.80 on the KB's alternates, 0.50-0.75 on real turns), so the public one answers — when it
+        # has a threshold for this target (else the store's most precise threshold, as before).
         public = default.with_target(target)
         model = LanguageModel(best, public.coef, public.threshold, "default", public.curve)
-        return Fit(model, len(in_kb), len(out), len(gold), recall[best], recall, f"{shortfall}: the public mapping is used with the fitted weight", quality)
-    return Fit(LanguageModel(best, coef, threshold, "store", curve), len(in_kb), len(out), len(gold), recall[best], recall, shortfall, quality)
+        return Fit(model, *counts, recall[best], recall, f"{shortfall}: the public mapping is used with the fitted weight", quality, fitted_on)
+    return Fit(LanguageModel(best, coef, threshold, "store", curve), *counts, recall[best], recall, shortfall, quality, fitted_on)
 
 
 @dataclass
@@ -348,7 +392,7 @@ def calibrate(
         def score(q: Question, w: float, eligible: dict[int, _Eligible] = eligible) -> tuple[Any, float]:
             return eligible[id(q)].top(w)
 
-        fit = fit_language(lang, questions, score, settings.target_precision, default)
+        fit = fit_language(lang, questions, score, settings.target_precision, default, settings.calibrate_from)
         if detect_lang(" ".join(texts[:20])) not in (lang, "und") and texts:
             fit.note = (fit.note + "; " if fit.note else "") + "entries tagged with this language read as another"
         languages[lang] = fit.as_dict()
@@ -367,8 +411,10 @@ def report(calibration: Mapping[str, Any] | None) -> list[str]:
         return ["this release has no calibration (published before calibration existed): the public defaults answer"]
     lines = [f"target answered-precision {calibration['target_precision']:.2f}; out-of-KB share of the calibration set {calibration['out_of_kb_share']:.0%}"]
     for lang, data in sorted(calibration["languages"].items()):
+        fitted_on = data.get("fitted_on")
         head = (
-            f"{lang}: {data['source']} — {data['in_kb']} leave-one-out, {data['golden']} golden, {data['out_of_kb']} out-of-KB questions; "
+            f"{lang}: {data['source']}" + (f" (fitted on {fitted_on} questions)" if fitted_on and data["source"] == "store" else "")
+            + f" — {data['in_kb']} leave-one-out, {data['golden']} golden, {data['out_of_kb']} out-of-KB questions; "
             f"dense weight {data['dense_weight']}, recall@1 {data['recall_at_1']:.3f}, threshold {data['threshold']:.2f}"
         )
         lines.append(head)
