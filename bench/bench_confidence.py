@@ -1,15 +1,20 @@
 """Fusion and calibrated confidence, English and Chinese, in one run (issue 11).
 
-    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,zh-jddc,zh-para]
+    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,en-para,zh-jddc,zh-para]
                                                [--split both|tune|test|all] [--fit-defaults] [--zh-reader use-m3|none]
 
-Three KBs built as a store would: imported with ``kbops import --approve`` and
-published (the publish calibrates each language on the KB's *own* questions —
-leave-one-out alternates and left-out entries, never on the queries below):
+Four KBs built as a store would: imported with ``kbops import --approve`` and
+published (the publish calibrates each language: kbops/index/calibration.py;
+never on the queries below):
 
 * **en — Bitext**: one entry per intent with 5 phrasings (as bench/bench_retrieval.py),
   40 held-out phrasings per intent as queries, 5 intents left out of the KB
-  (their queries should be handed off);
+  (their queries should be handed off); split into tune and test by the text of the
+  phrasing (bench/zh_labels.py ``split_of``);
+* **en — paraphrases**: bench/labels/en_paraphrase_faq.jsonl (the help desk below in
+  English, 159 entries) and customer-style English paraphrases of its questions
+  (bench/labels/en_paraphrases.tsv, 47 of 365 out of the KB), the shape of the held-out
+  English test (a FAQ asked in other words);
 * **zh — JDDC**: bench/labels/zh_faq.jsonl (56 general customer-service entries)
   and the real JDDC customer turns labelled against it
   (bench/labels/zh_retrieval.tsv; ``none`` turns should be handed off);
@@ -18,20 +23,21 @@ leave-one-out alternates and left-out entries, never on the queries below):
   (bench/labels/zh_paraphrases.tsv, 90 of 528 out of the KB), the shape of the
   held-out Chinese test.
 
-Each Chinese set is reported per split (tune and test apart; figures on test).
+Every set is reported per split (tune and test apart; figures on test).
 For each: recall@1/@5 over queries with an answer and precision at fixed
 coverage (the best-scored 50 % / 75 % of all queries answered; an answered
 query without an answer is wrong) of the dense channel alone, the lexical
 channel alone (BM25; Chinese: character uni+bigrams), the old fixed blend
-(dense weight 0.6) and the calibrated fusion; then the bot's own decision —
-recall@1, the share answered and its precision — with the store's calibration,
-with the public default on the same KB, and on the same KB imported without
-alternates (a store with nothing to calibrate on gets the public default).
+(dense weight 0.6) and the bot's fusion; then the bot's own decision —
+recall@1, the share answered and its precision — as published (no golden
+questions: the public default), fitted on the KB's alternates
+(``KBOPS_CALIBRATE_FROM=alternates``), and on the same KB imported without
+alternates.
 
-``--fit-defaults`` fits the Chinese public default (kbops/index/confidence.py
-DEFAULTS) on the tune parts of both Chinese sets: the mapping on the KBs
-without alternates, the threshold the lowest at which every set, with and
-without alternates, reaches the target on its own.
+``--fit-defaults`` fits each language's public default (kbops/index/confidence.py
+DEFAULTS, READ_DEFAULTS) on the tune parts of its sets: the dense weight and
+the mapping on the KBs without alternates, the threshold the lowest at which
+every set, with and without alternates, reaches the target on its own.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import random
 import sys
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,9 +67,12 @@ from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_zh_paraphrase import EN_FAQ as EN_PARA_FAQ  # noqa: E402
+from bench_zh_paraphrase import EN_LABELS as EN_PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import FAQ as PARA_FAQ  # noqa: E402
+from bench_zh_paraphrase import LABELS as PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import load_paraphrases  # noqa: E402
-from zh_labels import FAQ, load_labels  # noqa: E402
+from zh_labels import FAQ, load_labels, split_of  # noqa: E402
 
 OLD_BLEND = 0.6
 
@@ -103,10 +112,11 @@ def jddc(split: str) -> tuple[list[dict], list[tuple[Query, str]]]:
     return faq, [(Query(t.text, frozenset(f"import:{k}" for k in t.keys)), t.split) for t in turns]
 
 
-def paraphrases() -> tuple[list[dict], list[tuple[Query, str]]]:
-    """zh_paraphrase_faq.jsonl and the written customer-style paraphrases, each with its split."""
-    faq = [json.loads(line) for line in PARA_FAQ.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return faq, [(Query(q.text, frozenset(f"import:{k}" for k in q.keys)), q.split) for q in load_paraphrases()]
+def paraphrases(lang: str = "zh") -> tuple[list[dict], list[tuple[Query, str]]]:
+    """The help-desk FAQ of ``lang`` (zh_/en_paraphrase_faq.jsonl) and its written customer-style paraphrases, each with its split."""
+    faq_path, labels = (PARA_FAQ, PARA_LABELS) if lang == "zh" else (EN_PARA_FAQ, EN_PARA_LABELS)
+    faq = [json.loads(line) for line in faq_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return faq, [(Query(q.text, frozenset(f"import:{k}" for k in q.keys)), q.split) for q in load_paraphrases(labels, faq_path)]
 
 
 def precision_at(scored: list[tuple[float, bool]], coverage: float) -> float:
@@ -191,8 +201,9 @@ class Group:
 
 def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
         pooled: dict[str, dict[float, list[Group]]] | None = None) -> None:
-    """Every figure of one KB, per split: the channels alone and fused, and the bot with the store's
-    calibration, with the public default on the same KB, and on the KB without alternates (default).
+    """Every figure of one KB, per split: the channels alone and fused, and the bot as published (golden
+    questions too few: the public default), fitted on the KB's alternates (KBOPS_CALIBRATE_FROM=alternates),
+    and on the KB imported without alternates.
 
     ``pooled``: when given, both KBs' top outcomes at each dense weight are added to it per split (``--fit-defaults``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,10 +213,14 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
         model = model_for(store.loaded.manifest, lang, store.settings)
         default = model_for(plain.loaded.manifest, lang, plain.settings)
         stored = store.loaded.manifest["calibration"]["languages"][lang]
+        alternates_settings = replace(store.settings, calibrate_from="alternates")
+        fitted = calibration.calibrate(store.loaded, store.embedder, alternates_settings)["languages"][lang]
+        on_alternates = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: fitted}}}, lang, store.settings)
         print(f"\n## {name}: {store.entries} entries")
-        print(f"store calibration ({stored['source']}, from the KB's own {stored['in_kb']} leave-one-out + {stored['out_of_kb']} left-out questions): "
-              f"dense weight {model.dense_weight}, threshold {model.threshold}" + (f" — {stored['note']}" if stored.get("note") else ""))
-        print(f"public default ({default.source}): dense weight {default.dense_weight}, coef {default.coef}, threshold {default.threshold}")
+        print(f"as published ({stored['source']}): dense weight {model.dense_weight}, threshold {model.threshold}; the KB's own "
+              f"leave-one-out recall@1 {stored['recall_at_1']:.3f}" + (f" — {stored['note']}" if stored.get("note") else ""))
+        print(f"fitted on the KB's {fitted['in_kb']} leave-one-out + {fitted['out_of_kb']} left-out questions ({fitted['source']}): "
+              f"dense weight {on_alternates.dense_weight}, threshold {on_alternates.threshold}" + (f" — {fitted['note']}" if fitted.get("note") else ""))
         now = datetime.now(UTC)
         for split, queries in splits.items():
             answerable = sum(1 for q in queries if q.keys)
@@ -216,7 +231,7 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                 ("dense alone", lambda ch, q: channel_ranks(store.loaded, ch.dense)),
                 ("lexical alone (BM25; zh: chars)", lambda ch, q: channel_ranks(store.loaded, ch.lexical)),
                 (f"fixed blend w={OLD_BLEND}", lambda ch, q: fused_ranks(store.loaded, ch, q.text, OLD_BLEND, now)),
-                (f"hybrid (calibrated w={model.dense_weight})", lambda ch, q: fused_ranks(store.loaded, ch, q.text, model.dense_weight, now)),
+                (f"hybrid (the bot's w={model.dense_weight})", lambda ch, q: fused_ranks(store.loaded, ch, q.text, model.dense_weight, now)),
             ]
             for label, ranking in rows:
                 r1 = r5 = 0
@@ -230,14 +245,14 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                         r5 += any(k in q.keys for k in keys)
                     scored.append((top_score, bool(keys) and keys[0] in q.keys))
                 print(f"{label:<32} {r1 / max(answerable, 1):6.3f} {r5 / max(answerable, 1):6.3f} {precision_at(scored, 0.5):7.3f} {precision_at(scored, 0.75):7.3f}")
-            print(f"{'the bot':<34} {'R@1':>6} {'answers':>8} {'precision':>9}")
+            print(f"{'the bot':<40} {'R@1':>6} {'answers':>8} {'precision':>9}")
             for label, kb, m, ch in (
-                (f"store calibration (t={model.threshold})", store, model, channels),
-                (f"public default, same KB (t={default.threshold})", store, default, channels),
+                (f"as published ({model.source}, t={model.threshold})", store, model, channels),
+                (f"fitted on alternates ({on_alternates.source}, t={on_alternates.threshold})", store, on_alternates, channels),
                 ("no alternates → public default", plain, default, [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]),
             ):
                 r1, share, precision, results = bot(kb, queries, ch, m, now)
-                print(f"{label:<34} {r1:6.3f} {share:8.1%} {precision:9.3f}")
+                print(f"{label:<40} {r1:6.3f} {share:8.1%} {precision:9.3f}")
             if pooled is not None:
                 # the public default's data: both KBs' top outcomes at every dense weight of the calibration grid
                 plain_channels = [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]
@@ -249,7 +264,7 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                         pooled.setdefault(split, {}).setdefault(w, []).append(group)
 
 
-def fit_default(by_weight: dict[float, list[Group]], target: float) -> None:
+def fit_default(by_weight: dict[float, list[Group]], target: float, weight: float | None = None) -> None:
     """Print the public default (kbops/index/confidence.py default_for) fitted on the KBs without alternates: the
     dense weight whose pooled scores rank right answers above wrong ones best (average precision, as a store's
     calibration chooses it), the mapping at that weight, and its threshold: the lowest at which *every* group —
@@ -257,7 +272,7 @@ def fit_default(by_weight: dict[float, list[Group]], target: float) -> None:
     set hide the other's wrong answers)."""
     quality = {w: calibration.average_precision([r for g in groups if g.bare for r in g.outcomes]) for w, groups in by_weight.items()}
     print("\naverage precision of the KBs without alternates by dense weight:", {w: round(q, 4) for w, q in quality.items()})
-    dense_weight = max(quality, key=lambda w: (round(quality[w], 4), -w))
+    dense_weight = weight if weight is not None else max(quality, key=lambda w: (round(quality[w], 4), -w))
     groups = by_weight[dense_weight]
     fitted = [r for g in groups if g.bare for r in g.outcomes]
     coef = calibration.fit_logistic(np.array([[r.score, r.margin] for r in fitted]), np.array([r.right for r in fitted], dtype=float))
@@ -282,11 +297,13 @@ def fit_default(by_weight: dict[float, list[Group]], target: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
-    parser.add_argument("--sets", default="en,zh-jddc,zh-para", help="comma-separated: en, zh-jddc, zh-para (default all)")
+    parser.add_argument("--sets", default="en,en-para,zh-jddc,zh-para", help="comma-separated: en, en-para, zh-jddc, zh-para (default all)")
     parser.add_argument("--split", choices=("tune", "test", "all", "both"), default="both",
-                        help="which part of the Chinese labels to ask (default both: tune and test, reported apart)")
+                        help="which part of each set to ask (default both: tune and test, reported apart; Bitext's phrasings are split by text)")
     parser.add_argument("--fit-defaults", action="store_true",
-                        help="also fit the Chinese public default on the tune parts of the Chinese sets (KBs without alternates)")
+                        help="also fit each language's public default on the tune parts of its sets (KBs without alternates)")
+    parser.add_argument("--default-weight", action="append", default=[], metavar="LANG=W",
+                        help="with --fit-defaults: fit LANG's default at dense weight W instead of the best by average precision")
     parser.add_argument("--zh-reader", choices=("use-m3", "none"), default=Settings.embed_model_zh,
                         help="KBOPS_EMBED_MODEL_ZH of the KBs (none: Chinese read by characters, as before the Chinese reader)")
     args = parser.parse_args()
@@ -296,19 +313,24 @@ def main() -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     sets = set(args.sets.split(","))
     parts = ("tune", "test") if args.split == "both" else (args.split,)
-    pooled: dict[str, dict[float, list[Group]]] = {}
+    pooled: dict[str, dict[str, dict[float, list[Group]]]] = {"en": {}, "zh": {}}  # language → split → weight → groups
     if "en" in sets:
         faq, queries = bitext(Path(args.datasets))
-        run("en — Bitext", faq, {"held-out phrasings": queries}, cache)
+        run("en — Bitext", faq, {p: [q for q in queries if p in ("all", split_of(q.text))] for p in parts}, cache, pooled["en"])
+    if "en-para" in sets:
+        faq, para = paraphrases("en")
+        run("en — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled["en"])
     if "zh-jddc" in sets:
         faq, turns = jddc("all")
-        run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled)
+        run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled["zh"])
     if "zh-para" in sets:
         faq, para = paraphrases()
-        run("zh — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled)
-    if args.fit_defaults and "tune" in pooled:
-        fit_default(pooled["tune"], Settings.target_precision)
-
+        run("zh — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled["zh"])
+    for lang, by_split in pooled.items():
+        if args.fit_defaults and "tune" in by_split:
+            print(f"\n## the {lang} public default")
+            forced = dict(item.split("=") for item in args.default_weight)
+            fit_default(by_split["tune"], Settings.target_precision, float(forced[lang]) if lang in forced else None)
 
 if __name__ == "__main__":
     main()
