@@ -22,9 +22,8 @@ fits it, first that applies:
    questions (leave-one-out), plus golden and out-of-KB questions; the weight
    from :data:`ALTERNATES_WEIGHT_GRID` (both channels always count). With
    ``KBOPS_CALIBRATE_FROM=auto`` (default) only when they rephrase each
-   other: at least
-   :data:`ALTERNATES_MIN_RECALL` of them find their own entry; with
-   ``alternates`` always; with ``default`` never.
+   other — at least :data:`ALTERNATES_MIN_RECALL` of them find their own
+   entry —, with ``alternates`` always, with ``default`` never.
 3. Otherwise **the public default** of the language and reading model
    (:func:`~kbops.index.confidence.default_for`), fitted on customers'
    questions of public data (``bench/bench_confidence.py --fit-defaults``).
@@ -37,11 +36,11 @@ add a follow-up review" / "Can I delete a bad review"). Fitted on such
 alternates, the bot answered customers at 1.000 but a third as often as the
 public default on the same KBs (help desks: 12 % and 16 % against 34 % and
 51 %); where alternates rephrase each other (Bitext), the fit on them
-answered 55 % at 0.927 for a 0.90 target. Facet alternates also chose a weight below the dense channel alone on
-the English help desk (0.8: recall@1 0.892 against 0.898), so only
-alternates that pass the test choose the weight. The leave-one-out recall is
-measured and reported either way (``recall_at_1``): a KB whose entries cannot
-find each other says so.
+answered 55 % at 0.927 for a 0.90 target. Facet alternates also chose a
+weight below the dense channel alone on the English help desk (0.8: recall@1
+0.892 against 0.898), so only alternates that pass the test choose the
+weight. The leave-one-out recall is measured and reported either way
+(``recall_at_1``): a KB whose entries cannot find each other says so.
 
 A fit is not trusted, and the public mapping answers (with the fitted weight)
 with a note in the manifest, when no threshold reaches the target even on
@@ -128,7 +127,6 @@ class Fit:
     note: str | None = None
     ap_by_weight: dict[float, float] = field(default_factory=dict)
     fitted_on: str | None = None  # "golden" | "alternates"; None: the public default
-
 
     def as_dict(self) -> dict[str, Any]:
         return {
