@@ -253,13 +253,13 @@ def average_precision(results: Sequence[Outcome | None]) -> float:
 
 
 def fit_language(
-    lang: str, questions: Sequence[Question], score: Any, target: float, default: LanguageModel, from_alternates: str = "auto"
+    lang: str, questions: Sequence[Question], score: Any, target: float, default: LanguageModel, calibrate_from: str = "auto"
 ) -> Fit:
     """The dense weight, the mapping and the threshold of one language (the module docstring says which data decides).
 
     ``score(question, weight)`` returns (top hit, runner-up score) for a question
     ranked at that dense weight (see :func:`kbops.index.search.rank`).
-    ``from_alternates`` (``KBOPS_CALIBRATE_FROM``) says when golden questions are too few: ``auto`` fits on the
+    ``calibrate_from`` (``KBOPS_CALIBRATE_FROM``) says what to fit on when golden questions are too few: ``auto`` fits on the
     KB's own leave-one-out questions when they find their entries (:data:`ALTERNATES_MIN_RECALL`), ``alternates``
     always, ``default`` never."""
     in_kb = [q for q in questions if q.expected is not None and q.exclude_self is not None]
@@ -269,7 +269,7 @@ def fit_language(
     # of whether they rephrase each other (then they score like customers' paraphrases) or ask about facets.
     found = outcomes([score(q, default.dense_weight) for q in in_kb], in_kb)
     own_recall = sum(1 for r in found if r is not None and r.right) / max(len(in_kb), 1)
-    alternates_fit = from_alternates == "alternates" or (from_alternates == "auto" and own_recall >= ALTERNATES_MIN_RECALL)
+    alternates_fit = calibrate_from == "alternates" or (calibrate_from == "auto" and own_recall >= ALTERNATES_MIN_RECALL)
     if len(gold) >= MIN_PAIRS:
         # Customers' own phrasings: they decide the weight too, with both single channels on the grid. The
         # out-of-KB questions keep their share of the set (calibration_set sized them for golden + alternates).
@@ -281,7 +281,7 @@ def fit_language(
     else:
         if len(in_kb) + len(gold) < MIN_PAIRS:
             why = f"{len(in_kb) + len(gold)} questions with a known answer (< {MIN_PAIRS})"
-        elif from_alternates == "default":
+        elif calibrate_from == "default":
             why = f"{len(gold)} golden questions (< {MIN_PAIRS}); the KB's alternates are not fitted on (KBOPS_CALIBRATE_FROM=default)"
         else:
             why = (f"{len(gold)} golden questions (< {MIN_PAIRS}); the KB's alternates find their own entry {own_recall:.0%} of the time "

@@ -110,6 +110,7 @@ class Embedder:
         self.zh = chinese_reader.reader(zh_reader, threads)
         self.main_model_id = self.model_id  # the id the main model's block is cached under
         self._main_only: Embedder | None = None
+        self._loads_from: Embedder | None = None  # the view without the Chinese reader loads nothing of its own
         if self.zh is not None:
             self.model_id += f"+zh-{self.zh.model_id}"
         self.threads = threads  # ONNX Runtime intra-op threads; 0: one per core
@@ -161,6 +162,8 @@ class Embedder:
     @property
     def model(self):
         """The sentence-transformers model (torch backend; loaded on first use)."""
+        if self._loads_from is not None:
+            return self._loads_from.model
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
@@ -171,6 +174,8 @@ class Embedder:
     @property
     def onnx(self):
         """The ONNX Runtime encoder (ONNX backends; the model file is built on first use)."""
+        if self._loads_from is not None:
+            return self._loads_from.onnx
         with self._lock:
             if self._onnx is None:
                 from kbops.index.onnx_backend import OnnxEncoder, ensure_model
@@ -232,7 +237,7 @@ class Embedder:
             return self
         if self._main_only is None:
             main = copy.copy(self)
-            main.zh, main.model_id, main._main_only = None, self.main_model_id, main
+            main.zh, main.model_id, main._main_only, main._loads_from = None, self.main_model_id, main, self
             self._main_only = main
         return self._main_only
 

@@ -78,3 +78,16 @@ def test_odd_texts_get_a_unit_vector_or_a_full_unreadable_share(tmp_path, text):
     vec = reader.encode([text])[0]
     assert vec.shape == (512,) and np.isfinite(vec).all()
     assert 0.0 <= reader.unk_share(text) <= 1.0
+
+
+def test_the_main_model_view_shares_the_loaded_model(embed_cache):
+    """Pair similarities read through ``without_chinese_reader()``: taken before the model was loaded, it loaded a
+    second ONNX session (or torch model) of its own, twice the memory and load time of the main model."""
+    defaults = Settings.load(env={"KBOPS_MODELS_DIR": MODELS_DIR}, config_file=None)
+    fresh = Embedder(defaults.embedding_model, embed_cache, backend=defaults.embed_backend, models_dir=defaults.models_dir,
+                     zh_reader=defaults.embed_model_zh)
+    main = fresh.without_chinese_reader()  # before anything is loaded, as similarity.pair_reader may take it
+    vectors = main.encode(["a sentence nobody cached before 7f3a"])
+    assert vectors.shape == (1, fresh.main_dim)
+    loaded = fresh.onnx if fresh.backend != "torch" else fresh.model
+    assert loaded is (main.onnx if main.backend != "torch" else main.model)

@@ -38,7 +38,7 @@ def _questions(best_share: float, n: int = 200) -> tuple[list[calibration.Questi
 
 def test_a_fit_short_of_the_target_on_its_own_questions_keeps_the_public_mapping():
     questions, tops = _questions(0.7)
-    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], from_alternates="alternates")
+    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], calibrate_from="alternates")
     assert fit.model.source == "default"
     assert fit.model.coef == DEFAULTS["zh"].coef and fit.model.threshold == DEFAULTS["zh"].threshold
     assert fit.note and "0.90" in fit.note and "public" in fit.note
@@ -46,7 +46,7 @@ def test_a_fit_short_of_the_target_on_its_own_questions_keeps_the_public_mapping
 
 def test_a_fit_that_reaches_the_target_is_the_stores_own():
     questions, tops = _questions(1.0)  # right 70 % at the lowest scores, always at the highest
-    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], from_alternates="alternates")
+    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], calibrate_from="alternates")
     assert fit.model.source == "store" and fit.note is None
     assert fit.model.probability(0.8, 0.1) > fit.model.probability(0.4, 0.1)
 
@@ -54,9 +54,9 @@ def test_a_fit_that_reaches_the_target_is_the_stores_own():
 def test_a_target_the_public_default_has_no_threshold_for_keeps_the_stores_most_precise():
     questions, tops = _questions(0.7)
     english = replace(DEFAULTS["en"], curve=())  # a default with no curve: its threshold was chosen for 0.90 only
-    fit = calibration.fit_language("en", questions, lambda q, w: tops[id(q)], 0.95, english, from_alternates="alternates")
+    fit = calibration.fit_language("en", questions, lambda q, w: tops[id(q)], 0.95, english, calibrate_from="alternates")
     assert fit.model.source == "store" and fit.note and "0.95" in fit.note
-    chinese = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.95, DEFAULTS["zh"], from_alternates="alternates")
+    chinese = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.95, DEFAULTS["zh"], calibrate_from="alternates")
     assert chinese.model.source == "default" and chinese.model.threshold == DEFAULTS["zh"].with_target(0.95).threshold
 
 
@@ -76,6 +76,6 @@ def test_a_fit_whose_confidence_falls_as_the_score_rises_keeps_the_public_mappin
         top, second = tops[id(q)]
         if top.score > 0.75:
             tops[id(q)] = (_Top(top.entry_id + 1, "other", top.score), second)
-    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], from_alternates="alternates")
+    fit = calibration.fit_language("zh", questions, lambda q, w: tops[id(q)], 0.9, DEFAULTS["zh"], calibrate_from="alternates")
     assert fit.model.source == "default" and fit.model.coef == DEFAULTS["zh"].coef
     assert fit.note and "falls" in fit.note
