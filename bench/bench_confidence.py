@@ -30,9 +30,11 @@ query without an answer is wrong) of the dense channel alone, the lexical
 channel alone (BM25; Chinese: character uni+bigrams), the old fixed blend
 (dense weight 0.6) and the bot's fusion; then the bot's own decision —
 recall@1, the share answered and its precision — as published (no golden
-questions: the public default), fitted on the KB's alternates
-(``KBOPS_CALIBRATE_FROM=alternates``), and on the same KB imported without
-alternates.
+questions: the KB's alternates when they rephrase each other, else the public
+default), fitted on the KB's alternates whatever they are
+(``KBOPS_CALIBRATE_FROM=alternates``), on the same KB imported without
+alternates, and (test part) fitted on the tune part's questions as golden
+questions — what a store that labels its customers' questions gets.
 
 ``--fit-defaults`` fits each language's public default (kbops/index/confidence.py
 DEFAULTS, READ_DEFAULTS) on the tune parts of its sets: the dense weight and
@@ -216,11 +218,20 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
         alternates_settings = replace(store.settings, calibrate_from="alternates")
         fitted = calibration.calibrate(store.loaded, store.embedder, alternates_settings)["languages"][lang]
         on_alternates = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: fitted}}}, lang, store.settings)
+        # A store that labelled its customers' questions: the tune part as golden questions (one expected entry
+        # each; its out-of-KB questions are not golden), measured on the test part only.
+        golden = [(q.text, sorted(q.keys)[0]) for q in splits.get("tune", []) if q.keys]
+        by_golden = calibration.calibrate(store.loaded, store.embedder, store.settings, golden=golden)["languages"][lang] if golden else None
+        on_golden = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: by_golden}}}, lang, store.settings) if by_golden else None
         print(f"\n## {name}: {store.entries} entries")
         print(f"as published ({stored['source']}): dense weight {model.dense_weight}, threshold {model.threshold}; the KB's own "
               f"leave-one-out recall@1 {stored['recall_at_1']:.3f}" + (f" — {stored['note']}" if stored.get("note") else ""))
         print(f"fitted on the KB's {fitted['in_kb']} leave-one-out + {fitted['out_of_kb']} left-out questions ({fitted['source']}): "
               f"dense weight {on_alternates.dense_weight}, threshold {on_alternates.threshold}" + (f" — {fitted['note']}" if fitted.get("note") else ""))
+        if by_golden and on_golden:
+            print(f"fitted on the tune part as {by_golden['golden']} golden questions + {by_golden['out_of_kb']} left-out ({by_golden['source']}, "
+                  f"{by_golden['fitted_on']}): dense weight {on_golden.dense_weight}, threshold {on_golden.threshold}"
+                  + (f" — {by_golden['note']}" if by_golden.get("note") else ""))
         now = datetime.now(UTC)
         for split, queries in splits.items():
             answerable = sum(1 for q in queries if q.keys)
@@ -250,6 +261,7 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                 (f"as published ({model.source}, t={model.threshold})", store, model, channels),
                 (f"fitted on alternates ({on_alternates.source}, t={on_alternates.threshold})", store, on_alternates, channels),
                 ("no alternates → public default", plain, default, [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]),
+                *([(f"golden: the tune part ({on_golden.source}, t={on_golden.threshold})", store, on_golden, channels)] if on_golden and split == "test" else []),
             ):
                 r1, share, precision, results = bot(kb, queries, ch, m, now)
                 print(f"{label:<40} {r1:6.3f} {share:8.1%} {precision:9.3f}")
