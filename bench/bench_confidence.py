@@ -65,6 +65,7 @@ from kbops.index import calibration, search
 from kbops.index import release as rel
 from kbops.index.confidence import LanguageModel, model_for, threshold_for
 from kbops.index.embedder import Embedder
+from kbops.index.golden import HANDOFF
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
 
@@ -218,20 +219,26 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
         alternates_settings = replace(store.settings, calibrate_from="alternates")
         fitted = calibration.calibrate(store.loaded, store.embedder, alternates_settings)["languages"][lang]
         on_alternates = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: fitted}}}, lang, store.settings)
-        # A store that labelled its customers' questions: the tune part as golden questions (one expected entry
-        # each; its out-of-KB questions are not golden), measured on the test part only.
-        golden = [(q.text, sorted(q.keys)[0]) for q in splits.get("tune", []) if q.keys]
-        by_golden = calibration.calibrate(store.loaded, store.embedder, store.settings, golden=golden)["languages"][lang] if golden else None
-        on_golden = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: by_golden}}}, lang, store.settings) if by_golden else None
+        # A store that labelled its customers' questions: the tune part as golden questions, measured on the test
+        # part only — with one expected entry each, and also with its out-of-KB questions as ``handoff``.
+        tune = splits.get("tune", [])
+        golden_sets = {
+            "golden: the tune part's answers": [(q.text, sorted(q.keys)[0]) for q in tune if q.keys],
+            "golden: … and its handoffs": [(q.text, sorted(q.keys)[0] if q.keys else HANDOFF) for q in tune],
+        }
+        on_golden: dict[str, LanguageModel] = {}
+        for label, golden in golden_sets.items():
+            if golden:
+                by_golden = calibration.calibrate(store.loaded, store.embedder, store.settings, golden=golden)["languages"][lang]
+                on_golden[label] = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: by_golden}}}, lang, store.settings)
+                print(f"{label}: {by_golden['golden']} golden + {by_golden['golden_handoff']} golden handoffs, {by_golden['out_of_kb']} out-of-KB "
+                      f"({by_golden['source']}, {by_golden['fitted_on']}): dense weight {on_golden[label].dense_weight}, threshold {on_golden[label].threshold}"
+                      + (f" — {by_golden['note']}" if by_golden.get("note") else ""))
         print(f"\n## {name}: {store.entries} entries")
         print(f"as published ({stored['source']}): dense weight {model.dense_weight}, threshold {model.threshold}; the KB's own "
               f"leave-one-out recall@1 {stored['recall_at_1']:.3f}" + (f" — {stored['note']}" if stored.get("note") else ""))
         print(f"fitted on the KB's {fitted['in_kb']} leave-one-out + {fitted['out_of_kb']} left-out questions ({fitted['source']}): "
               f"dense weight {on_alternates.dense_weight}, threshold {on_alternates.threshold}" + (f" — {fitted['note']}" if fitted.get("note") else ""))
-        if by_golden and on_golden:
-            print(f"fitted on the tune part as {by_golden['golden']} golden questions + {by_golden['out_of_kb']} left-out ({by_golden['source']}, "
-                  f"{by_golden['fitted_on']}): dense weight {on_golden.dense_weight}, threshold {on_golden.threshold}"
-                  + (f" — {by_golden['note']}" if by_golden.get("note") else ""))
         now = datetime.now(UTC)
         for split, queries in splits.items():
             answerable = sum(1 for q in queries if q.keys)
@@ -256,15 +263,15 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
                         r5 += any(k in q.keys for k in keys)
                     scored.append((top_score, bool(keys) and keys[0] in q.keys))
                 print(f"{label:<32} {r1 / max(answerable, 1):6.3f} {r5 / max(answerable, 1):6.3f} {precision_at(scored, 0.5):7.3f} {precision_at(scored, 0.75):7.3f}")
-            print(f"{'the bot':<40} {'R@1':>6} {'answers':>8} {'precision':>9}")
+            print(f"{'the bot':<46} {'R@1':>6} {'answers':>8} {'precision':>9}")
             for label, kb, m, ch in (
                 (f"as published ({model.source}, t={model.threshold})", store, model, channels),
                 (f"fitted on alternates ({on_alternates.source}, t={on_alternates.threshold})", store, on_alternates, channels),
                 ("no alternates → public default", plain, default, [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]),
-                *([(f"golden: the tune part ({on_golden.source}, t={on_golden.threshold})", store, on_golden, channels)] if on_golden and split == "test" else []),
+                *[(f"{label} (t={m.threshold})", store, m, channels) for label, m in on_golden.items() if split == "test"],
             ):
                 r1, share, precision, results = bot(kb, queries, ch, m, now)
-                print(f"{label:<40} {r1:6.3f} {share:8.1%} {precision:9.3f}")
+                print(f"{label:<46} {r1:6.3f} {share:8.1%} {precision:9.3f}")
             if pooled is not None:
                 # the public default's data: both KBs' top outcomes at every dense weight of the calibration grid
                 plain_channels = [search.channel_scores(plain.loaded, plain.embedder, q.text) for q in queries]

@@ -19,7 +19,7 @@ def register(subparsers: Subparsers) -> None:
 
     p = add_command(gsub, "add", cmd_add, "add a golden question (or a JSONL/CSV file of them)")
     p.add_argument("question", nargs="*", help="the customer's question")
-    p.add_argument("--entry", help="the entry key that must answer it (see `kbops export`)")
+    p.add_argument("--entry", help="the entry key that must answer it (see `kbops export`), or handoff: a question the bot must hand off")
     p.add_argument("--file", help="JSONL or CSV with question, entry_key")
     p.add_argument("--by", required=True, help="who adds them")
 

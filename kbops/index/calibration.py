@@ -15,8 +15,11 @@ fits it, first that applies:
    :data:`WEIGHT_GRID` (average precision: answered precision at every
    coverage at once; both single channels are on the grid, so on them the
    fusion is never worse than either) and fit the mapping and threshold,
-   with *out-of-KB* questions (an entry left out: its question must not be
-   answered by another entry) as ``CALIBRATION_OUT_OF_KB_SHARE`` of the set.
+   with *out-of-KB* questions (any answer is wrong): the store's golden
+   handoff questions (kbops/index/golden.py, ``HANDOFF``), topped up to
+   ``CALIBRATION_OUT_OF_KB_SHARE`` of the set with left-out entries'
+   questions (an entry left out: its question must not be answered by
+   another entry).
 2. **The KB's own alternates**: each question of an entry, left out of the
    index (vector and lexical row), must find the entry through its other
    questions (leave-one-out), plus golden and out-of-KB questions; the weight
@@ -68,6 +71,7 @@ import numpy as np
 from kbops.config import Settings
 from kbops.index import search, similarity
 from kbops.index.confidence import DEFAULT_TARGET, LanguageModel, default_for, threshold_for
+from kbops.index.golden import HANDOFF
 from kbops.text import detect_lang
 
 #: Fewer golden questions (with KBOPS_CALIBRATE_FROM=alternates: golden and leave-one-out) than this in a
@@ -127,6 +131,7 @@ class Fit:
     note: str | None = None
     ap_by_weight: dict[float, float] = field(default_factory=dict)
     fitted_on: str | None = None  # "golden" | "alternates"; None: the public default
+    golden_handoff: int = 0  # golden questions the bot must hand off, among the out-of-KB ones
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,6 +144,7 @@ class Fit:
             "in_kb": self.in_kb,
             "out_of_kb": self.out_of_kb,
             "golden": self.golden,
+            "golden_handoff": self.golden_handoff,
             "recall_at_1": round(self.recall_at_1, 4),
             "recall_by_weight": {str(w): round(r, 4) for w, r in self.recall_by_weight.items()},
             "average_precision_by_weight": {str(w): round(r, 4) for w, r in self.ap_by_weight.items()},
@@ -161,11 +167,14 @@ def _rows(entries: Mapping[int, Mapping[str, Any]]) -> dict[int, list[int]]:
 def calibration_set(
     entries: Mapping[int, Mapping[str, Any]],
     lang: str,
-    golden: Sequence[tuple[str, int]] = (),
+    golden: Sequence[tuple[str, int | None]] = (),
     max_questions: int = 300,
     seed: int = 0,
 ) -> list[Question]:
-    """In-KB (leave-one-out), golden and out-of-KB (leave-entry-out) questions of one language."""
+    """In-KB (leave-one-out), golden and out-of-KB (leave-entry-out) questions of one language.
+
+    ``golden``: (question, expected entry id), or None for a question that must be handed off (its language
+    is the question's own)."""
     rng = random.Random(f"{seed}:{lang}")
     rows = _rows(entries)
     by_answer: dict[str, set[int]] = {}
@@ -181,7 +190,8 @@ def calibration_set(
             in_kb.append(Question(text, eid, frozenset({entries[eid]["answer"]}), exclude_self=eid, exclude_rows=(rows[eid][i],)))
     rng.shuffle(in_kb)
     in_kb = in_kb[:max_questions]
-    gold = [Question(q, eid, frozenset({entries[eid]["answer"]})) for q, eid in golden if eid in entries and entries[eid]["lang"] == lang]
+    gold = [Question(q, eid, frozenset({entries[eid]["answer"]})) for q, eid in golden if eid is not None and eid in entries and entries[eid]["lang"] == lang]
+    refused = [Question(q, None, frozenset()) for q, eid in golden if eid is None and detect_lang(q) == lang]
     wanted = round((len(in_kb) + len(gold)) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))
     # Any question of an entry, with the whole entry left out, is a question the KB cannot answer.
     pool = [(eid, text) for eid in mine for text in [entries[eid]["question"], *entries[eid].get("alt_questions", ())]]
@@ -189,7 +199,7 @@ def calibration_set(
     for eid, text in rng.sample(pool, min(wanted, len(pool))):
         twins = frozenset(entries[other]["answer"] for other in by_answer[entries[eid]["answer"]] if other != eid)
         out.append(Question(text, None, twins, exclude_entry=eid))
-    return in_kb + gold + out
+    return in_kb + gold + refused + out
 
 
 # --- fitting ------------------------------------------------------------------------------
@@ -265,16 +275,20 @@ def fit_language(
     in_kb = [q for q in questions if q.expected is not None and q.exclude_self is not None]
     gold = [q for q in questions if q.expected is not None and q.exclude_self is None]
     out = [q for q in questions if q.expected is None]
+    refused = [q for q in out if q.exclude_entry is None]  # golden questions the bot must hand off
     # How well the KB's alternates find their own entries at the public weight: reported, and in "auto" the test
     # of whether they rephrase each other (then they score like customers' paraphrases) or ask about facets.
     found = outcomes([score(q, default.dense_weight) for q in in_kb], in_kb)
     own_recall = sum(1 for r in found if r is not None and r.right) / max(len(in_kb), 1)
     alternates_fit = calibrate_from == "alternates" or (calibrate_from == "auto" and own_recall >= ALTERNATES_MIN_RECALL)
     if len(gold) >= MIN_PAIRS:
-        # Customers' own phrasings: they decide the weight too, with both single channels on the grid. The
-        # out-of-KB questions keep their share of the set (calibration_set sized them for golden + alternates).
+        # Customers' own phrasings: they decide the weight too, with both single channels on the grid. Questions
+        # without an answer make at least CALIBRATION_OUT_OF_KB_SHARE of the set.
         fitted_on, grid = "golden", WEIGHT_GRID
-        asked = gold + out[: round(len(gold) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))]
+        # The store's own handoff questions first, topped up with left-out entries' questions to the share: a
+        # store whose traffic is mostly out of scope (JDDC turns: 67 %) says so by labelling it.
+        wanted = round(len(gold) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))
+        asked = gold + refused + [q for q in out if q.exclude_entry is not None][: max(wanted - len(refused), 0)]
     elif alternates_fit and len(in_kb) + len(gold) >= MIN_PAIRS:
         fitted_on, grid = "alternates", ALTERNATES_WEIGHT_GRID
         asked = list(questions)
@@ -286,7 +300,7 @@ def fit_language(
         else:
             why = (f"{len(gold)} golden questions (< {MIN_PAIRS}); the KB's alternates find their own entry {own_recall:.0%} of the time "
                    f"(< {ALTERNATES_MIN_RECALL:.0%}: they ask about different things, and score below customers' paraphrases)")
-        return Fit(default, len(in_kb), len(out), len(gold), own_recall, note=f"{why}: the public default is used")
+        return Fit(default, len(in_kb), len(out), len(gold), own_recall, note=f"{why}: the public default is used", golden_handoff=len(refused))
     positives = [q for q in asked if q.expected is not None]
     recall: dict[float, float] = {}
     quality: dict[float, float] = {}
@@ -304,7 +318,7 @@ def fit_language(
     if len(scored) < MIN_PAIRS or y.min() == y.max():
         note = "every calibration question was answered right" if len(y) and y.min() == 1 else "too few scored questions"
         model = LanguageModel(best, default.coef, default.threshold, "default", default.curve)
-        return Fit(model, *counts, recall[best], recall, f"{note}: the public mapping is used with the fitted weight", quality, fitted_on)
+        return Fit(model, *counts, recall[best], recall, f"{note}: the public mapping is used with the fitted weight", quality, fitted_on, len(refused))
     coef = fit_logistic(np.array([[r.score, r.margin] for r in scored]), y)
     probe = LanguageModel(best, coef, 0.5, "store")
     probabilities = [probe.probability(r.score, r.margin) for r in scored]
@@ -323,8 +337,8 @@ def fit_language(
         # has a threshold for this target (else the store's most precise threshold, as before).
         public = default.with_target(target)
         model = LanguageModel(best, public.coef, public.threshold, "default", public.curve)
-        return Fit(model, *counts, recall[best], recall, f"{shortfall}: the public mapping is used with the fitted weight", quality, fitted_on)
-    return Fit(LanguageModel(best, coef, threshold, "store", curve), *counts, recall[best], recall, shortfall, quality, fitted_on)
+        return Fit(model, *counts, recall[best], recall, f"{shortfall}: the public mapping is used with the fitted weight", quality, fitted_on, len(refused))
+    return Fit(LanguageModel(best, coef, threshold, "store", curve), *counts, recall[best], recall, shortfall, quality, fitted_on, len(refused))
 
 
 @dataclass
@@ -364,12 +378,12 @@ def calibrate(
 ) -> dict[str, Any]:
     """The ``calibration`` block of a release manifest for ``loaded`` (an in-memory or loaded release).
 
-    ``golden``: (question, entry key) pairs; keys not in the release are ignored.
+    ``golden``: (question, entry key or ``handoff``) pairs; keys not in the release are ignored.
     """
     started = time.perf_counter()
     now = now or datetime.now().astimezone()
     by_key = {e["entry_key"]: eid for eid, e in loaded.entries.items()}
-    golden_ids = [(q, by_key[k]) for q, k in golden if k in by_key]
+    golden_ids = [(q, None if k == HANDOFF else by_key[k]) for q, k in golden if k == HANDOFF or k in by_key]
     languages: dict[str, Any] = {}
     for lang in sorted({e["lang"] for e in loaded.entries.values()} | {"en", "zh"}):
         questions = calibration_set(loaded.entries, lang, golden_ids, settings.calibration_questions) if settings.calibration_questions else []

@@ -1,10 +1,14 @@
 """Golden questions: the answers a new release must not lose.
 
 A golden question is a question → expected entry pair kept in the KB
-(``golden_questions``). At activation, the candidate release answers every
-golden question exactly as the bot would (same ranking, same handoff
-threshold); it is *correct* when the bot answers (no handoff) with the
-expected entry on top. A release that gets fewer right than the active one is
+(``golden_questions``), or a question the bot must hand off: its expected
+entry is :data:`HANDOFF` (a customer's question the KB does not answer, such
+as an order-specific or out-of-scope one). At activation, the candidate
+release answers every golden question exactly as the bot would (same
+ranking, same handoff threshold); it is *correct* when the bot answers (no
+handoff) with the expected entry on top, or hands off a :data:`HANDOFF`
+question. Calibration reads them too (kbops/index/calibration.py): a store's
+labelled handoffs tell it how many customers' questions have no answer. A release that gets fewer right than the active one is
 not activated unless forced, and the refusal lists what it would break. The
 score is stored with the release (``index_releases.stats['golden']``) keyed by
 a digest of the golden set, so the active release is re-scored only when the
@@ -37,6 +41,9 @@ from kbops.schema import GoldenQuestion, IndexRelease, KbEntry
 from kbops.text import content_hash
 
 MAX_QUESTION_CHARS = 500
+#: The expected "entry" of a golden question the bot must hand off. No entry is keyed so: every entry key
+#: carries its source's prefix ("import:…", "product:…", "policy:…").
+HANDOFF = "handoff"
 
 
 @dataclass
@@ -59,17 +66,20 @@ def _clean(question: str, entry_key: str) -> tuple[str, str]:
     if len(question) > MAX_QUESTION_CHARS:
         raise ConfigError(f"golden question is {len(question)} characters; keep it under {MAX_QUESTION_CHARS}")
     if not entry_key:
-        raise ConfigError(f"golden question {question[:60]!r} needs the expected entry key (see `kbops export` for keys)")
+        raise ConfigError(
+            f"golden question {question[:60]!r} needs the expected entry key (see `kbops export` for keys), or {HANDOFF!r} for a "
+            "question the bot must hand off"
+        )
     return question, entry_key
 
 
 def golden_pairs(db: Session) -> list[tuple[str, str]]:
-    """Every golden (question, expected entry key): real phrasings with a known answer, for calibration."""
+    """Every golden (question, expected entry key or :data:`HANDOFF`): real phrasings with a known outcome, for calibration."""
     return [(q, k) for q, k in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
 
 
 def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:
-    """Add (question, expected entry key) pairs; each key must name an active entry.
+    """Add (question, expected entry key) pairs; each key must name an active entry, or be :data:`HANDOFF`.
 
     Returns how many were new (re-adding a pair is a no-op).
     """
@@ -77,7 +87,7 @@ def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:
         raise ConfigError("say who adds golden questions: pass --by NAME")
     cleaned = [_clean(q, k) for q, k in pairs]
     added = 0
-    keys = {k for _, k in cleaned}
+    keys = {k for _, k in cleaned} - {HANDOFF}
     active = set(db.scalars(select(KbEntry.entry_key).where(KbEntry.entry_key.in_(keys), KbEntry.status == "active")))
     unknown = sorted(keys - active)
     if unknown:
@@ -152,7 +162,7 @@ def score_release(settings: Settings, release_id: str, embedder: Embedder, pairs
     for question, expected in pairs:
         answer = answer_from(loaded, embedder, settings, question, 1)
         got = answer.top.entry_key if answer.top else None
-        if not answer.handoff and got == expected:
+        if (expected == HANDOFF and answer.handoff) or (not answer.handoff and got == expected):
             score.correct += 1
         else:
             score.misses.append({"question": question, "expected": expected, "got": None if answer.handoff else got, "reason": answer.reason})

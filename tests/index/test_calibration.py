@@ -166,3 +166,16 @@ def test_every_public_default_reads_another_target_from_its_curve():
         assert model.with_target(0.85).threshold <= model.threshold <= model.with_target(0.95).threshold, lang
     english = DEFAULTS["en"]
     assert english.with_target(0.85).threshold < english.threshold < english.with_target(0.95).threshold
+
+
+def test_golden_handoff_questions_are_the_out_of_kb_share_when_they_are_more(embedder):
+    """A store that labels the questions its bot must hand off says how many of its customers' questions have
+    no answer: they are the out-of-KB questions, topped up with left-out entries' questions to 30 %."""
+    loaded = _release(embedder, [_faq(t) for t in TOPICS], "en")
+    refusals = [(f"what is the weather like in city number {i}", "handoff") for i in range(40)]
+    many = calibration.calibrate(loaded, embedder, Settings.load(env={}, config_file=None), golden=_golden(60) + refusals)["languages"]["en"]
+    assert many["fitted_on"] == "golden" and many["golden"] == 60 and many["golden_handoff"] == 40 and many["out_of_kb"] == 40
+    few = calibration.calibrate(loaded, embedder, Settings.load(env={}, config_file=None), golden=_golden(60) + refusals[:5])["languages"]["en"]
+    assert few["golden_handoff"] == 5 and few["out_of_kb"] == round(60 * 0.3 / 0.7)  # 5 of theirs + 21 left out
+    questions = calibration.calibration_set(loaded.entries, "zh", [("今天天气怎么样", None), ("weather?", None)])
+    assert [q.text for q in questions] == ["今天天气怎么样"]  # a handoff question counts in its own language

@@ -47,6 +47,17 @@ def test_golden_questions_must_point_at_active_entries(published):
     assert [g["entry_key"] for g in list_golden(s)] == [key]
 
 
+def test_a_question_the_bot_must_hand_off_is_a_golden_question_too(published, embedder):
+    """`handoff` as the expected entry: correct when the bot hands it off, a miss (with what it answered)
+    when it answers — an out-of-scope question a release starts answering is a regression."""
+    s, _ = published
+    key, question = _entry(s, "return")
+    assert add_golden(s, [("What's the weather in Paris?", "handoff"), (question, "handoff")], by="lin") == 2
+    score = check_active(s, embedder)
+    assert (score.correct, score.total) == (1, 2)
+    assert [(m["question"], m["expected"], m["got"]) for m in score.misses] == [(question, "handoff", key)]
+
+
 def test_a_release_that_loses_a_golden_answer_is_refused_unless_forced(published, embedder):
     s, first = published
     key, question = _entry(s, "return")
