@@ -34,7 +34,8 @@ questions: the KB's alternates when they rephrase each other, else the public
 default), fitted on the KB's alternates whatever they are
 (``KBOPS_CALIBRATE_FROM=alternates``), on the same KB imported without
 alternates, and (test part) fitted on the tune part's questions as golden
-questions — what a store that labels its customers' questions gets.
+questions — those with an answer, then also those without as ``handoff`` —
+what a store that labels its customers' questions gets.
 
 ``--fit-defaults`` fits each language's public default (kbops/index/confidence.py
 DEFAULTS, READ_DEFAULTS) on the tune parts of its sets: the dense weight and
