@@ -66,7 +66,6 @@ from kbops.index import calibration, search
 from kbops.index import release as rel
 from kbops.index.confidence import LanguageModel, model_for, threshold_for
 from kbops.index.embedder import Embedder
-from kbops.index.golden import HANDOFF
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
 
@@ -221,11 +220,11 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
         fitted = calibration.calibrate(store.loaded, store.embedder, alternates_settings)["languages"][lang]
         on_alternates = model_for({"calibration": {"target_precision": store.settings.target_precision, "languages": {lang: fitted}}}, lang, store.settings)
         # A store that labelled its customers' questions: the tune part as golden questions, measured on the test
-        # part only — with one expected entry each, and also with its out-of-KB questions as ``handoff``.
+        # part only — with one expected entry each, and also with its out-of-KB questions as handoffs (key None).
         tune = splits.get("tune", [])
         golden_sets = {
             "golden: the tune part's answers": [(q.text, sorted(q.keys)[0]) for q in tune if q.keys],
-            "golden: … and its handoffs": [(q.text, sorted(q.keys)[0] if q.keys else HANDOFF) for q in tune],
+            "golden: … and its handoffs": [(q.text, sorted(q.keys)[0] if q.keys else None) for q in tune],
         }
         on_golden: dict[str, LanguageModel] = {}
         for label, golden in golden_sets.items():

@@ -16,7 +16,7 @@ fits it, first that applies:
    coverage at once; both single channels are on the grid, so on them the
    fusion is never worse than either) and fit the mapping and threshold,
    with *out-of-KB* questions (any answer is wrong): the store's golden
-   handoff questions (kbops/index/golden.py, ``HANDOFF``), topped up to
+   handoff questions (kbops/index/golden.py), topped up to
    ``CALIBRATION_OUT_OF_KB_SHARE`` of the set with left-out entries'
    questions (an entry left out: its question must not be answered by
    another entry).
@@ -71,7 +71,6 @@ import numpy as np
 from kbops.config import Settings
 from kbops.index import search, similarity
 from kbops.index.confidence import DEFAULT_TARGET, LanguageModel, default_for, threshold_for
-from kbops.index.golden import HANDOFF
 from kbops.text import detect_lang
 
 #: Fewer golden questions (with KBOPS_CALIBRATE_FROM=alternates: golden and leave-one-out) than this in a
@@ -373,17 +372,18 @@ def calibrate(
     loaded: Any,
     embedder: Any,
     settings: Settings,
-    golden: Sequence[tuple[str, str]] = (),
+    golden: Sequence[tuple[str, str | None]] = (),
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``calibration`` block of a release manifest for ``loaded`` (an in-memory or loaded release).
 
-    ``golden``: (question, entry key or ``handoff``) pairs; keys not in the release are ignored.
+    ``golden``: (question, entry key) pairs, the key None for a question that must be handed off
+    (:func:`kbops.index.golden.golden_pairs`); keys not in the release are ignored.
     """
     started = time.perf_counter()
     now = now or datetime.now().astimezone()
     by_key = {e["entry_key"]: eid for eid, e in loaded.entries.items()}
-    golden_ids = [(q, None if k == HANDOFF else by_key[k]) for q, k in golden if k == HANDOFF or k in by_key]
+    golden_ids = [(q, None if k is None else by_key[k]) for q, k in golden if k is None or k in by_key]
     languages: dict[str, Any] = {}
     for lang in sorted({e["lang"] for e in loaded.entries.values()} | {"en", "zh"}):
         questions = calibration_set(loaded.entries, lang, golden_ids, settings.calibration_questions) if settings.calibration_questions else []

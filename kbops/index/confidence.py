@@ -73,8 +73,8 @@ _EN_CURVE = (
 #: reaches 0.90 on its own (Bitext without alternates: 0.927 at 0.85, 0.891 at 0.80). The old default
 #: (fitted on Bitext with alternates alone) answered at 0.65, where Bitext without alternates is at 0.84.
 #: Chinese read by characters: the mapping on the tune parts of both Chinese sets, each imported without
-#: alternates (the KBs this default serves; 414 questions): real JDDC customer turns against 56 entries (bench/labels/zh_retrieval.tsv, 61 %
-#: with no answer in the KB) and written help-desk paraphrases against 159 near-neighbour entries
+#: alternates (the KBs this default serves; 414 questions): real JDDC customer turns against 56 entries
+#: (bench/labels/zh_retrieval.tsv, 61 % with no answer in the KB) and written help-desk paraphrases against 159 near-neighbour entries
 #: (bench/labels/zh_paraphrases.tsv); the threshold is the lowest at which *each* set, with and without
 #: alternates, reaches 0.90 on its own (0.9; pooled, the paraphrases would hide JDDC's wrong answers:
 #: 0.8 reaches 0.935 pooled but 0.73 on JDDC). 4.3 % of those questions are answered: a Chinese KB read by
@@ -88,8 +88,9 @@ DEFAULTS: Mapping[str, LanguageModel] = {
 
 #: Chinese read by the Chinese reader (KBOPS_EMBED_MODEL_ZH=use-m3): fitted like the Chinese default above, on
 #: the same tune parts (420 outcomes of the two KBs without alternates), with the dense weight chosen the way a
-#: store's golden questions choose it (average precision on 0–1: 0.798 at 0.7, 0.787 at 0.5, 0.744 at 1.0). No threshold reaches 0.90 on
-#: *every* set, so the threshold is the one of the best worst-set precision, as :func:`threshold_for` reads it:
+#: store's golden questions choose it (average precision on 0–1: 0.798 at 0.7, 0.787 at 0.5, 0.744 at 1.0).
+#: No threshold reaches 0.90 on *every* set, so the threshold is the one of the best worst-set precision, as
+#: :func:`threshold_for` reads it:
 #: 0.9, where the JDDC turns with alternates answer at 0.846 and the pooled questions 10.9 % at 0.978 (the
 #: character-only default: 4.3 %). ``bench/bench_confidence.py --split tune --fit-defaults``.
 _ZH_READ_CURVE = (

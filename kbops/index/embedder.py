@@ -214,16 +214,28 @@ class Embedder:
 
     def _vectors(self, texts: list[str], prefix: str) -> np.ndarray:
         """Each text's vector through the cache: the main model's block, or the Chinese reader's for Chinese text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+
+        def main(batch: list[str]) -> np.ndarray:
+            return self._cached([prefix + t for t in batch] if prefix else batch, self.main_model_id, self._encode)
+
         if self.zh is None:
-            return self._cached([prefix + t for t in texts] if prefix else texts, self.main_model_id, self._encode)
-        zh = self._routes(texts)
+            return main(texts)
+        zh = self.zh
+        return self._blocks(texts, main, lambda batch: self._cached(batch, zh.model_id, zh.encode))
+
+    def _blocks(self, texts: list[str], main: Any, chinese: Any) -> np.ndarray:
+        """(n, dim) vectors: ``main(texts)`` in the main model's block, ``chinese(texts)`` in the reader's, each
+        model run once on the texts routed to it (:func:`kbops.index.chinese_reader.reads`)."""
+        routed = [chinese_reader.reads(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        main_rows = [i for i, z in enumerate(zh) if not z]
-        zh_rows = [i for i, z in enumerate(zh) if z]
+        main_rows = [i for i, z in enumerate(routed) if not z]
+        zh_rows = [i for i, z in enumerate(routed) if z]
         if main_rows:
-            out[main_rows, : self.main_dim] = self._cached([prefix + texts[i] for i in main_rows], self.main_model_id, self._encode)
+            out[main_rows, : self.main_dim] = main([texts[i] for i in main_rows])
         if zh_rows:
-            out[zh_rows, self.main_dim :] = self._cached([texts[i] for i in zh_rows], self.zh.model_id, self.zh.encode)
+            out[zh_rows, self.main_dim :] = chinese([texts[i] for i in zh_rows])
         return out
 
     def without_chinese_reader(self) -> Embedder:
@@ -241,14 +253,8 @@ class Embedder:
             self._main_only = main
         return self._main_only
 
-    def _routes(self, texts: list[str]) -> list[bool]:
-        """Whether each text goes to the Chinese reader (no reader: none does)."""
-        return [chinese_reader.reads(t) for t in texts] if self.zh is not None else [False] * len(texts)
-
     def _cached(self, texts: list[str], model_id: str, run: Any) -> np.ndarray:
-        """``run(texts)``'s vectors, each read from or written to the cache under ``model_id``."""
-        if not texts:
-            return np.zeros((0, self.main_dim if model_id == self.main_model_id else self.dim - self.main_dim), dtype=np.float32)
+        """``run(texts)``'s vectors (``texts`` not empty), each read from or written to the cache under ``model_id``."""
         if self._cache_path is None:
             self.stats.misses += len(texts)
             return run(texts)
@@ -294,17 +300,13 @@ class Embedder:
         one run per model that has texts."""
         if self.zh is None:
             return self._encode([self.query_prefix + t for t in texts])
-        zh = self._routes(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        main_rows = [i for i, z in enumerate(zh) if not z]
-        zh_rows = [i for i, z in enumerate(zh) if z]
-        if len(main_rows) == 1 and self.backend != "torch":
-            out[main_rows[0], : self.main_dim] = self.onnx.encode_one(self.query_prefix + texts[main_rows[0]])
-        elif main_rows:
-            out[main_rows, : self.main_dim] = self._encode([self.query_prefix + texts[i] for i in main_rows])
-        if zh_rows:
-            out[zh_rows, self.main_dim :] = self.zh.encode([texts[i] for i in zh_rows])
-        return out
+
+        def main(batch: list[str]) -> np.ndarray:
+            if len(batch) == 1 and self.backend != "torch":
+                return self.onnx.encode_one(self.query_prefix + batch[0])
+            return self._encode([self.query_prefix + t for t in batch])
+
+        return self._blocks(texts, main, self.zh.encode)
 
     def unk_share(self, text: str) -> float:
         """Share of the text's word pieces the model cannot read ([UNK]).

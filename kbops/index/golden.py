@@ -73,9 +73,11 @@ def _clean(question: str, entry_key: str) -> tuple[str, str]:
     return question, entry_key
 
 
-def golden_pairs(db: Session) -> list[tuple[str, str]]:
-    """Every golden (question, expected entry key or :data:`HANDOFF`): real phrasings with a known outcome, for calibration."""
-    return [(q, k) for q, k in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
+def golden_pairs(db: Session) -> list[tuple[str, str | None]]:
+    """Every golden (question, expected entry key, or None for a :data:`HANDOFF` question): real phrasings with a
+    known outcome, for calibration (which knows nothing of how golden questions are stored)."""
+    rows = db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))
+    return [(q, None if k == HANDOFF else k) for q, k in rows]
 
 
 def add_golden(db: Session, pairs: list[tuple[str, str]], by: str) -> int:
