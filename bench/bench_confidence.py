@@ -64,7 +64,7 @@ from kbops.config import Settings
 from kbops.db import init_db
 from kbops.index import calibration, search
 from kbops.index import release as rel
-from kbops.index.confidence import LanguageModel, model_for, threshold_for
+from kbops.index.confidence import DEFAULT_FLOOR, LanguageModel, model_for, threshold_for
 from kbops.index.embedder import Embedder
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
@@ -303,14 +303,19 @@ def fit_default(by_weight: dict[float, list[Group]], target: float, weight: floa
     # threshold from it (LanguageModel.with_target, threshold_for) applies the same every-group rule; the
     # threshold is read from it the same way (the best worst-group precision when none reaches the target).
     worst = tuple((t, share, min((c[i][2] for c in curves.values() if c[i][1] > 0), default=0.0)) for i, (t, share, _) in enumerate(pooled) if t >= 0.5)
-    threshold = threshold_for(worst, target)
+    # The stored curve: the pooled answered share and min(pooled precision, worst group's precision + the floor),
+    # so that reading a threshold from it (threshold_for, LanguageModel.with_target) applies the defaults' rule for
+    # any target: the KBs it serves reach the target pooled, and no group falls more than DEFAULT_FLOOR below it.
+    effective = tuple((t, share, round(min(p, w + DEFAULT_FLOOR), 4)) for (t, share, p), (_, _, w) in zip((c for c in pooled if c[0] >= 0.5), worst))
+    threshold = threshold_for(effective, target)
     print(f"\npublic default fitted on {len(fitted)} outcomes of {len(bare)} KBs without alternates: "
           f"LanguageModel({dense_weight}, {tuple(round(c, 2) for c in coef)}, {threshold}, \"default\", <pooled curve below>)")
     print(f"{'confidence ≥':<14}{'pooled':>16}" + "".join(f"{g.name[:30]:>34}" for g in groups))
     for i, (t, share, precision) in enumerate(pooled):
         cells = "".join(f"{curves[g.name][i][1]:>24.1%} {curves[g.name][i][2]:>8.3f}" for g in groups)
         print(f"{t:<14.2f}{share:>7.1%} {precision:>8.3f}{cells}")
-    print("curve for DEFAULTS (pooled share, worst group's precision):", worst)
+    print("worst group's precision:", worst)
+    print(f"curve for DEFAULTS (pooled share, min(pooled precision, worst group's + {DEFAULT_FLOOR})):", effective)
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ def release(embedder) -> LoadedRelease:
     texts = [(eid, q) for eid, _, _, q, _ in ENTRIES]
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
     index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
-    return LoadedRelease("test", {}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
+    # The manifest names the model, as a published one does: Chinese read by the Chinese reader has its own default.
+    return LoadedRelease("test", {"model": embedder.model_id}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
 
 
 @pytest.fixture
