@@ -1,6 +1,6 @@
 """Fusion and calibrated confidence, English and Chinese, in one run (issue 11).
 
-    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,en-para,zh-jddc,zh-para]
+    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,en-para,en-distinct,zh-jddc,zh-para]
                                                [--split both|tune|test|all] [--fit-defaults] [--zh-reader use-m3|none]
 
 Four KBs built as a store would: imported with ``kbops import --approve`` and
@@ -15,6 +15,10 @@ never on the queries below):
   English, 159 entries) and customer-style English paraphrases of its questions
   (bench/labels/en_paraphrases.tsv, 47 of 365 out of the KB), the shape of the held-out
   English test (a FAQ asked in other words);
+* **en — distinct topics** (``--sets en-distinct``, not in the default run): the same help
+  desk thinned to entries about distinct topics — in file order, an entry is kept when no kept
+  entry's question is within MiniLM cosine 0.5 of its own — asked with its kept entries'
+  paraphrases and the out-of-KB ones: the shape of a FAQ whose entries do not neighbour each other;
 * **zh — JDDC**: bench/labels/zh_faq.jsonl (56 general customer-service entries)
   and the real JDDC customer turns labelled against it
   (bench/labels/zh_retrieval.tsv; ``none`` turns should be handed off);
@@ -120,6 +124,19 @@ def paraphrases(lang: str = "zh") -> tuple[list[dict], list[tuple[Query, str]]]:
     faq_path, labels = (PARA_FAQ, PARA_LABELS) if lang == "zh" else (EN_PARA_FAQ, EN_PARA_LABELS)
     faq = [json.loads(line) for line in faq_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return faq, [(Query(q.text, frozenset(f"import:{k}" for k in q.keys)), q.split) for q in load_paraphrases(labels, faq_path)]
+
+
+def distinct(faq: list[dict], queries: list[tuple[Query, str]], embedder: Embedder, within: float = 0.5) -> tuple[list[dict], list[tuple[Query, str]]]:
+    """The FAQ thinned to entries about distinct topics (see the module docstring) and the queries it still answers
+    (or that no entry ever answered)."""
+    vectors = embedder.without_chinese_reader().encode([row["question"] for row in faq])
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    kept: list[int] = []
+    for i in range(len(faq)):
+        if all(float(vectors[i] @ vectors[j]) < within for j in kept):
+            kept.append(i)
+    keys = {f"import:{faq[i]['id']}" for i in kept}
+    return [faq[i] for i in kept], [(q, t) for q, t in queries if not q.keys or q.keys <= keys]
 
 
 def precision_at(scored: list[tuple[float, bool]], coverage: float) -> float:
@@ -321,7 +338,8 @@ def fit_default(by_weight: dict[float, list[Group]], target: float, weight: floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
-    parser.add_argument("--sets", default="en,en-para,zh-jddc,zh-para", help="comma-separated: en, en-para, zh-jddc, zh-para (default all)")
+    parser.add_argument("--sets", default="en,en-para,zh-jddc,zh-para",
+                        help="comma-separated: en, en-para, en-distinct, zh-jddc, zh-para (default all but en-distinct)")
     parser.add_argument("--split", choices=("tune", "test", "all", "both"), default="both",
                         help="which part of each set to ask (default both: tune and test, reported apart; Bitext's phrasings are split by text)")
     parser.add_argument("--fit-defaults", action="store_true",
@@ -344,6 +362,9 @@ def main() -> None:
     if "en-para" in sets:
         faq, para = paraphrases("en")
         run("en — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled["en"])
+    if "en-distinct" in sets:
+        faq, para = distinct(*paraphrases("en"), Embedder.from_settings(Settings.load(env={"KBOPS_EMBED_CACHE": str(cache)}, config_file=None)))
+        run("en — help desk, distinct topics", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
     if "zh-jddc" in sets:
         faq, turns = jddc("all")
         run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled["zh"])

@@ -37,8 +37,8 @@ lower than a customer's paraphrase of a question the KB still holds, most of
 all where an entry's alternates ask about different facets of it ("How do I
 add a follow-up review" / "Can I delete a bad review"). Fitted on such
 alternates, the bot answered customers at 1.000 but a third as often as the
-public default on the same KBs (help desks: 12 % and 16 % against 34 % and
-51 %); where alternates rephrase each other (Bitext), the fit on them
+public default on the same KBs, or less (help desks: 12 % and 16 % against
+34 % and 68 %); where alternates rephrase each other (Bitext), the fit on them
 answered 55 % at 0.927 for a 0.90 target. Facet alternates also chose a
 weight below the dense channel alone on the English help desk (0.8: recall@1
 0.892 against 0.898), so only alternates that pass the test choose the
