@@ -17,6 +17,9 @@ from typing import Any
 
 from kbops.errors import ConfigError
 
+#: KBOPS_EMBED_MODEL_ZH values (kbops/index/chinese_reader.py): the bundled reader, or none (Chinese goes to the main model).
+CHINESE_READERS = ("use-m3", "none")
+
 #: The largest price accepted from a source unless configured otherwise (any currency):
 #: far above any real shelf price, far below a 300-digit export error.
 DEFAULT_MAX_PRICE = 10_000_000
@@ -284,7 +287,7 @@ class Settings:
                 f"embed_backend={settings.embed_backend!r} is unknown; "
                 "set KBOPS_EMBED_BACKEND to onnx, onnx-int8 or torch"
             )
-        if settings.embed_model_zh not in ("use-m3", "none"):
+        if settings.embed_model_zh not in CHINESE_READERS:
             raise ConfigError(
                 f"embed_model_zh={settings.embed_model_zh!r} is unknown; set KBOPS_EMBED_MODEL_ZH to use-m3 "
                 "(the bundled Chinese reader) or none (Chinese read by KBOPS_EMBEDDING_MODEL)"

