@@ -44,7 +44,8 @@ what a store that labels its customers' questions gets.
 ``--fit-defaults`` fits each language's public default (kbops/index/confidence.py
 DEFAULTS, READ_DEFAULTS) on the tune parts of its sets: the dense weight and
 the mapping on the KBs without alternates, the threshold the lowest at which
-every set, with and without alternates, reaches the target on its own.
+those KBs, pooled, reach the target and no set, with or without alternates,
+falls more than DEFAULT_FLOOR below it.
 """
 
 from __future__ import annotations
@@ -303,9 +304,9 @@ def run(name: str, faq: list[dict], splits: dict[str, list[Query]], cache: Path,
 def fit_default(by_weight: dict[float, list[Group]], target: float, weight: float | None = None) -> None:
     """Print the public default (kbops/index/confidence.py default_for) fitted on the KBs without alternates: the
     dense weight whose pooled scores rank right answers above wrong ones best (average precision, as a store's
-    calibration chooses it), the mapping at that weight, and its threshold: the lowest at which *every* group —
-    each set, with and without alternates — reaches the target on its own (pooling would let the larger, easier
-    set hide the other's wrong answers)."""
+    calibration chooses it), the mapping at that weight, and its threshold by the rule of
+    kbops/index/confidence.py DEFAULT_FLOOR: the lowest at which the KBs without alternates, pooled, reach the
+    target and no group — each set, with and without alternates — falls more than the floor below it."""
     quality = {w: calibration.average_precision([r for g in groups if g.bare for r in g.outcomes]) for w, groups in by_weight.items()}
     print("\naverage precision of the KBs without alternates by dense weight:", {w: round(q, 4) for w, q in quality.items()})
     dense_weight = weight if weight is not None else max(quality, key=lambda w: (round(quality[w], 4), -w))
@@ -316,9 +317,7 @@ def fit_default(by_weight: dict[float, list[Group]], target: float, weight: floa
     curves = {g.name: calibration.curve_of([probe.probability(r.score, r.margin) for r in g.outcomes], [r.right for r in g.outcomes], g.total) for g in groups}
     bare = [g for g in groups if g.bare]
     pooled = calibration.curve_of([probe.probability(r.score, r.margin) for r in fitted], [r.right for r in fitted], sum(g.total for g in bare))
-    # The stored curve: the pooled answered share with the *worst* group's precision, so that reading a
-    # threshold from it (LanguageModel.with_target, threshold_for) applies the same every-group rule; the
-    # threshold is read from it the same way (the best worst-group precision when none reaches the target).
+    # Each threshold's worst group precision (groups with nothing answered there do not count).
     worst = tuple((t, share, min((c[i][2] for c in curves.values() if c[i][1] > 0), default=0.0)) for i, (t, share, _) in enumerate(pooled) if t >= 0.5)
     # The stored curve: the pooled answered share and min(pooled precision, worst group's precision + the floor),
     # so that reading a threshold from it (threshold_for, LanguageModel.with_target) applies the defaults' rule for

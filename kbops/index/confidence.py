@@ -100,7 +100,7 @@ DEFAULTS: Mapping[str, LanguageModel] = {
 #: store's golden questions choose it (average precision on 0–1: 0.798 at 0.7, 0.787 at 0.5, 0.744 at 1.0).
 #: Threshold 0.9: the pooled questions answer 10.9 % at 0.978 and the worst set (JDDC turns with alternates) at
 #: 0.846; at 0.85 the pooled reach 0.935 but JDDC falls to 0.75, below the floor (the character-only default:
-#: 4.3 % answered). ``bench/bench_confidence.py --split tune --fit-defaults``.
+#: 4.0 % answered). ``bench/bench_confidence.py --split tune --fit-defaults``.
 _ZH_READ_CURVE = (
     (0.5, 0.3643, 0.6263), (0.55, 0.3238, 0.651), (0.6, 0.3024, 0.7207), (0.65, 0.2714, 0.7111), (0.7, 0.2452, 0.7333),
     (0.75, 0.219, 0.7522), (0.8, 0.1881, 0.7667), (0.85, 0.1476, 0.85), (0.9, 0.1095, 0.9462), (0.95, 0.0548, 0.9),
