@@ -426,7 +426,8 @@ def report(calibration: Mapping[str, Any] | None) -> list[str]:
         fitted_on = data.get("fitted_on")
         head = (
             f"{lang}: {data['source']}" + (f" (fitted on {fitted_on} questions)" if fitted_on and data["source"] == "store" else "")
-            + f" — {data['in_kb']} leave-one-out, {data['golden']} golden, {data['out_of_kb']} out-of-KB questions; "
+            + f" — {data['in_kb']} leave-one-out, {data['golden']} golden, {data['out_of_kb']} out-of-KB questions"
+            + (f" ({data['golden_handoff']} of them golden handoffs)" if data.get("golden_handoff") else "") + "; "
             f"dense weight {data['dense_weight']}, recall@1 {data['recall_at_1']:.3f}, threshold {data['threshold']:.2f}"
         )
         lines.append(head)

@@ -173,8 +173,10 @@ def test_golden_handoff_questions_are_the_out_of_kb_share_when_they_are_more(emb
     no answer: they are the out-of-KB questions, topped up with left-out entries' questions to 30 %."""
     loaded = _release(embedder, [_faq(t) for t in TOPICS], "en")
     refusals = [(f"what is the weather like in city number {i}", None) for i in range(40)]  # as golden_pairs gives them
-    many = calibration.calibrate(loaded, embedder, Settings.load(env={}, config_file=None), golden=_golden(60) + refusals)["languages"]["en"]
+    fitted = calibration.calibrate(loaded, embedder, Settings.load(env={}, config_file=None), golden=_golden(60) + refusals)
+    many = fitted["languages"]["en"]
     assert many["fitted_on"] == "golden" and many["golden"] == 60 and many["golden_handoff"] == 40 and many["out_of_kb"] == 40
+    assert "60 golden, 40 out-of-KB questions (40 of them golden handoffs)" in calibration.report(fitted)[1]  # kbops calibrate --report
     few = calibration.calibrate(loaded, embedder, Settings.load(env={}, config_file=None), golden=_golden(60) + refusals[:5])["languages"]["en"]
     assert few["golden_handoff"] == 5 and few["out_of_kb"] == round(60 * 0.3 / 0.7)  # 5 of theirs + 21 left out
     questions = calibration.calibration_set(loaded.entries, "zh", [("今天天气怎么样", None), ("weather?", None)])
