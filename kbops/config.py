@@ -86,7 +86,8 @@ class Settings:
     # bot and calibration queries get embed_query_prefix, KB texts embed_passage_prefix. Part of the
     # model id, so changing them re-embeds (README, Configuration: a multilingual model).
     embed_query_prefix: str = ""
-    # ONNX Runtime threads per embedder (0: one per core). `kbops serve --workers N` gives each worker
+    # ONNX Runtime threads per embedder, and the Chinese reader's BLAS threads (0: one per core; the reader never
+    # runs more than the cores: kbops/index/chinese_reader.py). `kbops serve --workers N` gives each worker
     # cores / N when this is not set, so N workers do not fight over the same cores.
     embed_threads: int = 0
     embed_passage_prefix: str = ""
