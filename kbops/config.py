@@ -20,6 +20,15 @@ from kbops.errors import ConfigError
 #: KBOPS_EMBED_MODEL_ZH values (kbops/index/chinese_reader.py): the bundled reader, or none (Chinese goes to the main model).
 CHINESE_READERS = ("use-m3", "none")
 
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one): what
+    ``KBOPS_EMBED_THREADS=0`` means, and what `kbops serve --workers N` shares out. A container
+    pinned to 2 of a host's 64 cores has 2."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
 #: The largest price accepted from a source unless configured otherwise (any currency):
 #: far above any real shelf price, far below a 300-digit export error.
 DEFAULT_MAX_PRICE = 10_000_000

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kbops.cli._base import Subparsers, add_command, add_json_flag, emit, emit_line
-from kbops.config import Settings
+from kbops.config import Settings, usable_cores
 from kbops.errors import ConfigError, KbopsError
 
 #: Top-level modules the ``serve`` extra installs; a missing one is a setup mistake, not a bug.
@@ -137,7 +137,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 os.environ["KBOPS_CONFIG"] = str(Path(args.config).resolve())
             if not settings.embed_threads:
                 # N workers on the machine's cores: each embeds with its share, not with all of them.
-                os.environ["KBOPS_EMBED_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
+                os.environ["KBOPS_EMBED_THREADS"] = str(max(1, usable_cores() // args.workers))
             uvicorn.run("kbops.serve.api:app_from_environment", factory=True, workers=args.workers, **options)
     finally:
         if made is not None:

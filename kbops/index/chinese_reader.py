@@ -16,14 +16,13 @@ Chinese-reading model, costs 16 ms and a ctypes C library (README, "Chinese read
 
 from __future__ import annotations
 
-import os
 import threading
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from kbops.config import CHINESE_READERS
+from kbops.config import CHINESE_READERS, usable_cores
 from kbops.errors import ConfigError
 from kbops.text import detect_lang
 
@@ -58,7 +57,7 @@ class UseReader:
                 missing=_PACKAGE,
             ) from None
         self.model_id = f"use-m3-{version}"
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cores()
         self.blas_threads = min(threads or cores, cores)
         self._use: Any = None
         self._lock = threading.Lock()

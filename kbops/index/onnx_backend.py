@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kbops.config import usable_cores
 from kbops.errors import ConfigError
 
 #: Backends the ONNX runtime serves; the recipe number goes into the model id
@@ -261,7 +262,7 @@ class OnnxEncoder:
         self.reader.no_truncation()
         self.unk_id = self.reader.token_to_id(getattr(self.reader.model, "unk_token", "[UNK]") or "[UNK]")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads or usable_cores()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -18,7 +18,6 @@ from pathlib import Path
 from kbops.config import Settings
 from kbops.db import init_db
 from kbops.index import release as rel
-from kbops.index.confidence import DEFAULT_FLOOR, DEFAULTS, threshold_for
 from kbops.index.search import answer_from
 from kbops.pipeline import activate_release, build_release, import_faq
 from tests.conftest import MODELS_DIR, ROOT
@@ -60,10 +59,3 @@ def test_a_faq_asked_in_other_words_is_answered_at_the_target_on_the_public_defa
     assert len(answered) / len(questions) >= 0.45, f"answered {len(answered)} of {len(questions)}"  # the old rule: 35 %
     assert sum(answered) / len(answered) >= settings.target_precision
 
-
-def test_each_public_default_s_threshold_follows_from_its_curve_by_the_floor_rule():
-    """The stored curve holds min(pooled precision, worst set + floor): the threshold read from it is the default's,
-    and a stricter target reads a higher one."""
-    for lang, model in DEFAULTS.items():
-        assert threshold_for(model.curve, 0.90) == model.threshold, lang
-        assert model.with_target(0.90 + DEFAULT_FLOOR / 2).threshold >= model.threshold, lang
