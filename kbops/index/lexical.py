@@ -124,7 +124,7 @@ class LexicalIndex:
                     known[j] = 1.0
             # A query that carries less than QUERY_FLOOR of a typical question's information ("人呢?",
             # "好吧", one shared character) is not a near-match however much of it an entry covers.
-            return known, max(self_score, self.floor)
+            return known, float(max(self_score, self.floor))
         norm_sq = 0.0
         for tok, tf in c.items():
             j = self.vocab.get(tok)

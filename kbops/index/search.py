@@ -42,10 +42,10 @@ one — all with the same fusion and the same decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -169,12 +169,24 @@ def channel_scores(
     leaves out one text of an entry (its own vector and lexical row), so the
     entry must be found through its other questions. ``found``: this query's
     row of :func:`dense_search`, when many queries were searched at once.
+
+    An embedder with ``encode_query_soon`` (the bot's
+    :class:`kbops.serve.retriever.QueryVectors`) starts the query's encoding
+    before the lexical channel scores it, and the two run at once.
     """
     unk = embedder.unk_share(query) if unk is None else unk
+    searched = unk < 1.0 and loaded.index.ntotal
+    vector_of: Callable[[], np.ndarray] | None = None
+    if searched and found is None and vector is None:
+        soon = getattr(embedder, "encode_query_soon", None)
+        vector_of = soon(query) if soon is not None else partial(embedder.encode_query, query)
+    lexical = loaded.lexical.scores(query, limit=CANDIDATES, exclude_rows=exclude_rows)
+    if exclude_entry is not None:
+        lexical.pop(exclude_entry, None)
     dense: dict[int, float] = {}
-    if unk < 1.0 and loaded.index.ntotal:
+    if searched:
         if found is None:
-            vec = embedder.encode_query(query) if vector is None else vector
+            vec = vector_of() if vector_of is not None else vector
             found = dense_search(loaded, np.asarray(vec, dtype=np.float32).reshape(1, -1), leave_out=exclude_self is not None or exclude_entry is not None)[0]
         skipped_self = False
         for s, i in zip(*found):
@@ -185,9 +197,6 @@ def channel_scores(
                 skipped_self = True
                 continue
             dense[eid] = max(dense.get(eid, -1.0), float(s))
-    lexical = loaded.lexical.scores(query, limit=CANDIDATES, exclude_rows=exclude_rows)
-    if exclude_entry is not None:
-        lexical.pop(exclude_entry, None)
     return Channels(dense, lexical, float(unk))
 
 
@@ -333,8 +342,8 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
     if entities.identifiers(query) or not _identifiers(loaded, top.entry_id):
         return []
     same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
-    words = set(tokens(query))
-    telling = {w for w in words & _tokens(loaded, top.entry_id) if not all(w in _tokens(loaded, h.entry_id) for h in same_kind)}
+    shared = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in same_kind))  # every one of them has these
+    telling = (set(tokens(query)) & _tokens(loaded, top.entry_id)) - shared
     if not telling:
         return []
     group: list[Hit] = []

@@ -57,6 +57,14 @@ def test_bm25_scores_every_document_as_its_definition_says(query):
     np.testing.assert_allclose(index.similarities(query), _bm25_reference(index, DOCS, query), rtol=1e-5, atol=1e-6)
 
 
+def test_bm25_scores_come_in_the_index_dtype():
+    """float32, as the matrix: a float64 normaliser made every query's scores float64, and choosing the top rows
+    among 150,000 of them (bisecting 64-bit keys) took 2.7 of a Chinese query's 9 ms at 100,000 entries."""
+    index = LexicalIndex(DOCS, "bm25")
+    for query in QUERIES:
+        assert index.similarities(query).dtype == np.float32 == index.dtype
+
+
 @pytest.mark.parametrize("query", QUERIES)
 def test_tf_cosine_of_a_document_with_itself_is_exactly_one_and_matches_the_counts(query):
     index = LexicalIndex(DOCS, "tf")

@@ -144,3 +144,38 @@ def test_confidence_decides_and_a_stricter_target_hands_off_more(products, embed
 def test_an_english_question_is_answered_in_english_when_the_kb_speaks_it(release, embedder, settings):
     answer = answer_from(release, embedder, settings, "Can I get a VAT invoice?", top_k=5)
     assert answer.lang == "en" and all(h.lang == "en" for h in answer.hits)
+
+
+class _Recorder:
+    """A lexical index and an embedder that write down when each is used."""
+
+    def __init__(self, inner, events: list[str]):
+        self._inner, self._events = inner, events
+
+    def __getattr__(self, attr):
+        return getattr(self._inner, attr)
+
+    def scores(self, *args, **kwargs):
+        self._events.append("lexical")
+        return self._inner.scores(*args, **kwargs)
+
+    def encode_query_soon(self, text):
+        self._events.append("encoding started")
+
+        def vector():
+            self._events.append("vector taken")
+            return self._inner.encode_query(text)
+
+        return vector
+
+
+def test_a_query_is_embedded_while_its_lexical_channel_scores_it(release, embedder, settings):
+    """An embedder that can start a query's encoding early (the bot's QueryVectors) is asked to before the lexical
+    channel scores the query, and the vector is taken after: the two run at once (README, "Query latency").
+    A plain embedder is asked for the vector as before; both rank alike."""
+    events: list[str] = []
+    overlapped = LoadedRelease(release.release_id, release.manifest, release.index, release.entries,
+                               _Recorder(release.lexical, events), release.kinds)
+    answer = answer_from(overlapped, _Recorder(embedder, events), settings, "How do I get an invoice?")
+    assert events == ["encoding started", "lexical", "vector taken"]
+    assert answer.as_dict() == answer_from(release, embedder, settings, "How do I get an invoice?").as_dict()

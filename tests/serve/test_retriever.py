@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from kbops.config import usable_cores
 from kbops.db import session_scope
 from kbops.errors import QueryError, TransientError
 from kbops.pipeline import activate_release, build_release, decide, ingest
@@ -205,3 +206,63 @@ def test_the_retriever_batches_its_query_vectors_as_settings_say(retriever, sett
     alone = Retriever(dataclasses.replace(settings, query_batch=1), embedder=embedder)
     assert alone.queries.batcher.max_batch == 1
     assert alone.search("How long does a refund take?").as_dict() == retriever.search("How long does a refund take?").as_dict()
+
+
+class _SlowEmbedder:
+    """The real embedder, each query's run held until ``release`` is set, recording the thread that ran it."""
+
+    def __init__(self, embedder):
+        self.embedder, self.release, self.threads = embedder, threading.Event(), []
+
+    def encode_query(self, text):
+        self.threads.append(threading.current_thread().name)
+        self.release.wait(10)
+        if "boom" in text:
+            raise TransientError("the model run failed")
+        return self.embedder.encode_query(text)
+
+
+def test_a_question_is_encoded_on_a_helper_while_its_caller_works_and_inline_when_none_is_free(embedder):
+    """encode_query_soon: with a helper free the question is encoded on it (the caller goes on with other work
+    meanwhile); with every helper busy, or none configured, the caller encodes it itself when it takes the vector.
+    Each lookup is counted once, the vector is encode_query's, a failure reaches the caller, and a remembered
+    question needs no thread at all."""
+    slow = _SlowEmbedder(embedder)
+    lookups: list[bool] = []
+    memory = QueryVectors(slow, size=8, on_lookup=lookups.append, helpers=1)
+    first = memory.encode_query_soon("How long does a refund take?")
+    deadline = time.monotonic() + 10
+    while not slow.threads and time.monotonic() < deadline:  # started before the caller asked for the vector
+        time.sleep(0.001)
+    assert slow.threads == ["kbops-query-vector_0"]
+    second = memory.encode_query_soon("Do you ship abroad?")  # the only helper is busy: encoded in the caller's thread
+    assert len(slow.threads) == 1
+    slow.release.set()
+    np.testing.assert_allclose(first(), embedder.encode_query("How long does a refund take?"), atol=1e-5)
+    np.testing.assert_allclose(second(), embedder.encode_query("Do you ship abroad?"), atol=1e-5)
+    assert slow.threads[1] == threading.current_thread().name
+    again = memory.encode_query_soon("Do you ship abroad?")
+    assert len(slow.threads) == 2 and again() is memory.encode_query("Do you ship abroad?")
+    assert lookups == [False, False, True, True] and (memory.hits, memory.misses) == (2, 2)
+    with pytest.raises(TransientError):
+        memory.encode_query_soon("boom")()
+    third = memory.encode_query_soon("after the failure")  # the failed run gave its helper back
+    third()
+    assert slow.threads[-1] == "kbops-query-vector_0"
+    memory.close()
+    alone = QueryVectors(slow, size=8, helpers=0)
+    alone.encode_query_soon("How much is shipping?")()
+    assert slow.threads[-1] == threading.current_thread().name
+
+
+def test_the_retriever_embeds_on_a_helper_and_answers_as_without(retriever, settings, embedder):
+    """The bot's own path: a question's vector comes from a helper thread (this machine has cores to spare, or
+    none is used), and the answer is the one computed with every question encoded in the request's thread."""
+    question = "How long does a refund take?"
+    inline = Retriever(settings, embedder=embedder)
+    inline.queries.helpers = 0
+    assert retriever.search(question).as_dict() == inline.search(question).as_dict()
+    assert retriever.queries.helpers == usable_cores() - 1
+    assert (retriever.queries._pool is not None) == (retriever.queries.helpers > 0) and inline.queries._pool is None
+    retriever.close()
+    assert retriever.queries._pool is None
