@@ -4,9 +4,11 @@
 
 Builds (or reuses, via the embedding cache in var/bench/) a KB of 2 × P
 price entries (zh + en) from a generated store, publishes it, then times
-`Retriever.search` for English and Chinese questions, the FAISS search and
-the lexical scoring separately, and `POST /search` through a real uvicorn
-server on 127.0.0.1. Reports p50 / p99 in milliseconds, the release size on
+`Retriever.search` for English and Chinese questions (each embedded on a
+helper thread while its lexical channel scores it; then, on other products'
+questions, embedded in the request's thread, as before the helper), the
+FAISS search and the lexical scoring separately, and `POST /search` through
+a real uvicorn server on 127.0.0.1. Reports p50 / p99 in milliseconds, the release size on
 disk, the index type the release chose, and the memory the loaded release
 takes in the serving process (resident set growth while loading it).
 """
@@ -79,9 +81,25 @@ def main() -> None:
         bot.search(en[0])  # warm the model
         vecs = bot.embedder.encode(en)  # the queries' vectors for the FAISS-alone row (not timed)
         bot.search(zh[0])  # and the Chinese reader
+        # The same questions about other products, each embedded in the request's thread (no helper thread:
+        # QueryVectors.encode_query_soon), for the comparison in the same run. Fresh texts: no vector is remembered.
+        others = [(i + 1) % args.products for i in picks]
+        en_inline = [f"How much does the Lumi product {i:06d} cost?" for i in others]
+        zh_inline = [f"鹿米{i:06d}号商品多少钱" for i in others]
+        helpers = bot.queries.helpers
+
+        def inline(q: str) -> None:
+            bot.queries.helpers = 0
+            try:
+                bot.search(q)
+            finally:
+                bot.queries.helpers = helpers
+
         rows = {
             f"end to end, English ({_path(weights['en'])})": timed(lambda q: bot.search(q), en),
             f"end to end, Chinese ({_path(weights['zh'])})": timed(lambda q: bot.search(q), zh),
+            "  the same, embedded in the request's thread, English": timed(inline, en_inline),
+            "  the same, embedded in the request's thread, Chinese": timed(inline, zh_inline),
             f"FAISS search alone ({loaded.manifest['index_type']}, k=50)": timed(lambda v: loaded.index.search(v.reshape(1, -1), 50), vecs),
             "lexical scoring alone (English query)": timed(lambda q: loaded.lexical.scores(q), en),
             "lexical scoring alone (Chinese query)": timed(lambda q: loaded.lexical.scores(q), zh),
@@ -90,7 +108,8 @@ def main() -> None:
         }
         print(f"KB: {built['entries']:,} entries, {built['vectors']:,} vectors, index {loaded.manifest['index_type']}; "
               f"release on disk {size / 1e6:.0f} MB; load + verify {load_s:.1f}s; memory of the loaded release {rss_release:.0f} MB\n")
-        print(f"calibrated dense weight: English {weights['en']}, Chinese {weights['zh']} (0: the query is not embedded)\n")
+        print(f"calibrated dense weight: English {weights['en']}, Chinese {weights['zh']} (0: the query is not embedded); "
+              f"query-vector helper threads: {helpers} (embedding while the lexical channel scores)\n")
         print(f"{'':56} {'p50 ms':>8} {'p99 ms':>8}")
         for name, values in rows.items():
             print(f"{name:56} {statistics.median(values):8.2f} {pct(values, 0.99):8.2f}", flush=True)

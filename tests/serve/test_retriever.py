@@ -266,3 +266,16 @@ def test_the_retriever_embeds_on_a_helper_and_answers_as_without(retriever, sett
     assert (retriever.queries._pool is not None) == (retriever.queries.helpers > 0) and inline.queries._pool is None
     retriever.close()
     assert retriever.queries._pool is None
+
+
+def test_a_question_the_chinese_reader_reads_is_encoded_by_its_caller(embedder):
+    """The reader's 1.6 ms are about what the hop to a helper costs: no helper for them (README, "Query latency")."""
+    slow = _SlowEmbedder(embedder)
+    slow.release.set()
+    slow.reads_with_main_model = embedder.reads_with_main_model
+    memory = QueryVectors(slow, size=8, helpers=1)
+    memory.encode_query_soon("退款多久到账")()
+    memory.encode_query_soon("How long does a refund take?")()
+    assert slow.threads == [threading.current_thread().name, "kbops-query-vector_0"]
+    assert embedder.reads_with_main_model("How long does a refund take?") and not embedder.reads_with_main_model("退款多久到账")
+    memory.close()
