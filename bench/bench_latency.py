@@ -4,10 +4,11 @@
 
 Builds (or reuses, via the embedding cache in var/bench/) a KB of 2 × P
 price entries (zh + en) from a generated store, publishes it, then times
-`Retriever.search` for English and Chinese questions (each embedded on a
-helper thread while its lexical channel scores it; then, on other products'
-questions, embedded in the request's thread, as before the helper), the
-FAISS search and the lexical scoring separately, and `POST /search` through
+`Retriever.search` for English and Chinese questions after 200 untimed ones
+(each embedded on a helper thread while its lexical channel scores it,
+interleaved with the same question about the next product embedded in the
+request's thread, as before the helper), the FAISS search and the lexical
+scoring separately, and `POST /search` through
 a real uvicorn server on 127.0.0.1. Reports p50 / p99 in milliseconds, the release size on
 disk, the index type the release chose, and the memory the loaded release
 takes in the serving process (resident set growth while loading it).
@@ -81,25 +82,36 @@ def main() -> None:
         bot.search(en[0])  # warm the model
         vecs = bot.embedder.encode(en)  # the queries' vectors for the FAISS-alone row (not timed)
         bot.search(zh[0])  # and the Chinese reader
-        # The same questions about other products, each embedded in the request's thread (no helper thread:
-        # QueryVectors.encode_query_soon), for the comparison in the same run. Fresh texts: no vector is remembered.
-        others = [(i + 1) % args.products for i in picks]
-        en_inline = [f"How much does the Lumi product {i:06d} cost?" for i in others]
-        zh_inline = [f"鹿米{i:06d}号商品多少钱" for i in others]
+        # Warm-up, untimed: questions about other products (the first queries fill what a serving process keeps:
+        # the hit entries' token sets, the allocator's and CPU caches).
+        warm = [(i + 2) % args.products for i in picks[:100]]
+        for i in warm:
+            bot.search(f"How much does the Lumi product {i:06d} cost?")
+            bot.search(f"鹿米{i:06d}号商品多少钱")
+        # Each question alternately embedded on a helper thread (QueryVectors.encode_query_soon) and, for the
+        # same question about the next product, in the request's thread: the two in one interleaved run, so
+        # neither gets the other's warm-up. Fresh texts: no vector is remembered.
         helpers = bot.queries.helpers
 
-        def inline(q: str) -> None:
-            bot.queries.helpers = 0
-            try:
-                bot.search(q)
-            finally:
-                bot.queries.helpers = helpers
+        def both(questions: list[str], others: list[str]) -> tuple[list[float], list[float]]:
+            helped, inline = [], []
+            for q, other in zip(questions, others):
+                helped += timed(bot.search, [q])
+                bot.queries.helpers = 0
+                try:
+                    inline += timed(bot.search, [other])
+                finally:
+                    bot.queries.helpers = helpers
+            return helped, inline
 
+        others = [(i + 1) % args.products for i in picks]
+        en_helped, en_inline = both(en, [f"How much does the Lumi product {i:06d} cost?" for i in others])
+        zh_helped, zh_inline = both(zh, [f"鹿米{i:06d}号商品多少钱" for i in others])
         rows = {
-            f"end to end, English ({_path(weights['en'])})": timed(lambda q: bot.search(q), en),
-            f"end to end, Chinese ({_path(weights['zh'])})": timed(lambda q: bot.search(q), zh),
-            "  the same, embedded in the request's thread, English": timed(inline, en_inline),
-            "  the same, embedded in the request's thread, Chinese": timed(inline, zh_inline),
+            f"end to end, English ({_path(weights['en'])})": en_helped,
+            f"end to end, Chinese ({_path(weights['zh'])})": zh_helped,
+            "  the same, embedded in the request's thread, English": en_inline,
+            "  the same, embedded in the request's thread, Chinese": zh_inline,
             f"FAISS search alone ({loaded.manifest['index_type']}, k=50)": timed(lambda v: loaded.index.search(v.reshape(1, -1), 50), vecs),
             "lexical scoring alone (English query)": timed(lambda q: loaded.lexical.scores(q), en),
             "lexical scoring alone (Chinese query)": timed(lambda q: loaded.lexical.scores(q), zh),
