@@ -191,15 +191,16 @@ class QueryVectors:
     so the bot embeds a question while its lexical channel scores it
     (:func:`kbops.index.search.channel_scores`): the two are independent, and
     the model run and the sparse product both run outside the GIL. At 100,000
-    entries that takes about 3 ms off a 17 ms English query (README, "Query
-    latency"). ``helpers``: how many questions may be encoded on helper threads
+    entries that takes 1.4–2.7 ms off a 13–15 ms English query (README,
+    "Measured", query latency). ``helpers``: how many questions may be encoded on helper threads
     at once (default: one fewer than the usable cores; 0: never, every question
     is encoded in its request's thread). A question that finds no helper free
     is encoded in its own thread, as before: under load the cores are busy
     anyway, and a queue for helpers would only add waiting. So is a question
-    the Chinese reader reads (``reads_with_main_model``): its 1.6 ms are about
-    what the hop and the contention of its BLAS threads with the lexical
-    channel cost (same run: 17.1 ms p50 with a helper, 16.0 ms without).
+    the Chinese reader reads (``reads_with_main_model``): it gained nothing on
+    a helper (16.7–17.2 ms p50 with, 16.6–16.9 ms without); its 1.5 ms are
+    about what the hop and its BLAS threads' contention with the lexical
+    channel cost.
     """
 
     def __init__(self, embedder: Any, size: int, on_lookup: Callable[[bool], None] | None = None, batch: int = 1,
