@@ -192,11 +192,12 @@ class QueryVectors:
     (:func:`kbops.index.search.channel_scores`): the two are independent, and
     the model run and the sparse product both run outside the GIL. At 100,000
     entries that takes 1.4–2.7 ms off a 13–15 ms English query (README,
-    "Measured", query latency). ``helpers``: how many questions may be encoded on helper threads
-    at once (default: one fewer than the usable cores; 0: never, every question
-    is encoded in its request's thread). A question that finds no helper free
-    is encoded in its own thread, as before: under load the cores are busy
-    anyway, and a queue for helpers would only add waiting. So is a question
+    "Measured", query latency). ``helpers``: how many questions may be encoded
+    on helper threads at once (default: one fewer than the usable cores; 0:
+    never, every question is encoded in its request's thread). A question
+    that finds no helper free is encoded in its own thread, as before: under
+    load the cores are busy anyway, and a queue for helpers would only add
+    waiting. So is a question
     the Chinese reader reads (``reads_with_main_model``): it gained nothing on
     a helper (16.7–17.2 ms p50 with, 16.6–16.9 ms without); its 1.5 ms are
     about what the hop and its BLAS threads' contention with the lexical
@@ -236,15 +237,15 @@ class QueryVectors:
         by_main = getattr(self._embedder, "reads_with_main_model", None)
         if not self.helpers or (by_main is not None and not by_main(text)) or not self._free_helpers.acquire(blocking=False):
             return lambda: self._encode(text)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.helpers, thread_name_prefix="kbops-query-vector")
+            pool = self._pool
         try:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.helpers, thread_name_prefix="kbops-query-vector")
-                pool = self._pool
             return pool.submit(self._encode_on_helper, text).result
-        except BaseException:
-            self._free_helpers.release()  # nothing was submitted (the pool is shut down)
-            raise
+        except RuntimeError:  # closed meanwhile: nothing was submitted, and the question is still answered
+            self._free_helpers.release()
+            return lambda: self._encode(text)
 
     def close(self) -> None:
         """Stop the helper threads (idle ones exit; a question already submitted is still encoded)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -250,6 +251,10 @@ def test_a_question_is_encoded_on_a_helper_while_its_caller_works_and_inline_whe
     third()
     assert slow.threads[-1] == "kbops-query-vector_0"
     memory.close()
+    memory._pool = ThreadPoolExecutor(1)
+    memory._pool.shutdown()  # closed between the lookup and the hand-over: the caller encodes it
+    memory.encode_query_soon("closed meanwhile")()
+    assert slow.threads[-1] == threading.current_thread().name
     alone = QueryVectors(slow, size=8, helpers=0)
     alone.encode_query_soon("How much is shipping?")()
     assert slow.threads[-1] == threading.current_thread().name
