@@ -1,6 +1,6 @@
 """Bot API throughput and latency: one `kbops serve` replica, 1 worker vs N workers, in the same run.
 
-    .venv/bin/python bench/bench_api.py [--workers 1,2] [--query-cache 10000,0] [--query-batch 16] [--clients 16] [--seconds 15] [--repeat 3] [--rate 200]
+    .venv/bin/python bench/bench_api.py [--workers 1,2] [--query-cache 10000,0] [--query-batch 16] [--query-helpers auto,0] [--clients 16] [--seconds 15] [--repeat 3] [--rate 200]
 
 Builds the sample store's KB the way the tests do (ingest, approve everything queued, publish;
 the embedding cache is kept in var/bench/), then for each repeat starts a real
@@ -138,13 +138,16 @@ def _tree_cpu(pid: int) -> float:
 class Server:
     """``kbops serve --workers W`` on a free port, as a subprocess (its own process group)."""
 
-    def __init__(self, env: dict[str, str], workers: int, token: str | None, query_cache: int | None = None, query_batch: int | None = None):
+    def __init__(self, env: dict[str, str], workers: int, token: str | None, query_cache: int | None = None, query_batch: int | None = None,
+                 query_helpers: str = "auto"):
         self.port = _free_port()
         full_env = {**os.environ, **env, "HF_HUB_OFFLINE": "1"}
         if query_cache is not None:
             full_env["KBOPS_QUERY_CACHE"] = str(query_cache)
         if query_batch is not None:
             full_env["KBOPS_QUERY_BATCH"] = str(query_batch)
+        if query_helpers != "auto":
+            full_env["KBOPS_QUERY_HELPERS"] = query_helpers
         if token:
             full_env["KBOPS_API_TOKEN"] = token
         cmd = [str(KBOPS), "serve", "--port", str(self.port), "--workers", str(workers), "--no-access-log"]
@@ -301,6 +304,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to compare (default 1,2)")
     parser.add_argument("--query-cache", default="10000,0", help="comma-separated KBOPS_QUERY_CACHE sizes to compare (default 10000,0: on, off)")
     parser.add_argument("--query-batch", default="16", help="comma-separated KBOPS_QUERY_BATCH sizes to compare (default 16; 1: each question alone)")
+    parser.add_argument("--query-helpers", default="auto", help="comma-separated KBOPS_QUERY_HELPERS to compare (default auto: one fewer than the cores; 0: none)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--seconds", type=float, default=15, help="measured seconds per run (default 15)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; medians are reported (default 3)")
@@ -316,33 +320,36 @@ def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     caches = [int(c) for c in args.query_cache.split(",")]
     batches = [int(b) for b in args.query_batch.split(",")]
+    helpers = args.query_helpers.split(",")
     modes: list[float | None] = [None] + ([args.rate] if args.rate else [])
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
         env = prepare(Path(tmp))
-        runs: dict[tuple[int, int, int, float | None], list[dict[str, float]]] = {}
+        runs: dict[tuple[int, int, int, str, float | None], list[dict[str, float]]] = {}
         for r in range(args.repeat):
-            for workers, cache, batch in [(w, c, b) for w in counts for c in caches for b in batches]:
-                server = Server(env, workers, args.token or None, cache, batch)
+            for workers, cache, batch, helper in [(w, c, b, h) for w in counts for c in caches for b in batches for h in helpers]:
+                server = Server(env, workers, args.token or None, cache, batch, helper)
                 try:
                     server.wait_ready()
                     for mode in modes:
                         result = load(server, args.clients, args.seconds, mode)
-                        runs.setdefault((workers, cache, batch, mode), []).append(result)
-                        print(f"  run {r + 1}: workers={workers} query cache={cache} batch={batch} {'closed loop' if mode is None else f'open loop {mode:g}/s'}: "
+                        runs.setdefault((workers, cache, batch, helper, mode), []).append(result)
+                        print(f"  run {r + 1}: workers={workers} query cache={cache} batch={batch} helpers={helper} {'closed loop' if mode is None else f'open loop {mode:g}/s'}: "
                               f"{result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, errors {result['errors']}", flush=True)
                 finally:
                     server.stop()
         print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {args.clients} clients, {args.seconds:g} s per run, "
               f"median of {args.repeat} runs\n")
-        header = f"{'workers':>7} {'query cache':>11} {'batch':>5} {'load':>14} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server CPU ms/req':>17} {'loadgen CPU ms/req':>18}"
+        header = f"{'workers':>7} {'query cache':>11} {'batch':>5} {'helpers':>7} {'load':>14}"
+        header += f" {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'server CPU ms/req':>17} {'loadgen CPU ms/req':>18}"
         print(header)
-        for (workers, cache, batch, mode), results in runs.items():
+        for (workers, cache, batch, helper, mode), results in runs.items():
             med = {k: statistics.median(x[k] for x in results) for k in results[0]}
             load_name = "closed loop" if mode is None else f"open {mode:g}/s"
-            print(f"{workers:>7} {cache:>11} {batch:>5} {load_name:>14} {med['rps']:7.0f} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['errors']:6.0f} "
+            print(f"{workers:>7} {cache:>11} {batch:>5} {helper:>7} {load_name:>14} {med['rps']:7.0f} {med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['errors']:6.0f} "
                   f"{med['server_cpu_ms_per_req']:17.2f} {med['loadgen_cpu_ms_per_req']:18.2f}")
         if args.json:
-            print(json.dumps([{"workers": w, "query_cache": c, "query_batch": b, "rate": m, "runs": rs} for (w, c, b, m), rs in runs.items()], indent=2))
+            print(json.dumps([{"workers": w, "query_cache": c, "query_batch": b, "query_helpers": h, "rate": m, "runs": rs}
+                              for (w, c, b, h, m), rs in runs.items()], indent=2))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ class Settings:
     # Questions the bot API encodes in one model run when they arrive together (1: each alone): while one
     # run is under way the next questions queue and go in together, ~35 % less CPU each at 4+ (README).
     query_batch: int = 16
+    # Helper threads per bot API worker that embed a question while its lexical channel scores it (0: none,
+    # every question is embedded in its request's thread); unset: one fewer than the worker's usable cores.
+    query_helpers: int | None = None
     # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
     models_dir: Path | None = None
     # A raw fused-score bar for what cannot ask the bot: a review item "would answer" a logged question
@@ -234,6 +237,7 @@ class Settings:
             embed_model_zh=str(pick("embed_model_zh", cls.embed_model_zh)).strip().lower(),
             query_cache=number("query_cache", cls.query_cache, int),
             query_batch=number("query_batch", cls.query_batch, int),
+            query_helpers=None if pick("query_helpers") is None else number("query_helpers", 0, int),
             handoff_threshold=number("handoff_threshold", cls.handoff_threshold),
             ambiguity_margin=number("ambiguity_margin", cls.ambiguity_margin),
             target_precision=number("target_precision", cls.target_precision),
@@ -316,6 +320,11 @@ class Settings:
             raise ConfigError(f"embed_threads={settings.embed_threads} must be 0 (one per core) or more; set KBOPS_EMBED_THREADS")
         if settings.query_batch < 1:
             raise ConfigError(f"query_batch={settings.query_batch} must be 1 (each question alone) or more; set KBOPS_QUERY_BATCH")
+        if settings.query_helpers is not None and settings.query_helpers < 0:
+            raise ConfigError(
+                f"query_helpers={settings.query_helpers} must be 0 (every question embedded in its request's thread) or more; "
+                "set KBOPS_QUERY_HELPERS, or leave it unset for one fewer than the usable cores"
+            )
         if settings.query_cache < 0:
             raise ConfigError(f"query_cache={settings.query_cache} must be 0 (no cache) or more; set KBOPS_QUERY_CACHE")
         if settings.calibration_questions < 0:

@@ -332,7 +332,8 @@ class Retriever:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder or Embedder.from_settings(settings)
-        self.queries = QueryVectors(self.embedder, settings.query_cache, on_lookup=on_query_vector, batch=settings.query_batch)
+        self.queries = QueryVectors(self.embedder, settings.query_cache, on_lookup=on_query_vector, batch=settings.query_batch,
+                                    helpers=settings.query_helpers)
         store = store_for(settings)
         # A remote store is mirrored into the cache directory; a local one is read in place.
         self._store: ReleaseStore | None = None if store.is_dir(settings.index_dir) else store

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from kbops.config import usable_cores
+from kbops.config import Settings, usable_cores
 from kbops.db import session_scope
-from kbops.errors import QueryError, TransientError
+from kbops.errors import ConfigError, QueryError, TransientError
 from kbops.pipeline import activate_release, build_release, decide, ingest
 from kbops.schema import KbEntry, QueryLogEntry
 from kbops.serve.query_log import log_answer
@@ -284,3 +284,15 @@ def test_a_question_the_chinese_reader_reads_is_encoded_by_its_caller(embedder):
     assert slow.threads == [threading.current_thread().name, "kbops-query-vector_0"]
     assert embedder.reads_with_main_model("How long does a refund take?") and not embedder.reads_with_main_model("退款多久到账")
     memory.close()
+
+
+def test_query_helpers_are_a_setting(settings, embedder, tmp_path):
+    """KBOPS_QUERY_HELPERS: 0 embeds every question in its request's thread (an operator pinning one worker per
+    core may want that); unset, one fewer than the usable cores; a negative or non-number is refused with the fix."""
+    assert Retriever(settings, embedder=embedder).queries.helpers == usable_cores() - 1
+    none = Settings.load(env={"KBOPS_HOME": str(tmp_path), "KBOPS_QUERY_HELPERS": "0"}, config_file=None)
+    assert none.query_helpers == 0 and Retriever(none, embedder=embedder).queries.helpers == 0
+    assert Retriever(dataclasses.replace(settings, query_helpers=3), embedder=embedder).queries.helpers == 3
+    for bad in ("-1", "two"):
+        with pytest.raises(ConfigError, match="KBOPS_QUERY_HELPERS"):
+            Settings.load(env={"KBOPS_QUERY_HELPERS": bad}, config_file=None)
