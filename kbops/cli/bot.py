@@ -135,11 +135,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             # Each worker is a fresh process that builds its own app from the environment: pass the config file on.
             if getattr(args, "config", None):
                 os.environ["KBOPS_CONFIG"] = str(Path(args.config).resolve())
-            if not settings.embed_threads:
-                # N workers on the machine's cores: each embeds with its share, not with all of them.
-                os.environ["KBOPS_EMBED_THREADS"] = str(max(1, usable_cores() // args.workers))
+            os.environ.update(worker_environment(settings, args.workers, usable_cores()))
             uvicorn.run("kbops.serve.api:app_from_environment", factory=True, workers=args.workers, **options)
     finally:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
     return 0
+
+
+def worker_environment(settings: Settings, workers: int, cores: int) -> dict[str, str]:
+    """What `kbops serve --workers N` sets for its workers, when the operator did not: N workers share the
+    machine's cores, so each embeds with its share of them (``KBOPS_EMBED_THREADS``), and a worker gets
+    query-vector helpers only for the cores of its share beyond its own (``KBOPS_QUERY_HELPERS``). With
+    2 workers on 2 cores a helper each took a core the other worker needed: new questions at 200/s,
+    p50 19.2 ms with helpers against 15.4 ms without (bench/bench_api.py, README "Bot API throughput")."""
+    share = max(1, cores // workers)
+    env: dict[str, str] = {}
+    if not settings.embed_threads:
+        env["KBOPS_EMBED_THREADS"] = str(share)
+    if settings.query_helpers is None:
+        env["KBOPS_QUERY_HELPERS"] = str(share - 1)
+    return env
