@@ -111,7 +111,8 @@ class Settings:
     # run is under way the next questions queue and go in together, ~35 % less CPU each at 4+ (README).
     query_batch: int = 16
     # Helper threads per bot API worker that embed a question while its lexical channel scores it (0: none,
-    # every question is embedded in its request's thread); unset: one fewer than the worker's usable cores.
+    # every question is embedded in its request's thread); unset: one fewer than the worker's usable cores, or
+    # with `kbops serve --workers N` than its share of them (README "Bot API throughput").
     query_helpers: int | None = None
     # Where ONNX exports of the model are built and kept (default $KBOPS_HOME/models).
     models_dir: Path | None = None

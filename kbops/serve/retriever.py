@@ -197,11 +197,12 @@ class QueryVectors:
     never, every question is encoded in its request's thread). A question
     that finds no helper free is encoded in its own thread, as before: under
     load the cores are busy anyway, and a queue for helpers would only add
-    waiting. So is a question
-    the Chinese reader reads (``reads_with_main_model``): it gained nothing on
-    a helper (16.7–17.2 ms p50 with, 16.6–16.9 ms without); its 1.5 ms are
-    about what the hop and its BLAS threads' contention with the lexical
-    channel cost.
+    waiting. So is a question the Chinese reader reads
+    (``reads_with_main_model``): it gained nothing on a helper (16.7–17.2 ms
+    p50 with, 16.6–16.9 ms without); its 1.5 ms are about what the hop and its
+    BLAS threads' contention with the lexical channel cost. ``kbops serve
+    --workers N`` sets the default to a worker's share of the cores, less one
+    (:func:`kbops.cli.bot.worker_environment`).
     """
 
     def __init__(self, embedder: Any, size: int, on_lookup: Callable[[bool], None] | None = None, batch: int = 1,
