@@ -29,6 +29,7 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
 
+
 #: The largest price accepted from a source unless configured otherwise (any currency):
 #: far above any real shelf price, far below a 300-digit export error.
 DEFAULT_MAX_PRICE = 10_000_000

@@ -43,7 +43,7 @@ class UseReader:
     ``threads``: BLAS threads per call (0: one per core), never more than the cores this process
     may run on. The library's own default is 4 whatever the machine: on 2 cores its threads wait on
     each other, and a Chinese query took 136 ms to embed instead of 1.7 ms, a 200,000-question first
-    build 35 minutes instead of about 2 (README, "Query latency")."""
+    build 35 minutes instead of about 2 (README, "Measured", query latency)."""
 
     dim = 512
 

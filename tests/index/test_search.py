@@ -171,7 +171,7 @@ class _Recorder:
 
 def test_a_query_is_embedded_while_its_lexical_channel_scores_it(release, embedder, settings):
     """An embedder that can start a query's encoding early (the bot's QueryVectors) is asked to before the lexical
-    channel scores the query, and the vector is taken after: the two run at once (README, "Query latency").
+    channel scores the query, and the vector is taken after: the two run at once (README, "Measured", query latency).
     A plain embedder is asked for the vector as before; both rank alike."""
     events: list[str] = []
     overlapped = LoadedRelease(release.release_id, release.manifest, release.index, release.entries,

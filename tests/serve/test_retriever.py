@@ -274,7 +274,7 @@ def test_the_retriever_embeds_on_a_helper_and_answers_as_without(retriever, sett
 
 
 def test_a_question_the_chinese_reader_reads_is_encoded_by_its_caller(embedder):
-    """The reader's 1.6 ms are about what the hop to a helper costs: no helper for them (README, "Query latency")."""
+    """The reader's 1.5 ms are about what the hop to a helper costs: no helper for them (README, "Measured", query latency)."""
     slow = _SlowEmbedder(embedder)
     slow.release.set()
     slow.reads_with_main_model = embedder.reads_with_main_model
