@@ -7,7 +7,8 @@ than a handoff (issue 11):
 * **Identifiers are exact terms.** A SKU (``LM-1001``), a model code (``S1``,
   ``V8``, ``X200``) or a size (``3L``, ``1.7L``, ``350ml``, ``30cm``, ``55寸``)
   either matches or it does not: "the 5L air fryer" is not "the 3L rice
-  cooker" however similar the rest of the words are. An entry whose questions
+  cooker" however similar the rest of the words are. A SKU typed without its
+  hyphen ("LM1005") is the same identifier. An entry whose questions
   name identifiers, none of which the query names, is about another product
   and is never served for a query that names identifiers of its own. Entries
   without identifiers (policies, general FAQs) are unaffected.
@@ -32,8 +33,9 @@ from typing import Any
 
 from kbops.text import normalize
 
-#: A SKU or product code: letters, a dash, digits (lm-1001, sku-88, gb-t19001).
-_SKU = r"[a-z]{1,6}-\d{2,}[a-z0-9-]*"
+#: A SKU or product code: letters, a dash, digits (lm-1001, sku-88, gb-t19001); typed without the dash, a SKU of up
+#: to ten characters is a model code below (lm1001), and both normalise to the same identifier.
+_SKU = r"[a-z]{1,6}-[a-z]{0,3}\d{2,}[a-z0-9-]*"
 #: A model code: letters and digits in one word, at least one of each (s1, v8, x200, a7iv). Plain
 #: numbers are not identifiers (24 months, 299 yuan), nor are words with a digit suffix that are
 #: ordinary English ("2nd", "4th") or units (sizes are below).
@@ -45,22 +47,28 @@ _NOT_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|pcs|x)")
 
 #: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
 FACT_CUES: Mapping[str, tuple[str, ...]] = {
-    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少元", "什么价", "how much", "price", "cost", "pricing"),
-    "stock": ("有货", "现货", "库存", "缺货", "到货", "断货", "in stock", "out of stock", "available", "availability", "sold out", "restock"),
-    "shipping": ("配送", "发货", "快递", "物流", "运费", "包邮", "送货", "ship", "shipping", "shipped", "delivery", "deliver", "courier", "freight"),
-    "warranty": ("保修", "质保", "保固", "三包", "warranty", "guarantee"),
+    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少元", "什么价", "how much", "price", "prices", "priced", "cost", "costs", "pricing"),
+    "stock": ("有货", "有没有货", "没货", "现货", "库存", "缺货", "到货", "断货", "stock", "available", "availability", "sold out", "restock"),
+    "shipping": ("配送", "发货", "快递", "物流", "运费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",
+                 "delivered", "delivering", "courier", "freight"),
+    "warranty": ("保修", "质保", "保固", "三包", "warranty", "warranties", "guarantee"),
 }
 STRUCTURED_KINDS = frozenset(FACT_CUES)
-_EN_CUE = {kind: re.compile(r"\b(?:" + "|".join(re.escape(c) for c in cues if c.isascii()) + r")\b") for kind, cues in FACT_CUES.items()}
+#: English cues are whole words of Latin letters: not inside a longer word ("shipment", "costume"), but a word
+#: all the same next to Chinese characters, which regex \\b counts as word characters ("LM-1003 price多少").
+_EN_CUE = {
+    kind: re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in cues if c.isascii()) + r")(?![a-z0-9])") for kind, cues in FACT_CUES.items()
+}
 _ZH_CUES = {kind: tuple(c for c in cues if not c.isascii()) for kind, cues in FACT_CUES.items()}
 _SKU_TAG = "sku:"
 
 
 def identifiers(text: str) -> frozenset[str]:
-    """The exact identifiers ``text`` names, normalised (lower case, no space before a unit)."""
+    """The exact identifiers ``text`` names, normalised: lower case, no space before a unit, and no hyphen, because
+    customers type a SKU with or without it ("LM-1005", "LM1005") and both name the same product."""
     found = set()
     for match in _IDENTIFIER.findall(normalize(text)):
-        ident = match.replace(" ", "")
+        ident = match.replace(" ", "").replace("-", "")
         if _NOT_MODEL.fullmatch(ident):
             continue
         found.add(ident)
@@ -74,7 +82,7 @@ def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
     S1, the V8 …") without being about it."""
     texts = [entry["question"], *entry.get("alt_questions", ())]
     found = set().union(*(identifiers(t) for t in texts))
-    found.update(t[len(_SKU_TAG) :].lower() for t in entry.get("tags", ()) if t.lower().startswith(_SKU_TAG))
+    found.update(t[len(_SKU_TAG) :].lower().replace("-", "") for t in entry.get("tags", ()) if t.lower().startswith(_SKU_TAG))
     return frozenset(found)
 
 

@@ -266,12 +266,12 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     if "identifiers" in loaded.memo:
         return loaded
     identifiers = {eid: entities.entry_identifiers(e) for eid, e in loaded.entries.items()}
-    vocabulary: dict[str, set[str]] = {}
+    vocabulary: dict[tuple[str, str], set[str]] = {}
     for eid, e in loaded.entries.items():
         if identifiers[eid]:  # products only: their names are what another product's question may carry
-            vocabulary.setdefault(e["kind"], set()).update(_question_tokens(e))
+            vocabulary.setdefault((e["kind"], e["lang"]), set()).update(_question_tokens(e))
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
-    loaded.memo["kind_vocabulary"] = {kind: frozenset(words) for kind, words in vocabulary.items()}
+    loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
     loaded.memo["tokens"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
     return loaded
@@ -364,18 +364,19 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     asked about (the store's rice cooker is 3L), so the bot must not answer.
     Words are English words and single Chinese characters (a bigram may span
     two words of the question); only product entries (with identifiers) of the
-    top hit's kind are compared.
+    top hit's kind and language are compared: the English questions' "price"
+    is not another product's name in "LM-1003 price多少", answered in Chinese.
     """
     if not _identifiers(loaded, top.entry_id):
         return False
     words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
-    foreign = (words & _kind_vocabulary(loaded, top.kind)) - _tokens(loaded, top.entry_id)
+    foreign = (words & _kind_vocabulary(loaded, top.kind, top.lang)) - _tokens(loaded, top.entry_id)
     return bool(foreign)
 
 
-def _kind_vocabulary(loaded: LoadedRelease, kind: str) -> frozenset[str]:
-    """Every token of the questions of the product entries (with identifiers) of one kind."""
-    return prepare(loaded).memo["kind_vocabulary"].get(kind, frozenset())
+def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
+    """Every token of the questions of the product entries (with identifiers) of one kind in one language."""
+    return prepare(loaded).memo["kind_vocabulary"].get((kind, lang), frozenset())
 
 
 def _tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:

@@ -10,15 +10,16 @@ from kbops.index import entities
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("LM-1001多少钱", {"lm-1001"}),
-        ("How much does LM-1014 cost?", {"lm-1014"}),
+        ("LM-1001多少钱", {"lm1001"}),
+        ("How much does LM-1014 cost?", {"lm1014"}),
         ("鹿米智能电饭煲 3L多少钱？", {"3l"}),
         ("Lumi Electric Kettle 1.7L", {"1.7l"}),
         ("鹿米电热水壶1.7L", {"1.7l"}),
         ("Lumi Robot Vacuum S1 and the V8", {"s1", "v8"}),
         ("便携榨汁杯 350ml", {"350ml"}),
         ("55寸电视", {"55寸"}),
-        ("ＬＭ－１００１", {"lm-1001"}),  # full-width, as typed on a Chinese keyboard
+        ("ＬＭ－１００１", {"lm1001"}),  # full-width, as typed on a Chinese keyboard
+        ("GB-T19001-2016", {"gbt190012016"}),
     ],
 )
 def test_identifiers_are_skus_models_and_sizes(text, expected):
@@ -30,9 +31,17 @@ def test_plain_numbers_and_words_are_not_identifiers(text):
     assert entities.identifiers(text) == frozenset()
 
 
+@pytest.mark.parametrize("typed", ["LM1001多少钱", "lm1001 price", "Is LM－1001 in stock?", "LM-1001"])
+def test_a_sku_typed_without_its_hyphen_is_the_same_identifier(typed):
+    """Customers drop the hyphen ("LM1005多少钱"); before, "lm1005" was a model code that conflicted with the
+    entries' "lm-1005", so the product asked about was the one product never served."""
+    assert entities.identifiers(typed) == {"lm1001"}
+    assert not entities.conflicts(entities.identifiers(typed), entities.entry_identifiers({"question": "LM-1001多少钱？", "tags": ["sku:LM-1001"]}))
+
+
 def test_an_entry_is_about_the_identifiers_its_questions_and_sku_tags_name():
     entry = {"question": "How much is the Lumi Air Fryer 5L?", "alt_questions": ["Air fryer price"], "answer": "Unlike the S1 …", "tags": ["price", "sku:LM-1003"]}
-    assert entities.entry_identifiers(entry) == {"5l", "lm-1003"}  # never from the answer
+    assert entities.entry_identifiers(entry) == {"5l", "lm1003"}  # never from the answer
 
 
 def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share_none():
@@ -53,6 +62,15 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("保修多久", {"warranty"}),
         ("What is your return policy?", set()),
         ("The shipment was damaged", set()),  # "shipment" is not the word "ship"
+        ("LM-1003 price多少", {"price"}),  # an English cue next to Chinese characters is still a word
+        ("这个有stock吗", {"stock"}),
+        ("How will the ceiling light be delivered?", {"shipping"}),
+        ("What does the kettle cost? What do the lamps cost", {"price"}),
+        ("How much do the earbuds costs", {"price"}),
+        ("Are prices the same online?", {"price"}),
+        ("请问一下电饭煲有没有货", {"stock"}),
+        ("Is the wok out of stock", {"stock"}),
+        ("costume ideas", set()),  # a cue inside a longer English word is not the cue
     ],
 )
 def test_asked_kinds(text, kinds):

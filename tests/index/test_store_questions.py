@@ -34,12 +34,15 @@ TABLE = [
     ("How long is the warranty on the Lumi Ionic Hair Dryer?", "answer product:LM-1018:warranty:en"),
     ("吹风机保修多久", "answer product:LM-1018:warranty:zh"),
     ("How is the Lumi Soundbar 2.1 shipped?", "answer product:LM-1017:shipping:en"),
+    ("How will the ceiling light be delivered?", "answer product:LM-1012:shipping:en"),
     ("回音壁怎么发货", "answer product:LM-1017:shipping:zh"),
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
     ("LM-1004有货吗", "answer product:LM-1004:stock:zh"),
     ("What is the warranty on LM-1007?", "answer product:LM-1007:warranty:en"),
+    ("LM1005多少钱", "answer product:LM-1005:price:zh"),  # typed without the hyphen
+    ("LM-1003 price多少", "answer product:LM-1003:price"),  # an English cue in a Chinese question
     # several products under one name: ask which one
     ("How much is the Lumi lamp?", "clarify LM-1011 LM-1014"),
     ("鹿米的灯多少钱", "clarify LM-1011 LM-1012 LM-1013 LM-1014"),
