@@ -12,6 +12,13 @@ than a handoff (issue 11):
   name identifiers, none of which the query names, is about another product
   and is never served for a query that names identifiers of its own. Entries
   without identifiers (policies, general FAQs) are unaffected.
+* **A brand is part of a product's identity.** "How much is the Xiaomi rice
+  cooker?" is not a question about the store's rice cooker, however alike the
+  rest of the words are. :data:`BRANDS` lists the appliance and electronics
+  brands of Chinese and English e-commerce with their names in both scripts; a
+  query naming one is never answered by a product entry whose questions do not
+  name it (the store's own products, or another brand's), while a store that
+  sells that brand names it in its products' questions and answers as before.
 * **The fact asked for must fit the entry's kind.** Structured facts come in
   kinds (price, stock, shipping, warranty: :data:`FACT_CUES`); a question that
   asks for a price is not answered by a stock entry, even when that is the
@@ -62,6 +69,67 @@ _EN_CUE = {
 _ZH_CUES = {kind: tuple(c for c in cues if not c.isascii()) for kind, cues in FACT_CUES.items()}
 _SKU_TAG = "sku:"
 
+#: Brands customers compare with, by canonical name: their names as customers write them, Chinese and Latin (lower
+#: case; Latin names matched as words). Not listed: brands whose name is an everyday word ("Shark", "Ninja",
+#: "Apple", 小熊, 石头), which would turn ordinary questions into brand questions. A store that sells a listed brand
+#: names it in its products' questions, so those products still answer it.
+BRANDS: Mapping[str, tuple[str, ...]] = {
+    "xiaomi": ("小米", "米家", "红米", "xiaomi", "mijia", "redmi"),
+    "midea": ("美的", "midea"),
+    "gree": ("格力", "gree"),
+    "haier": ("海尔", "haier"),
+    "hisense": ("海信", "hisense"),
+    "tcl": ("tcl",),
+    "supor": ("苏泊尔", "supor"),
+    "joyoung": ("九阳", "joyoung"),
+    "bear": ("小熊电器",),
+    "deerma": ("德尔玛", "deerma"),
+    "morphy richards": ("摩飞", "morphy richards"),
+    "philips": ("飞利浦", "philips"),
+    "panasonic": ("松下", "panasonic"),
+    "zojirushi": ("象印", "zojirushi"),
+    "tefal": ("特福", "tefal"),
+    "bosch": ("博世", "bosch"),
+    "siemens": ("西门子", "siemens"),
+    "delonghi": ("德龙", "delonghi", "de'longhi"),
+    "kitchenaid": ("凯膳怡", "kitchenaid"),
+    "breville": ("铂富", "breville"),
+    "cuisinart": ("美膳雅", "cuisinart"),
+    "vitamix": ("维他密斯", "vitamix"),
+    "instant pot": ("instant pot",),
+    "dyson": ("戴森", "dyson"),
+    "ecovacs": ("科沃斯", "ecovacs"),
+    "roborock": ("roborock",),
+    "dreame": ("追觅", "dreame"),
+    "irobot": ("irobot", "roomba"),
+    "braun": ("博朗", "braun"),
+    "flyco": ("飞科", "flyco"),
+    "povos": ("奔腾电器", "povos"),
+    "oral-b": ("欧乐b", "欧乐-b", "oral-b", "oralb"),
+    "usmile": ("usmile",),
+    "soocas": ("素士", "soocas"),
+    "huawei": ("华为", "huawei"),
+    "honor": ("荣耀手机",),
+    "lenovo": ("联想", "lenovo"),
+    "samsung": ("三星", "samsung"),
+    "sony": ("索尼", "sony"),
+    "lg": ("lg",),
+    "bose": ("bose",),
+    "jbl": ("jbl",),
+    "edifier": ("漫步者", "edifier"),
+    "sennheiser": ("森海塞尔", "sennheiser"),
+    "anker": ("安克", "anker"),
+    "opple": ("欧普照明", "opple"),
+    "nvc": ("雷士照明", "nvc"),
+    "yeelight": ("易来", "yeelight"),
+}
+#: Latin names are looked up as words and word pairs (not inside a longer word, but next to Chinese characters);
+#: Chinese names are found as they are, except 美的 after a degree word, where it is "beautiful" (真美的), not Midea.
+_LATIN_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if name.isascii()}
+_LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
+_CHINESE_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if not name.isascii()}
+_CHINESE_PATTERN = re.compile("|".join(("(?<![很真好太挺超多])" if n == "美的" else "") + re.escape(n) for n in sorted(_CHINESE_BRAND, key=len, reverse=True)))
+
 
 def identifiers(text: str) -> frozenset[str]:
     """The exact identifiers ``text`` names, normalised: lower case, no space before a unit, and no hyphen, because
@@ -73,6 +141,20 @@ def identifiers(text: str) -> frozenset[str]:
             continue
         found.add(ident)
     return frozenset(found)
+
+
+def brands(text: str) -> frozenset[str]:
+    """The :data:`BRANDS` ``text`` names, by canonical name."""
+    t = normalize(text)
+    words = [w.removesuffix("'s") for w in _LATIN_WORD.findall(t)]
+    found = {_LATIN_BRAND[w] for w in (*words, *(" ".join(pair) for pair in zip(words, words[1:]))) if w in _LATIN_BRAND}
+    found.update(_CHINESE_BRAND[m] for m in _CHINESE_PATTERN.findall(t))
+    return frozenset(found)
+
+
+def entry_brands(entry: Mapping[str, Any]) -> frozenset[str]:
+    """The brands an entry's questions name (its answer may compare with others without being about them)."""
+    return frozenset().union(*(brands(t) for t in (entry["question"], *entry.get("alt_questions", ()))))
 
 
 def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:

@@ -8,10 +8,11 @@ from the release's calibration (:mod:`kbops.index.calibration`, fitted on the
 store's own questions at publish); a release without one uses the defaults
 measured on public data.
 
-Before anything is served, two rules of :mod:`kbops.index.entities` apply to
+Before anything is served, the rules of :mod:`kbops.index.entities` apply to
 every candidate entry: an entry about another product (its SKU, model or size
-is not the one the query names) is never served, and a structured fact of the
-wrong kind (a stock entry for a price question) is never served either. An
+is not the one the query names, or the query names a brand its questions do
+not) is never served, and a structured fact of the wrong kind (a stock entry
+for a price question) is never served either. An
 entry about the identifier the query names weighs heavily: its score closes
 :data:`IDENTIFIER_WEIGHT` of its distance to 1.
 
@@ -232,6 +233,7 @@ def rank(
         spoken = detect_lang(query)
         lang = spoken if spoken in _languages(loaded) else None
     query_ids = entities.identifiers(query)
+    query_brands = entities.brands(query)
     asked = entities.asked_kinds(query)
     hits: list[Hit] = []
     wrong_kind = False
@@ -245,6 +247,8 @@ def rank(
             continue
         if entities.conflicts(query_ids, _identifiers(loaded, eid)):
             continue
+        if query_brands and _identifiers(loaded, eid) and not query_brands <= _brands(loaded, eid):
+            continue  # a product of another brand than the one asked about (the store's own, usually)
         if not entities.kind_fits(asked, entry["kind"]) or (categories and entry["kind"] not in categories):
             wrong_kind = True
             continue
@@ -273,6 +277,7 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
     loaded.memo["tokens"] = {}
+    loaded.memo["brands"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
     return loaded
 
@@ -377,6 +382,15 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
 def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
     """Every token of the questions of the product entries (with identifiers) of one kind in one language."""
     return prepare(loaded).memo["kind_vocabulary"].get((kind, lang), frozenset())
+
+
+def _brands(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """The brands an entry's questions name (derived for the few queries that name a brand, and kept)."""
+    memo = prepare(loaded).memo["brands"]
+    found = memo.get(eid)
+    if found is None:
+        found = memo[eid] = entities.entry_brands(loaded.entries[eid])
+    return found
 
 
 def _tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:

@@ -39,6 +39,26 @@ def test_a_sku_typed_without_its_hyphen_is_the_same_identifier(typed):
     assert not entities.conflicts(entities.identifiers(typed), entities.entry_identifiers({"question": "LM-1001多少钱？", "tags": ["sku:LM-1001"]}))
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("小米电饭煲多少钱", {"xiaomi"}),
+        ("美的电热水壶多少钱", {"midea"}),
+        ("How much is the Xiaomi rice cooker?", {"xiaomi"}),
+        ("philips air fryer price", {"philips"}),
+        ("Is Xiaomi's kettle cheaper?", {"xiaomi"}),
+        ("Is the Dyson V8 better than yours?", {"dyson"}),
+        ("戴森和飞利浦哪个好", {"dyson", "philips"}),
+        ("鹿米电饭煲多少钱", set()),
+        ("How much is the Lumi kettle?", set()),
+        ("这个台灯真美的", set()),  # "美的" here is "beautiful", not Midea
+        ("Do you have more sonyx?", set()),  # inside a longer word: not the brand
+    ],
+)
+def test_brands_other_than_the_stores_are_named_in_both_languages(text, expected):
+    assert entities.brands(text) == expected
+
+
 def test_an_entry_is_about_the_identifiers_its_questions_and_sku_tags_name():
     entry = {"question": "How much is the Lumi Air Fryer 5L?", "alt_questions": ["Air fryer price"], "answer": "Unlike the S1 …", "tags": ["price", "sku:LM-1003"]}
     assert entities.entry_identifiers(entry) == {"5l", "lm1003"}  # never from the answer

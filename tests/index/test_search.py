@@ -75,9 +75,9 @@ PRODUCTS = [
 QUESTIONS = {"price": "How much is the {n}?", "stock": "Is the {n} in stock?"}
 
 
-def _product_release(embedder) -> LoadedRelease:
+def _product_release(embedder, products: list[tuple[str, str, dict[str, str]]] = PRODUCTS) -> LoadedRelease:
     entries, texts, eid = {}, [], 0
-    for sku, name, facts in PRODUCTS:
+    for sku, name, facts in products:
         for kind, answer in facts.items():
             eid += 1
             question = QUESTIONS[kind].format(n=name)
@@ -107,6 +107,21 @@ def test_a_price_question_is_never_answered_by_a_stock_entry_or_another_products
     assert all(h.kind == "price" or h.kind == "policy" for h in answer.hits)
     assert all("S1" not in h.question or h.kind != "stock" for h in answer.hits)
     assert all(not h.entry_key.startswith("product:LM-1008") for h in answer.hits)  # the V8 is another product
+
+
+def test_a_question_about_another_brand_is_never_answered_with_the_stores_product(embedder, settings):
+    """"How much is the Xiaomi rice cooker?" was answered with the Lumi rice cooker's price (0.86 confident):
+    a brand the store's product does not carry names another product. A brand the store sells still answers."""
+    kettles = _product_release(embedder, [
+        ("LM-1002", "Lumi Electric Kettle 1.7L", {"price": "The Lumi Electric Kettle 1.7L costs 89.00 CNY."}),
+        ("XM-2001", "Xiaomi Mijia Kettle 1.5L", {"price": "The Xiaomi Mijia Kettle 1.5L costs 99.00 CNY."}),
+    ])
+    for question in ("How much is the Philips kettle?", "How much is the Philips electric kettle?"):
+        answer = answer_from(kettles, embedder, settings, question)
+        assert answer.handoff and all(h.kind == "policy" for h in answer.hits), (question, answer.hits)
+    sold = answer_from(kettles, embedder, settings, "How much is the Xiaomi kettle?")
+    assert not sold.handoff and sold.top.entry_key == "product:XM-2001:price:en"
+    assert answer_from(kettles, embedder, settings, "How much is the Lumi Electric Kettle?").top.entry_key == "product:LM-1002:price:en"
 
 
 def test_a_category_that_does_not_fit_the_question_hands_off_as_wrong_kind(products, embedder, settings):

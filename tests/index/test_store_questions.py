@@ -67,6 +67,9 @@ TABLE = [
     ("LM-9999多少钱", "handoff"),
     ("How much is the 5L rice cooker?", "handoff"),  # the 5L product is the air fryer; the rice cooker is 3L
     ("5L的电饭煲多少钱", "handoff"),
+    ("How much is the Xiaomi rice cooker?", "handoff"),  # another brand's product: not the store's rice cooker
+    ("美的电热水壶多少钱", "handoff"),
+    ("How much is the Philips air fryer?", "handoff"),
 ]
 
 
