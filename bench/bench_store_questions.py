@@ -1,0 +1,128 @@
+"""The sample store asked 136 questions its table test does not hold: how often the bot is right, wrong or hands off.
+
+    .venv/bin/python bench/bench_store_questions.py [--show all|wrong|handoff]
+
+``tests/index/test_store_questions.py`` holds the sample store to 40 questions,
+each with one expected outcome. This set is the wider check behind it:
+``bench/labels/store_questions.tsv`` (bench/labels/README.md says how it was
+written) asks the bundled store, fully approved and published, about its
+products by name, SKU and nickname, its policies in customers' words, other
+brands' products, products and facts it does not have, and things no store
+KB answers (an order's status, a password). Each row expects an answer from an
+entry (key prefixes, ``|`` between the acceptable ones), a clarifying question
+with exactly those products, or a handoff.
+
+Per language it prints, for the questions the KB can answer: answered right,
+**answered wrong**, asked back (clarify) and handed off; and for those it cannot:
+handed off, or answered (wrong). Answered precision counts every answer; a
+clarifying question is not an answer. Trust first: a wrong answer is the figure
+to keep at zero; a handoff of an answerable question is the price of that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from kbops.config import Settings
+from kbops.db import init_db, session_scope
+from kbops.pipeline import decide, ingest, publish
+from kbops.review import queue
+from kbops.serve.retriever import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ROOT / "bench" / "labels" / "store_questions.tsv"
+SAMPLE = ROOT / "examples" / "sample_store"
+
+
+def load(path: Path = LABELS) -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return [(row["question"], row["expected"]) for row in csv.DictReader(fh, delimiter="\t")]
+
+
+def store(root: Path) -> Settings:
+    """The sample store, every candidate approved (a reviewer who agrees with the whole queue), published."""
+    shutil.copytree(SAMPLE, root / "store")
+    env = {
+        "KBOPS_HOME": str(root / "home"),
+        "KBOPS_DATABASE_URL": f"sqlite:///{root / 'kb.sqlite'}",
+        "KBOPS_SOURCES": str(root / "store" / "sources.toml"),
+        "KBOPS_EMBED_CACHE": str(ROOT / "var" / "bench" / "embeddings.sqlite"),
+    }
+    settings = Settings.load(env=env, config_file=None)
+    init_db(settings)
+    ingest(settings)
+    with session_scope(settings) as db:
+        items = [i.id for i in queue.list_items(db, "open", 10_000)]
+    if items:
+        decide(settings, items, "approve", by="bench")
+    publish(settings)
+    return settings
+
+
+def outcome(answer) -> str:
+    """``answer <entry key>``, ``clarify <sku> …`` (sorted) or ``handoff``."""
+    if not answer.handoff:
+        return f"answer {answer.top.entry_key}"
+    if answer.reason == "clarify":
+        return "clarify " + " ".join(sorted(o.entry_key.split(":")[1] for o in answer.options))
+    return "handoff"
+
+
+def judge(expected: str, got: str) -> str:
+    """An answerable question: right (the expected answer), asked back (the expected clarifying question), wrong
+    (another entry's answer), clarify (asked back where an answer, or other options, were expected) or handoff.
+    One the KB cannot answer: handed off (a clarifying question included) or answered."""
+    kind, _, rest = expected.partition(" ")
+    if kind == "handoff":
+        return "handed off" if got == "handoff" or got.startswith("clarify") else "answered"
+    if got == "handoff":
+        return "handoff"
+    if kind == "clarify":
+        return "asked back" if got == expected else ("clarify" if got.startswith("clarify") else "wrong")
+    if got.startswith("clarify"):
+        return "clarify"
+    key = got.split(" ", 1)[1]
+    return "right" if any(key.startswith(prefix) for prefix in rest.split("|")) else "wrong"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--show", choices=("all", "wrong", "handoff", "none"), default="wrong",
+                        help="which questions to list with what the bot did (default: the wrong answers)")
+    args = parser.parse_args()
+    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+    rows = load()
+    with tempfile.TemporaryDirectory() as tmp:
+        retriever = Retriever(store(Path(tmp)))
+        results = []
+        for question, expected in rows:
+            answer = retriever.search(question, top_k=3)
+            got = outcome(answer)
+            results.append((question, expected, got, judge(expected, got), answer.lang, answer.confidence))
+        retriever.close()
+    print(f"\n{len(rows)} questions, bench/labels/store_questions.tsv\n")
+    print(f"{'':4} {'answerable':>10} {'right':>6} {'asked back':>11} {'wrong':>6} {'clarify':>8} {'handoff':>8} │ "
+          f"{'not':>4} {'handed off':>11} {'answered':>9} │ {'answered precision':>19}")
+    for lang in ("en", "zh", "all"):
+        mine = [r for r in results if lang in ("all", "zh" if r[4] != "en" else "en")]
+        c = Counter(r[3] for r in mine)
+        answerable = c["right"] + c["asked back"] + c["wrong"] + c["clarify"] + c["handoff"]
+        answered = c["right"] + c["wrong"] + c["answered"]
+        precision = f"{c['right'] / answered:.3f} ({c['right']}/{answered})" if answered else "—"
+        print(f"{lang:4} {answerable:>10} {c['right']:>6} {c['asked back']:>11} {c['wrong']:>6} {c['clarify']:>8} {c['handoff']:>8} │ "
+              f"{len(mine) - answerable:>4} {c['handed off']:>11} {c['answered']:>9} │ {precision:>19}")
+    shown = {"all": None, "wrong": ("wrong", "answered"), "handoff": ("handoff",), "none": ()}[args.show]
+    listed = [r for r in results if shown is None or r[3] in shown]
+    if listed:
+        print()
+    for question, expected, got, verdict, _, confidence in listed:
+        print(f"{verdict:>10}  {question}  → {got} (confidence {confidence}); expected {expected}")
+
+
+if __name__ == "__main__":
+    main()
