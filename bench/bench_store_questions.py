@@ -76,10 +76,11 @@ def outcome(answer) -> str:
 def judge(expected: str, got: str) -> str:
     """An answerable question: right (the expected answer), asked back (the expected clarifying question), wrong
     (another entry's answer), clarify (asked back where an answer, or other options, were expected) or handoff.
-    One the KB cannot answer: handed off (a clarifying question included) or answered."""
+    One the KB cannot answer: handed off, offered (asked back with products that are not what it asks about: a
+    handoff all the same, but a needless question) or answered."""
     kind, _, rest = expected.partition(" ")
     if kind == "handoff":
-        return "handed off" if got == "handoff" or got.startswith("clarify") else "answered"
+        return "handed off" if got == "handoff" else ("offered" if got.startswith("clarify") else "answered")
     if got == "handoff":
         return "handoff"
     if kind == "clarify":
@@ -107,7 +108,7 @@ def main() -> None:
         retriever.close()
     print(f"\n{len(rows)} questions, bench/labels/store_questions.tsv\n")
     print(f"{'':4} {'answerable':>10} {'right':>6} {'asked back':>11} {'wrong':>6} {'clarify':>8} {'handoff':>8} │ "
-          f"{'not':>4} {'handed off':>11} {'answered':>9} │ {'answered precision':>19}")
+          f"{'not':>4} {'handed off':>11} {'offered':>8} {'answered':>9} │ {'answered precision':>19}")
     for lang in ("en", "zh", "all"):
         mine = [r for r in results if lang in ("all", "zh" if r[4] != "en" else "en")]
         c = Counter(r[3] for r in mine)
@@ -115,8 +116,8 @@ def main() -> None:
         answered = c["right"] + c["wrong"] + c["answered"]
         precision = f"{c['right'] / answered:.3f} ({c['right']}/{answered})" if answered else "—"
         print(f"{lang:4} {answerable:>10} {c['right']:>6} {c['asked back']:>11} {c['wrong']:>6} {c['clarify']:>8} {c['handoff']:>8} │ "
-              f"{len(mine) - answerable:>4} {c['handed off']:>11} {c['answered']:>9} │ {precision:>19}")
-    shown = {"all": None, "wrong": ("wrong", "answered"), "handoff": ("handoff",), "none": ()}[args.show]
+              f"{len(mine) - answerable:>4} {c['handed off']:>11} {c['offered']:>8} {c['answered']:>9} │ {precision:>19}")
+    shown = {"all": None, "wrong": ("wrong", "answered", "offered"), "handoff": ("handoff",), "none": ()}[args.show]
     listed = [r for r in results if shown is None or r[3] in shown]
     if listed:
         print()

@@ -73,6 +73,36 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+_CLAUSE = re.compile(r"[,.!?;:，。！？；：、\n]+")
+
+
+def phrases(text: str) -> list[list[str]]:
+    """The :func:`tokens` of ``text`` grouped by phrase, single words and characters only (no bigrams).
+
+    A phrase is a run of English words between stop words and punctuation, or a
+    run of Chinese characters between punctuation and other scripts: "Hi, I'm
+    looking for the Lumi lamp, how much is it?" → [hi], [m, look], [lumi, lamp],
+    [much]; "鹿米智能门锁多少钱" is one. What names a product is one of them."""
+    out: list[list[str]] = []
+    for clause in _CLAUSE.split(normalize(text)):
+        phrase: list[str] = []
+        for run in _TOKEN_RUN.findall(clause):
+            if _CJK.match(run):
+                if phrase:
+                    out.append(phrase)
+                out.append([ch for ch in run if ch not in _ZH_PARTICLES])
+                phrase = []
+            elif run in EN_STOPWORDS:
+                if phrase:
+                    out.append(phrase)
+                phrase = []
+            else:
+                phrase.append(_stem(run))
+        if phrase:
+            out.append(phrase)
+    return [p for p in out if p]
+
+
 def _stem(word: str) -> str:
     """A deliberately light English stemmer: plurals and -ing/-ed endings.
 

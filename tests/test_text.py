@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbops.text import detect_lang, fingerprint, tokens
+from kbops.text import detect_lang, fingerprint, phrases, tokens
 
 
 @pytest.mark.parametrize(
@@ -94,3 +94,18 @@ def test_tokens_plural_of_word_ending_in_e_matches_singular(plural, singular):
 
 def test_tokens_mixed_script_keeps_model_numbers():
     assert tokens("鹿米 Soundbar 2.1") == ["鹿", "米", "鹿米", "soundbar", "2.1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hi, I'm looking for the Lumi lamp, how much is it?", [["m", "look"], ["lumi", "lamp"], ["much"]]),
+        ("How much is the Lumi air purifier?", [["much"], ["lumi", "air", "purifier"]]),
+        ("鹿米智能门锁多少钱", [["鹿", "米", "智", "能", "门", "锁", "多", "少", "钱"]]),
+        ("我想买个鹿米的灯，多少钱呀", [["我", "想", "买", "个", "鹿", "米", "的", "灯"], ["多", "少", "钱"]]),
+        ("LM-1003 price多少", [["lm", "1003", "price"], ["多", "少"]]),
+        ("?!", []),
+    ],
+)
+def test_phrases_group_tokens_between_stop_words_punctuation_and_scripts(text, expected):
+    assert phrases(text) == expected

@@ -57,7 +57,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import scrub
 from kbops.schema import utcnow
-from kbops.text import detect_lang, tokens
+from kbops.text import detect_lang, phrases, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -311,6 +311,10 @@ def decide(
     top = hits[0]
     confidence = model.probability(top.score, top.score - runner_up(hits))
     group = _clarify_group(loaded, hits, query)
+    if len(group) > 1 and _names_unknown_product(loaded, group, query):
+        # "How much is the Lumi air purifier?": the air fryer and the Earbuds Air share "air", but the store's
+        # questions never say "purifier" — the customer asked about a product it does not have.
+        return True, "no_match", confidence, []
     if len(group) > 1:
         # A clarifying question only when the question is clearly about this kind of fact: it asks for
         # it in so many words ("多少钱", "in stock"), or the group as a whole is a confident match.
@@ -359,6 +363,22 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
             seen.add(ids)
             group.append(h)
     return group[:MAX_OPTIONS]
+
+
+def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) -> bool:
+    """Whether the phrase of the query that names the group's products has a word no question of the KB has.
+
+    The phrase is the one holding a word every product of the group has in its
+    name ("Lumi air purifier", "鹿米智能门锁多少钱"); words of the query's other
+    phrases ("Hi, I'm looking for …") do not count. Words are English words of
+    three letters or more and single Chinese characters (the lexical index's
+    vocabulary, which has every question and alternate of the release)."""
+    common = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in group))
+    vocabulary = loaded.lexical.vocab
+    for phrase in phrases(query):
+        if common.intersection(phrase) and any(w not in vocabulary for w in phrase if not w.isascii() or len(w) >= 3):
+            return True
+    return False
 
 
 def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:

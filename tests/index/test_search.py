@@ -146,6 +146,17 @@ def test_several_products_that_fit_equally_get_a_clarifying_question(products, e
     assert vacuum.as_dict()["answer"] is None and vacuum.as_dict()["options"][0].keys() == {"entry_id", "entry_key", "label"}
 
 
+def test_a_product_the_store_does_not_have_is_not_offered_as_a_choice_of_the_ones_it_has(products, embedder, settings):
+    """"How much is the Lumi air purifier?" was asked back with the products whose names share one word of it;
+    "purifier" is in none of the store's questions, so the customer asked about something else: no_match."""
+    for question in ("How much is the Lumi lamp purifier?", "How much is the lamp charger?"):
+        answer = answer_from(products, embedder, settings, question)
+        assert answer.handoff and answer.reason != "clarify" and answer.options == [], (question, answer.reason)
+    # Words beyond the product's name (the question's other phrases) do not matter.
+    chatty = answer_from(products, embedder, settings, "Hi, I'm looking for the Lumi lamp, how much is it?")
+    assert chatty.reason == "clarify" and len(chatty.options) == 2
+
+
 def test_confidence_decides_and_a_stricter_target_hands_off_more(products, embedder, settings):
     strict = LanguageModel(0.6, (-25.0, 15.0, 5.0), 0.9)  # the same scores mean much less here
     manifest = {"calibration": {"target_precision": settings.target_precision, "languages": {"en": {

@@ -47,6 +47,7 @@ TABLE = [
     ("How much is the Lumi lamp?", "clarify LM-1011 LM-1014"),
     ("鹿米的灯多少钱", "clarify LM-1011 LM-1012 LM-1013 LM-1014"),
     ("How much is the vacuum?", "clarify LM-1007 LM-1008 LM-1009"),
+    ("I'm looking for a Lumi lamp, how much is it?", "clarify LM-1011 LM-1014"),
     # the store's policies, asked generically
     ("What is your return policy?", "answer policy:policies:returns.en.md"),
     ("退货政策是什么", "answer policy:policies:returns.zh.md"),
@@ -70,6 +71,8 @@ TABLE = [
     ("How much is the Xiaomi rice cooker?", "handoff"),  # another brand's product: not the store's rice cooker
     ("美的电热水壶多少钱", "handoff"),
     ("How much is the Philips air fryer?", "handoff"),
+    ("How much is the Lumi air purifier?", "handoff"),  # not a choice between the air fryer and the Earbuds Air
+    ("鹿米智能门锁多少钱", "handoff"),  # nor between the products named 智能…
 ]
 
 
