@@ -121,14 +121,22 @@ BRANDS: Mapping[str, tuple[str, ...]] = {
     "anker": ("安克", "anker"),
     "opple": ("欧普照明", "opple"),
     "nvc": ("雷士照明", "nvc"),
-    "yeelight": ("易来", "yeelight"),
+    "yeelight": ("yeelight",),
 }
 #: Latin names are looked up as words and word pairs (not inside a longer word, but next to Chinese characters);
-#: Chinese names are found as they are, except 美的 after a degree word, where it is "beautiful" (真美的), not Midea.
+#: Chinese names are found as they are, except where the same characters are ordinary words: 美的 after a degree
+#: word or in an adjective ("真美的", "完美的": beautiful, perfect), 小米 as food (小米粥, 小米椒), 三星 as a rating
+#: (三星好评).
 _LATIN_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if name.isascii()}
 _LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 _CHINESE_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if not name.isascii()}
-_CHINESE_PATTERN = re.compile("|".join(("(?<![很真好太挺超多])" if n == "美的" else "") + re.escape(n) for n in sorted(_CHINESE_BRAND, key=len, reverse=True)))
+_NOT_THE_BRAND = {"美的": ("(?<![很真好太挺超多完优精甜唯审华柔秀])", ""), "小米": ("", "(?![粥饭椒])"), "三星": ("", "(?![好差评级])")}
+_CHINESE_PATTERN = re.compile(
+    "|".join(
+        _NOT_THE_BRAND.get(n, ("", ""))[0] + re.escape(n) + _NOT_THE_BRAND.get(n, ("", ""))[1]
+        for n in sorted(_CHINESE_BRAND, key=len, reverse=True)
+    )
+)
 
 
 def identifiers(text: str) -> frozenset[str]:

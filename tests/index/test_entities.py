@@ -52,6 +52,10 @@ def test_a_sku_typed_without_its_hyphen_is_the_same_identifier(typed):
         ("鹿米电饭煲多少钱", set()),
         ("How much is the Lumi kettle?", set()),
         ("这个台灯真美的", set()),  # "美的" here is "beautiful", not Midea
+        ("完美的礼物有哪些", set()),  # "perfect"
+        ("电饭煲能煮小米粥吗", set()),  # millet porridge, not Xiaomi
+        ("给了三星好评", set()),  # a three-star rating, not Samsung
+        ("三星的耳机多少钱", {"samsung"}),
         ("Do you have more sonyx?", set()),  # inside a longer word: not the brand
     ],
 )
