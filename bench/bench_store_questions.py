@@ -23,20 +23,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from kbops.config import Settings
-from kbops.db import init_db, session_scope
-from kbops.pipeline import decide, ingest, publish
-from kbops.review import queue
 from kbops.serve.retriever import Retriever
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_api import prepare  # noqa: E402  (the sample store, approved and published, as the API bench serves it)
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "bench" / "labels" / "store_questions.tsv"
-SAMPLE = ROOT / "examples" / "sample_store"
 
 
 def load(path: Path = LABELS) -> list[tuple[str, str]]:
@@ -46,22 +45,7 @@ def load(path: Path = LABELS) -> list[tuple[str, str]]:
 
 def store(root: Path) -> Settings:
     """The sample store, every candidate approved (a reviewer who agrees with the whole queue), published."""
-    shutil.copytree(SAMPLE, root / "store")
-    env = {
-        "KBOPS_HOME": str(root / "home"),
-        "KBOPS_DATABASE_URL": f"sqlite:///{root / 'kb.sqlite'}",
-        "KBOPS_SOURCES": str(root / "store" / "sources.toml"),
-        "KBOPS_EMBED_CACHE": str(ROOT / "var" / "bench" / "embeddings.sqlite"),
-    }
-    settings = Settings.load(env=env, config_file=None)
-    init_db(settings)
-    ingest(settings)
-    with session_scope(settings) as db:
-        items = [i.id for i in queue.list_items(db, "open", 10_000)]
-    if items:
-        decide(settings, items, "approve", by="bench")
-    publish(settings)
-    return settings
+    return Settings.load(env=prepare(root), config_file=None)
 
 
 def outcome(answer) -> str:

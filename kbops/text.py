@@ -73,7 +73,8 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-_CLAUSE = re.compile(r"[,.!?;:，。！？；：、\n]+")
+#: What ends a phrase besides stop words: punctuation, and a full stop that is not a decimal point ("1.7L").
+_CLAUSE = re.compile(r"[,!?;:，。！？；：、\n]+|(?<!\d)\.|\.(?!\d)")
 
 
 def phrases(text: str) -> list[list[str]]:
@@ -81,8 +82,10 @@ def phrases(text: str) -> list[list[str]]:
 
     A phrase is a run of English words between stop words and punctuation, or a
     run of Chinese characters between punctuation and other scripts: "Hi, I'm
-    looking for the Lumi lamp, how much is it?" → [hi], [m, look], [lumi, lamp],
-    [much]; "鹿米智能门锁多少钱" is one. What names a product is one of them."""
+    looking for the Lumi lamp, how much is it?" → [m, look], [lumi, lamp],
+    [much]; "鹿米智能门锁多少钱" is one. What names a product is one of them.
+    (Not the primitive of :func:`tokens`, which the lexical index calls for every
+    question it holds: grouping first made it half as slow again.)"""
     out: list[list[str]] = []
     for clause in _CLAUSE.split(normalize(text)):
         phrase: list[str] = []

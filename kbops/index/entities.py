@@ -130,12 +130,10 @@ BRANDS: Mapping[str, tuple[str, ...]] = {
 _LATIN_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if name.isascii()}
 _LATIN_WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 _CHINESE_BRAND = {name: brand for brand, names in BRANDS.items() for name in names if not name.isascii()}
-_NOT_THE_BRAND = {"美的": ("(?<![很真好太挺超多完优精甜唯审华柔秀])", ""), "小米": ("", "(?![粥饭椒])"), "三星": ("", "(?![好差评级])")}
+_NOT_BEFORE = {"美的": "(?<![很真好太挺超多完优精甜唯审华柔秀])"}
+_NOT_AFTER = {"小米": "(?![粥饭椒])", "三星": "(?![好差评级])"}
 _CHINESE_PATTERN = re.compile(
-    "|".join(
-        _NOT_THE_BRAND.get(n, ("", ""))[0] + re.escape(n) + _NOT_THE_BRAND.get(n, ("", ""))[1]
-        for n in sorted(_CHINESE_BRAND, key=len, reverse=True)
-    )
+    "|".join(_NOT_BEFORE.get(n, "") + re.escape(n) + _NOT_AFTER.get(n, "") for n in sorted(_CHINESE_BRAND, key=len, reverse=True))
 )
 
 
