@@ -303,6 +303,33 @@ def test_find_private_names_the_new_kinds(text, kinds):
     assert find_private(text) == kinds
 
 
+@pytest.mark.parametrize(
+    ("text", "expected", "kinds"),
+    [
+        ("验证码482913，你帮我登录一下", "验证码[SECRET]，你帮我登录一下", ["SECRET"]),
+        ("The verification code is 918273.", "The verification code is [SECRET].", ["SECRET"]),
+        ("我手机尾号5678，帮我查下订单", "我手机尾号[PHONE]，帮我查下订单", ["PHONE"]),
+        ("退到尾号0423的那张卡就行", "退到尾号[CARD]的那张卡就行", ["CARD"]),
+        ("the last four digits of my phone are 0932", "the last four digits of my phone are [PHONE]", ["PHONE"]),
+        ("IP: 10.0.0.1", "IP: [IP]", ["IP"]),
+        ("I logged in from 203.0.113.42 and got blocked", "I logged in from [IP] and got blocked", ["IP"]),
+        ("车牌京A·12345的车会来取", "车牌[PLATE]的车会来取", ["PLATE"]),
+    ],
+)
+def test_secrets_number_tails_addresses_and_plates_are_scrubbed(text, expected, kinds):
+    """A one-time code or password, the last digits of a phone or card, an IP address, a licence plate."""
+    assert scrub(text) == expected
+    assert find_private(text) == kinds
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Firmware 2.1.0.3 fixes the Wi-Fi bug.", "版本 v3.10.2.15", "My payment password is locked", "验证码5分钟内有效", "Meet at 12:30:45"],
+)
+def test_versions_times_and_talk_about_passwords_are_not_private(text):
+    assert scrub(text) == text
+
+
 # One megabyte of the worst input for each pattern family: linear (a few passes), never backtracking.
 _MB = 1_000_000
 WORST_INPUTS = {
@@ -326,6 +353,13 @@ WORST_INPUTS = {
     "phone separators": "1-" * (_MB // 2),
     "parentheses": "(0" * (_MB // 2),
     "address cues": "地址1" * (_MB // 3),
+    "secret cues": "验证码" * (_MB // 3),
+    "secret values": "密码是a" * (_MB // 4),
+    "english secrets": "PIN is a" * (_MB // 8),
+    "number tails": "尾号1" * (_MB // 3),
+    "ip octets": "1." * (_MB // 2),
+    "ipv6 groups": "a:" * (_MB // 2),
+    "plates": "京A" * (_MB // 2),
 }
 
 
