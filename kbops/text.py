@@ -106,6 +106,18 @@ def phrases(text: str) -> list[list[str]]:
     return [p for p in out if p]
 
 
+_CASED_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9]+(?:['.-][A-Za-z0-9]+)*")
+
+
+def cased_clauses(text: str) -> list[list[str]]:
+    """The runs of each clause of ``text``, in order and as typed: Chinese runs and Latin words.
+
+    Case is kept (a capital inside a sentence says "a name"), and so are a
+    word's hyphens and apostrophes ("LM-1003", "I'm"): "Is the Ninja air
+    fryer in stock? Ninja空气炸锅" → [Is, the, Ninja, air, fryer, in, stock], [Ninja, 空气炸锅]."""
+    return [runs for clause in _CLAUSE.split(unicodedata.normalize("NFKC", text)) if (runs := _CASED_RUN.findall(clause))]
+
+
 def _stem(word: str) -> str:
     """A deliberately light English stemmer: plurals and -ing/-ed endings.
 

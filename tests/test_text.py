@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbops.text import detect_lang, fingerprint, phrases, tokens
+from kbops.text import cased_clauses, detect_lang, fingerprint, phrases, tokens
 
 
 @pytest.mark.parametrize(
@@ -110,3 +110,15 @@ def test_tokens_mixed_script_keeps_model_numbers():
 )
 def test_phrases_group_tokens_between_stop_words_punctuation_and_scripts(text, expected):
     assert phrases(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Is the Ninja air fryer in stock? Ninja空气炸锅", [["Is", "the", "Ninja", "air", "fryer", "in", "stock"], ["Ninja", "空气炸锅"]]),
+        ("I'm after LM-1003, the 1.7L one", [["I'm", "after", "LM-1003"], ["the", "1.7L", "one"]]),
+        ("ＬＵＭＩ的灯，多少钱？", [["LUMI", "的灯"], ["多少钱"]]),
+    ],
+)
+def test_cased_clauses_keep_case_order_hyphens_and_decimal_points(text, expected):
+    assert cased_clauses(text) == expected

@@ -43,6 +43,7 @@ one — all with the same fusion and the same decision.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -57,7 +58,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import scrub
 from kbops.schema import utcnow
-from kbops.text import detect_lang, phrases, tokens
+from kbops.text import EN_STOPWORDS, cased_clauses, detect_lang, phrases, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -270,12 +271,17 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     if "identifiers" in loaded.memo:
         return loaded
     identifiers = {eid: entities.entry_identifiers(e) for eid, e in loaded.entries.items()}
-    vocabulary: dict[tuple[str, str], set[str]] = {}
+    vocabulary: dict[tuple[str, str], Counter[str]] = {}
+    products: Counter[tuple[str, str]] = Counter()
     for eid, e in loaded.entries.items():
         if identifiers[eid]:  # products only: their names are what another product's question may carry
-            vocabulary.setdefault((e["kind"], e["lang"]), set()).update(_question_tokens(e))
+            vocabulary.setdefault((e["kind"], e["lang"]), Counter()).update(_question_tokens(e))
+            products[e["kind"], e["lang"]] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
+    loaded.memo["kind_common"] = {
+        kind_lang: frozenset(w for w, n in words.items() if 2 * n > products[kind_lang]) for kind_lang, words in vocabulary.items()
+    }
     loaded.memo["tokens"] = {}
     loaded.memo["brands"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
@@ -322,7 +328,7 @@ def decide(
         if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if _names_another_product(loaded, top, query):
+    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -397,6 +403,49 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
     foreign = (words & _kind_vocabulary(loaded, top.kind, top.lang)) - _tokens(loaded, top.entry_id)
     return bool(foreign)
+
+
+def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
+    """Whether the query names the top product with a word, a brand or a model, that no question of the release has.
+
+    "How much is the Ninja air fryer?" matched the store's air fryer (0.76 confident), as did
+    "Ninja空气炸锅多少钱"; Ninja is in no list of brands (:data:`kbops.index.entities.BRANDS`), but it
+    is a name where the question names the product: in English a word capitalised inside a
+    clause (not its first word; and only where the stop words are in lower case, as "How Much
+    Is The New Air Fryer" capitalises every word), in the phrase holding a word of the product's
+    name; in Chinese a Latin word right before the characters naming it. Ordinary words a
+    customer adds in lower case ("a new air fryer") are not names. The product's name is the
+    top entry's words that at most half of the products of its kind and language have ("air",
+    "fryer"; not "much", "Lumi", 多少钱). A word is unknown when it is no identifier and none of
+    its tokens is in the release's lexical vocabulary (every question and alternate)."""
+    if not _identifiers(loaded, top.entry_id):
+        return False
+    name = _tokens(loaded, top.entry_id) - _kind_common(loaded, top.kind, top.lang)
+    vocabulary = loaded.lexical.vocab
+
+    def unknown(word: str) -> bool:
+        found = tokens(word)
+        return len(word) >= 2 and bool(found) and not any(t in vocabulary for t in found) and not entities.identifiers(word)
+
+    for clause in cased_clauses(query):
+        title_case = any(w[:1].isupper() for w in clause[1:] if w.lower() in EN_STOPWORDS)
+        phrase: list[tuple[int, str]] = []
+        for i, run in enumerate([*clause, ""]):  # "" ends the last phrase
+            if run and run.isascii() and run.lower() not in EN_STOPWORDS:
+                phrase.append((i, run))
+                continue
+            if run and i and clause[i - 1].isascii() and name.intersection(run) and unknown(clause[i - 1]):
+                return True  # a Chinese run naming the product, after a Latin word the store never uses
+            names_it = any(name.intersection(tokens(w)) for _, w in phrase)
+            if names_it and not title_case and any(j and w[:1].isupper() and "'" not in w and unknown(w) for j, w in phrase):
+                return True
+            phrase = []
+    return False
+
+
+def _kind_common(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
+    """The tokens more than half of the product entries of one kind and language have ("much", "Lumi", 多少钱)."""
+    return prepare(loaded).memo["kind_common"].get((kind, lang), frozenset())
 
 
 def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:

@@ -72,17 +72,17 @@ PRODUCTS = [
     ("LM-1014", "Lumi Nordic Floor Lamp", {"price": "The Lumi Nordic Floor Lamp costs 459.00 CNY."}),
     ("LM-1012", "Lumi Smart Ceiling Light 50cm", {"price": "The Lumi Smart Ceiling Light 50cm costs 699.00 CNY."}),
 ]
-QUESTIONS = {"price": "How much is the {n}?", "stock": "Is the {n} in stock?"}
+QUESTIONS = {"en": {"price": "How much is the {n}?", "stock": "Is the {n} in stock?"}, "zh": {"price": "{n}多少钱？", "stock": "{n}有货吗？"}}
 
 
-def _product_release(embedder, products: list[tuple[str, str, dict[str, str]]] = PRODUCTS) -> LoadedRelease:
+def _product_release(embedder, products: list[tuple[str, str, dict[str, str]]] = PRODUCTS, lang: str = "en") -> LoadedRelease:
     entries, texts, eid = {}, [], 0
     for sku, name, facts in products:
         for kind, answer in facts.items():
             eid += 1
-            question = QUESTIONS[kind].format(n=name)
+            question = QUESTIONS[lang][kind].format(n=name)
             entries[eid] = {
-                "entry_key": f"product:{sku}:{kind}:en", "kind": kind, "lang": "en", "question": question, "alt_questions": [],
+                "entry_key": f"product:{sku}:{kind}:{lang}", "kind": kind, "lang": lang, "question": question, "alt_questions": [],
                 "answer": answer, "tags": [kind, f"sku:{sku}"], "valid_from": None, "valid_to": None,
             }
             texts.append((eid, question))
@@ -122,6 +122,38 @@ def test_a_question_about_another_brand_is_never_answered_with_the_stores_produc
     sold = answer_from(kettles, embedder, settings, "How much is the Xiaomi kettle?")
     assert not sold.handoff and sold.top.entry_key == "product:XM-2001:price:en"
     assert answer_from(kettles, embedder, settings, "How much is the Lumi Electric Kettle?").top.entry_key == "product:LM-1002:price:en"
+
+
+KITCHEN = [
+    ("LM-1001", "Lumi Smart Rice Cooker 3L", {"price": "The Lumi Smart Rice Cooker 3L costs 299.00 CNY."}),
+    ("LM-1002", "Lumi Electric Kettle 1.7L", {"price": "The Lumi Electric Kettle 1.7L costs 89.00 CNY."}),
+    ("LM-1003", "Lumi Air Fryer 5L", {"price": "The Lumi Air Fryer 5L costs 399.00 CNY."}),
+]
+KITCHEN_ZH = [
+    ("LM-1001", "鹿米智能电饭煲 3L", {"price": "鹿米智能电饭煲 3L 售价299.00元。"}),
+    ("LM-1002", "鹿米电热水壶 1.7L", {"price": "鹿米电热水壶 1.7L 售价89.00元。"}),
+    ("LM-1003", "鹿米空气炸锅 5L", {"price": "鹿米空气炸锅 5L 售价399.00元。"}),
+]
+
+
+def test_a_brand_no_question_of_the_store_names_is_not_answered_with_the_stores_product(embedder, settings):
+    """"How much is the Ninja air fryer?" got the Lumi air fryer's price (0.76 confident), and "Ninja空气炸锅多少钱"
+    too (0.87): Ninja is in no list of brands, but a capitalised word (or, in Chinese, a Latin one) before the
+    product's name that no question of the store has names someone else's product. Ordinary words do not."""
+    english, chinese = _product_release(embedder, KITCHEN), _product_release(embedder, KITCHEN_ZH, lang="zh")
+    for release, question in [
+        (english, "How much is the Ninja air fryer?"), (english, "How much is the Cuckoo rice cooker?"),
+        (english, "What's the price of the Russell Hobbs kettle?"), (chinese, "Ninja空气炸锅多少钱"), (chinese, "cosori 空气炸锅多少钱？"),
+    ]:
+        answer = answer_from(release, embedder, settings, question)
+        assert answer.handoff and answer.reason == "no_match", (question, answer.top)
+    for release, question, sku in [
+        (english, "How much is the Lumi Air Fryer?", "LM-1003"), (english, "How much is a new air fryer?", "LM-1003"),
+        (english, "How Much Is The New Air Fryer", "LM-1003"), (english, "HOW MUCH IS THE AIR FRYER?", "LM-1003"),
+        (english, "Air fryer, how much is it?", "LM-1003"), (chinese, "空气炸锅多少钱", "LM-1003"),
+    ]:
+        answer = answer_from(release, embedder, settings, question)
+        assert answer.reason != "no_match" and answer.top.entry_key == f"product:{sku}:price:{release.entries[1]['lang']}", (question, answer)
 
 
 def test_a_category_that_does_not_fit_the_question_hands_off_as_wrong_kind(products, embedder, settings):

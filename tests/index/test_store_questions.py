@@ -71,6 +71,9 @@ TABLE = [
     ("How much is the Xiaomi rice cooker?", "handoff"),  # another brand's product: not the store's rice cooker
     ("美的电热水壶多少钱", "handoff"),
     ("How much is the Philips air fryer?", "handoff"),
+    ("How much is the Ninja air fryer?", "handoff"),  # a brand in no list, but a name the store's questions never use
+    ("Ninja空气炸锅多少钱", "handoff"),
+    ("How much is a new air fryer?", "answer product:LM-1003:price:en"),  # an ordinary word, in lower case
     ("How much is the Lumi air purifier?", "handoff"),  # not a choice between the air fryer and the Earbuds Air
     ("鹿米智能门锁多少钱", "handoff"),  # nor between the products named 智能…
 ]
