@@ -20,6 +20,12 @@ _PUNCT_SPACE = re.compile(r"[\W_]+", re.UNICODE)
 
 # Chinese sentence-final particles and English filler carry no meaning for matching.
 _ZH_PARTICLES = set("吗呢啊呀吧哦么嘛哈啦")
+#: Chinese courtesy and pointing words a customer wraps a question in ("请问一下这个电饭煲多少钱"): like English
+#: stop words they match nothing that matters, and in a self-normalised score they counted against the entry that
+#: answers. A run of characters is split where one stands, so no bigram spans it.
+_ZH_FILLER = re.compile("请问|你好|您好|麻烦|问一下|一下|这个|那个|这款|那款|我想|想问|你们家|你们的|你们|您们|的")
+#: The A-not-A question ("有没有货", "能不能退", "是不是正品") asks what "有货吗" asks: it reads as A.
+_A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
 EN_STOPWORDS = frozenset(
     "a an the is are was were be been do does did to of for in on at by with and or "
     "i me my you your we our it its this that can could would will should please hi hello "
@@ -60,14 +66,20 @@ def content_hash(*parts: object) -> str:
     return h.hexdigest()
 
 
+def _zh_parts(run: str) -> list[list[str]]:
+    """The characters of a Chinese run that carry meaning, in parts split where a filler word stood."""
+    run = _A_NOT_A.sub(r"\1", run.replace("可不可以", "可以"))
+    return [chars for part in _ZH_FILLER.split(run) if (chars := [ch for ch in part if ch not in _ZH_PARTICLES])]
+
+
 def tokens(text: str) -> list[str]:
-    """Lexical tokens: English words (stop words dropped) and CJK uni+bigrams."""
+    """Lexical tokens: English words (stop words dropped) and CJK uni+bigrams (filler words and particles dropped)."""
     out: list[str] = []
     for run in _TOKEN_RUN.findall(normalize(text)):
         if _CJK.match(run):
-            chars = [ch for ch in run if ch not in _ZH_PARTICLES]
-            out.extend(chars)
-            out.extend(a + b for a, b in zip(chars, chars[1:]))
+            for chars in _zh_parts(run):
+                out.extend(chars)
+                out.extend(a + b for a, b in zip(chars, chars[1:]))
         elif run not in EN_STOPWORDS:
             out.append(_stem(run))
     return out
@@ -93,7 +105,7 @@ def phrases(text: str) -> list[list[str]]:
             if _CJK.match(run):
                 if phrase:
                     out.append(phrase)
-                out.append([ch for ch in run if ch not in _ZH_PARTICLES])
+                out.extend(_zh_parts(run))
                 phrase = []
             elif run in EN_STOPWORDS:
                 if phrase:

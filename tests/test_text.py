@@ -62,6 +62,25 @@ def test_tokens_drop_chinese_particles():
     assert tokens("可以退吗") == ["可", "以", "退", "可以", "以退"]
 
 
+@pytest.mark.parametrize(
+    ("chatty", "plain"),
+    [
+        ("请问一下这个电饭煲多少钱", "电饭煲多少钱"),
+        ("你好，我想问一下你们家的吹风机有货吗", "吹风机有货吗"),
+        ("电饭煲有没有货", "电饭煲有货吗"),
+        ("能不能开发票", "能开发票吗"),
+        ("可不可以退", "可以退吗"),
+    ],
+)
+def test_tokens_drop_chinese_filler_words_and_read_a_not_a_questions_as_a(chatty, plain):
+    """Courtesy and pointing words ("请问", "这个", "的") match nothing that matters; "有没有货" asks "有货吗"."""
+    assert tokens(chatty) == tokens(plain)
+
+
+def test_tokens_no_bigram_spans_a_filler_word():
+    assert tokens("鹿米的灯") == ["鹿", "米", "鹿米", "灯"]
+
+
 def test_tokens_drop_english_stop_words():
     assert tokens("How do I return the kettle?") == ["return", "kettle"]
 
@@ -102,9 +121,9 @@ def test_tokens_mixed_script_keeps_model_numbers():
         ("Hi, I'm looking for the Lumi lamp, how much is it?", [["m", "look"], ["lumi", "lamp"], ["much"]]),
         ("How much is the Lumi air purifier?", [["much"], ["lumi", "air", "purifier"]]),
         ("鹿米智能门锁多少钱", [["鹿", "米", "智", "能", "门", "锁", "多", "少", "钱"]]),
-        ("我想买个鹿米的灯，多少钱呀", [["我", "想", "买", "个", "鹿", "米", "的", "灯"], ["多", "少", "钱"]]),
+        ("我想买个鹿米的灯，多少钱呀", [["买", "个", "鹿", "米"], ["灯"], ["多", "少", "钱"]]),  # filler words end a phrase
         ("LM-1003 price多少", [["lm", "1003", "price"], ["多", "少"]]),
-        ("1.7L的水壶多少钱? Ok.", [["1.7", "l"], ["的", "水", "壶", "多", "少", "钱"], ["ok"]]),  # a decimal point ends no phrase
+        ("1.7L的水壶多少钱? Ok.", [["1.7", "l"], ["水", "壶", "多", "少", "钱"], ["ok"]]),  # a decimal point ends no phrase
         ("?!", []),
     ],
 )
