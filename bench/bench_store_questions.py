@@ -79,9 +79,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", choices=("all", "wrong", "handoff", "none"), default="wrong",
                         help="which questions to list with what the bot did (default: the wrong answers)")
+    parser.add_argument("--labels", type=Path, default=LABELS, help="a TSV of the same columns (default: %(default)s)")
     args = parser.parse_args()
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
-    rows = load()
+    rows = load(args.labels)
     with tempfile.TemporaryDirectory() as tmp:
         retriever = Retriever(store(Path(tmp)))
         results = []
@@ -90,7 +91,7 @@ def main() -> None:
             got = outcome(answer)
             results.append((question, expected, got, judge(expected, got), answer.lang, answer.confidence))
         retriever.close()
-    print(f"\n{len(rows)} questions, bench/labels/store_questions.tsv\n")
+    print(f"\n{len(rows)} questions, {args.labels}\n")
     print(f"{'':4} {'answerable':>10} {'right':>6} {'asked back':>11} {'wrong':>6} {'clarify':>8} {'handoff':>8} │ "
           f"{'not':>4} {'handed off':>11} {'offered':>8} {'answered':>9} │ {'answered precision':>19}")
     for lang in ("en", "zh", "all"):

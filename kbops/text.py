@@ -85,6 +85,12 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+#: Words that end a phrase as stop words do, though they count as lexical tokens: when, and how a customer feels
+#: ("the Bluetooth speaker today", "the earbuds now"), not what a product is called.
+_PHRASE_BREAKS = EN_STOPWORDS | frozenset(
+    "today now still currently right yet again anymore tomorrow tonight yesterday thanks thank also too really actually just ever already "
+    "here please".split()
+)
 #: What ends a phrase besides stop words: punctuation, and a full stop that is not a decimal point ("1.7L").
 _CLAUSE = re.compile(r"[,!?;:，。！？；：、\n]+|(?<!\d)\.|\.(?!\d)")
 
@@ -92,8 +98,9 @@ _CLAUSE = re.compile(r"[,!?;:，。！？；：、\n]+|(?<!\d)\.|\.(?!\d)")
 def phrases(text: str) -> list[list[str]]:
     """The :func:`tokens` of ``text`` grouped by phrase, single words and characters only (no bigrams).
 
-    A phrase is a run of English words between stop words and punctuation, or a
-    run of Chinese characters between punctuation and other scripts: "Hi, I'm
+    A phrase is a run of English words between stop words (and words of time such as
+    "today", "now", "still") and punctuation, or a
+    run of Chinese characters between punctuation, other scripts and filler words: "Hi, I'm
     looking for the Lumi lamp, how much is it?" → [m, look], [lumi, lamp],
     [much]; "鹿米智能门锁多少钱" is one. What names a product is one of them.
     (Not the primitive of :func:`tokens`, which the lexical index calls for every
@@ -107,7 +114,7 @@ def phrases(text: str) -> list[list[str]]:
                     out.append(phrase)
                 out.extend(_zh_parts(run))
                 phrase = []
-            elif run in EN_STOPWORDS:
+            elif run in _PHRASE_BREAKS:
                 if phrase:
                     out.append(phrase)
                 phrase = []

@@ -27,6 +27,10 @@ Then, for the best remaining entry:
   not know ``clarify`` hands off, which is safe;
 * **answer** when ``confidence`` reaches the language's threshold (chosen at
   calibration for the target answered-precision, ``KBOPS_TARGET_PRECISION``);
+* **no_match** for a product the store does not sell, whatever the confidence: the
+  query names another product (its name words, its brand, a capitalised name no
+  question of the store has: "the Ninja air fryer"), or puts an unknown word where
+  the product's name goes on ("the rice bowl" is not the rice cooker);
 * otherwise **hand off**: ``wrong_kind`` when the only entries that matched were
   of the wrong kind (or excluded by the caller's ``category``), ``ambiguous``
   when the two best entries answer differently and are too close to tell apart,
@@ -68,6 +72,8 @@ MAX_OPTIONS = 5
 #: An entry about the identifier the query names (SKU, model, size) closes this share of its distance to 1:
 #: an exact identifier weighs heavily (issue 11), and other products' entries are already excluded.
 IDENTIFIER_WEIGHT = 0.5
+#: The tokens of the cue words of every fact kind ("much", "stock", 多少钱): never a word of a product's name.
+_CUE_TOKENS = frozenset(t for cues in entities.FACT_CUES.values() for cue in cues for t in tokens(cue))
 #: A dense hit this close to 1 against an excluded text is that text itself (leave-one-out).
 _SELF = 0.9999
 
@@ -271,19 +277,24 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     if "identifiers" in loaded.memo:
         return loaded
     identifiers = {eid: entities.entry_identifiers(e) for eid, e in loaded.entries.items()}
-    vocabulary: dict[tuple[str, str], Counter[str]] = {}
-    products: Counter[tuple[str, str]] = Counter()
+    vocabulary: dict[tuple[str, str], set[str]] = {}
+    product_words: dict[tuple[str, frozenset[str]], set[str]] = {}  # (language, a product's identifiers) → its questions' tokens
     for eid, e in loaded.entries.items():
         if identifiers[eid]:  # products only: their names are what another product's question may carry
-            vocabulary.setdefault((e["kind"], e["lang"]), Counter()).update(_question_tokens(e))
-            products[e["kind"], e["lang"]] += 1
+            words = _question_tokens(e)
+            vocabulary.setdefault((e["kind"], e["lang"]), set()).update(words)
+            product_words.setdefault((e["lang"], identifiers[eid]), set()).update(words)
+    shared: dict[str, Counter[str]] = {}
+    products: Counter[str] = Counter()
+    for (lang, _), product in product_words.items():
+        shared.setdefault(lang, Counter()).update(product)
+        products[lang] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
-    loaded.memo["kind_common"] = {
-        kind_lang: frozenset(w for w, n in words.items() if 2 * n > products[kind_lang]) for kind_lang, words in vocabulary.items()
-    }
+    loaded.memo["not_names"] = {lang: frozenset(w for w, n in c.items() if 2 * n > products[lang]) | _CUE_TOKENS for lang, c in shared.items()}
     loaded.memo["tokens"] = {}
     loaded.memo["brands"] = {}
+    loaded.memo["followed"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
     return loaded
 
@@ -328,7 +339,7 @@ def decide(
         if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query):
+    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, phrases(query)):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -420,7 +431,7 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     its tokens is in the release's lexical vocabulary (every question and alternate)."""
     if not _identifiers(loaded, top.entry_id):
         return False
-    name = _tokens(loaded, top.entry_id) - _kind_common(loaded, top.kind, top.lang)
+    name = _name_words(loaded, top.entry_id)
     vocabulary = loaded.lexical.vocab
 
     def unknown(word: str) -> bool:
@@ -443,9 +454,52 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     return False
 
 
-def _kind_common(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
-    """The tokens more than half of the product entries of one kind and language have ("much", "Lumi", 多少钱)."""
-    return prepare(loaded).memo["kind_common"].get((kind, lang), frozenset())
+def _misnames(loaded: LoadedRelease, eid: int, query_phrases: list[list[str]]) -> bool:
+    """Whether the query puts a word no question of the release has where the product's name goes on.
+
+    "How much is the rice bowl?" matched the rice cooker's price, "Is the hair straightener in
+    stock?" the hair dryer's stock and "蓝牙键盘多少钱" the Bluetooth speaker: the query has a word
+    of the name ("rice", "hair", 蓝牙) that in the entry's questions is followed by more of the name,
+    and follows it with a word the store never uses — another product. A word after the name's
+    last word ("the rice cooker these days"; an identifier such as 3L is not the name going on) or
+    before its first ("a new rice cooker") does not count, and words of time end a phrase
+    ("the Bluetooth speaker today": the name goes on with "Mini" in the store's questions)."""
+    followed = _followed(loaded, eid)
+    if not followed:
+        return False
+    vocabulary = loaded.lexical.vocab
+    for phrase in query_phrases:
+        for word, after in zip(phrase, phrase[1:]):
+            if word in followed and after not in vocabulary and (not after.isascii() or len(after) >= 3):
+                return True
+    return False
+
+
+def _followed(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """The words of a product entry's name that its questions follow with more of the name (kept per entry)."""
+    memo = prepare(loaded).memo["followed"]
+    found = memo.get(eid)
+    if found is None:
+        entry = loaded.entries[eid]
+        found = frozenset()
+        if _identifiers(loaded, eid):
+            name = _name_words(loaded, eid)
+            found = frozenset(
+                word
+                for q in (entry["question"], *entry.get("alt_questions", ()))
+                for phrase in phrases(q)
+                for word, after in zip(phrase, phrase[1:])
+                if word in name and after in name and not entities.identifiers(after)
+            )
+        memo[eid] = found
+    return found
+
+
+def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """The words of a product entry that name its product: its questions' tokens less the cue words of every
+    fact kind and those the questions of more than half of the products in its language have ("Lumi", "much", 多少钱)."""
+    not_names = prepare(loaded).memo["not_names"].get(loaded.entries[eid]["lang"], frozenset())
+    return _tokens(loaded, eid) - not_names
 
 
 def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:

@@ -95,6 +95,10 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("请问一下电饭煲有没有货", {"stock"}),
         ("Is the wok out of stock", {"stock"}),
         ("costume ideas", set()),  # a cue inside a longer English word is not the cue
+        ("Do you have the garment steamer?", {"stock"}),  # was answered with its warranty
+        ("Do you sell the juicer cup?", {"stock"}),
+        ("挂烫机还有吗", {"stock"}),
+        ("有卖吹风机吗", {"stock"}),
     ],
 )
 def test_asked_kinds(text, kinds):

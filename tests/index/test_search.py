@@ -156,6 +156,37 @@ def test_a_brand_no_question_of_the_store_names_is_not_answered_with_the_stores_
         assert answer.reason != "no_match" and answer.top.entry_key == f"product:{sku}:price:{release.entries[1]['lang']}", (question, answer)
 
 
+HOME = [
+    *KITCHEN,
+    ("LM-1015", "Lumi Bluetooth Speaker Mini", {"price": "The Lumi Bluetooth Speaker Mini costs 129.00 CNY."}),
+    ("LM-1018", "Lumi Ionic Hair Dryer", {"price": "The Lumi Ionic Hair Dryer costs 199.00 CNY.", "stock": "In stock."}),
+]
+HOME_ZH = [*KITCHEN_ZH, ("LM-1015", "鹿米蓝牙音箱 Mini", {"price": "鹿米蓝牙音箱 Mini 售价129.00元。"})]
+
+
+def test_a_product_named_with_a_word_the_store_never_uses_where_its_name_goes_on_is_not_answered(embedder, settings):
+    """"How much is the rice bowl?" got the rice cooker's price, "Is the hair straightener in stock?" the hair
+    dryer's stock and "How much is the Bluetooth keyboard?" the speaker's price (sample store, 0.44–0.51 confident):
+    a word of a product's name, followed by a word no question of the store has, names another product."""
+    english, chinese = _product_release(embedder, HOME), _product_release(embedder, HOME_ZH, lang="zh")
+    for release, question in [
+        (english, "How much is the rice bowl?"), (english, "Is the hair straightener in stock?"),
+        (english, "How much is the Bluetooth keyboard?"), (chinese, "蓝牙键盘多少钱"),
+    ]:
+        answer = answer_from(release, embedder, settings, question)
+        assert answer.handoff and answer.reason == "no_match", (question, answer.top)
+    # after the name's last word, before its first, a model left out, a word of time: the product asked about
+    for release, question, key in [
+        (english, "How much is your rice cooker these days?", "product:LM-1001:price:en"),
+        (english, "How much is a new rice cooker?", "product:LM-1001:price:en"),
+        (english, "How much is the Bluetooth speaker today?", "product:LM-1015:price:en"),
+        (english, "Is the hair dryer still in stock?", "product:LM-1018:stock:en"),
+        (chinese, "蓝牙音箱今天多少钱", "product:LM-1015:price:zh"),
+    ]:
+        answer = answer_from(release, embedder, settings, question)
+        assert answer.reason != "no_match" and answer.top.entry_key == key, (question, answer)
+
+
 def test_a_category_that_does_not_fit_the_question_hands_off_as_wrong_kind(products, embedder, settings):
     answer = answer_from(products, embedder, settings, "How much is the Lumi Cordless Stick Vacuum V8?", categories=["stock"])
     assert answer.handoff and answer.reason == "wrong_kind" and answer.hits == []
