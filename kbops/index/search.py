@@ -14,7 +14,10 @@ is not the one the query names, or the query names a brand its questions do
 not) is never served, and a structured fact of the wrong kind (a stock entry
 for a price question) is never served either. An
 entry about the identifier the query names weighs heavily: its score closes
-:data:`IDENTIFIER_WEIGHT` of its distance to 1.
+:data:`IDENTIFIER_WEIGHT` of its distance to 1; a product fact of the kind the
+query asks for, about the one product it names by name, closes
+:data:`NAME_WEIGHT` of it ("降噪耳机保修几年" is the earbuds' warranty however
+the store's question words it).
 
 Then, for the best remaining entry:
 
@@ -72,6 +75,10 @@ MAX_OPTIONS = 5
 #: An entry about the identifier the query names (SKU, model, size) closes this share of its distance to 1:
 #: an exact identifier weighs heavily (issue 11), and other products' entries are already excluded.
 IDENTIFIER_WEIGHT = 0.5
+#: A product fact of the kind the query asks for ("降噪耳机保修几年": warranty), about the one product the query names
+#: by name and no other, closes this share of its distance to 1: less than an identifier, which is exact. 0.3 and 0.5
+#: answered the same sample-store questions (bench/bench_store_questions.py).
+NAME_WEIGHT = 0.3
 #: The tokens of the cue words of every fact kind ("much", "stock", 多少钱): never a word of a product's name.
 _CUE_TOKENS = frozenset(t for cues in entities.FACT_CUES.values() for cue in cues for t in tokens(cue))
 #: A dense hit this close to 1 against an excluded text is that text itself (leave-one-out).
@@ -242,6 +249,8 @@ def rank(
     query_ids = entities.identifiers(query)
     query_brands = entities.brands(query)
     asked = entities.asked_kinds(query)
+    query_terms = frozenset(tokens(query))
+    query_phrases = phrases(query)
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -261,6 +270,8 @@ def rank(
             continue
         if query_ids & _identifiers(loaded, eid):
             score += IDENTIFIER_WEIGHT * (1.0 - score)  # the product the query names, by SKU, model or size
+        elif entry["kind"] in asked and _names_product(loaded, eid, query_terms) and not _misnames(loaded, eid, query_phrases):
+            score += NAME_WEIGHT * (1.0 - score)  # the fact asked for, of the product the query names by name
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
     hits.sort(key=lambda h: (-h.score, h.entry_id))
@@ -452,6 +463,20 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
                 return True
             phrase = []
     return False
+
+
+def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bool:
+    """Whether a query's lexical ``terms`` name the product of entry ``eid`` and no other."""
+    if not _identifiers(loaded, eid):
+        return False
+    entry = loaded.entries[eid]
+    own = _tokens(loaded, eid)
+    name = _name_words(loaded, eid)
+    named = terms & name
+    if not any(t.isascii() or (len(t) == 2 and t[0] in name and t[1] in name) for t in named):
+        return False  # one character of the name (冰箱 and 音箱 share 箱; 电视 and 鹿米电热水壶 share 米电) names nothing
+    words = frozenset(t for t in terms if t.isascii() or len(t) == 1)
+    return not (words & _kind_vocabulary(loaded, entry["kind"], entry["lang"])) - own
 
 
 def _misnames(loaded: LoadedRelease, eid: int, query_phrases: list[list[str]]) -> bool:

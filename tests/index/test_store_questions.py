@@ -33,6 +33,10 @@ TABLE = [
     ("电热水壶有货吗", "answer product:LM-1002:stock:zh"),
     ("How long is the warranty on the Lumi Ionic Hair Dryer?", "answer product:LM-1018:warranty:en"),
     ("吹风机保修多久", "answer product:LM-1018:warranty:zh"),
+    ("吹风机保修多长时间", "answer product:LM-1018:warranty:zh"),  # the fact asked, of the product named, in other words
+    ("破壁机还缺货吗", "answer product:LM-1004:stock:zh"),
+    ("鹿米冰箱多少钱", "handoff"),  # 冰箱 shares one character with 音箱: that names no product of the store
+    ("鹿米电视多少钱", "handoff"),  # nor does 米电, across the brand and the kettle's name (鹿米电热水壶)
     ("请问一下电饭煲有没有货", "answer product:LM-1001:stock:zh"),  # filler words and an A-not-A question
     ("Do you have the garment steamer?", "answer product:LM-1010:stock:en"),  # was its warranty: "do you have" asks for stock
     ("How is the Lumi Soundbar 2.1 shipped?", "answer product:LM-1017:shipping:en"),
