@@ -279,7 +279,8 @@ def rank(
 
 
 def prepare(loaded: LoadedRelease) -> LoadedRelease:
-    """Derive once what ranking needs of every entry: languages, identifiers, each kind's product vocabulary.
+    """Derive once what ranking needs of every entry: languages, identifiers, each kind's product vocabulary,
+    the words no product's name is made of (cue words, and words most products' questions share).
 
     A release never changes once loaded, so neither does this. The server calls
     it while loading a release (in the background), so no customer's query pays
@@ -436,10 +437,10 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     clause (not its first word; and only where the stop words are in lower case, as "How Much
     Is The New Air Fryer" capitalises every word), in the phrase holding a word of the product's
     name; in Chinese a Latin word right before the characters naming it. Ordinary words a
-    customer adds in lower case ("a new air fryer") are not names. The product's name is the
-    top entry's words that at most half of the products of its kind and language have ("air",
-    "fryer"; not "much", "Lumi", 多少钱). A word is unknown when it is no identifier and none of
-    its tokens is in the release's lexical vocabulary (every question and alternate)."""
+    customer adds in lower case ("a new air fryer") are not names. The product's name is
+    :func:`_name_words` ("air", "fryer"; not "much", "Lumi", 多少钱). A word is unknown when it is
+    no identifier and none of its tokens is in the release's lexical vocabulary (every question
+    and alternate)."""
     if not _identifiers(loaded, top.entry_id):
         return False
     name = _name_words(loaded, top.entry_id)
