@@ -10,6 +10,7 @@ the ranking reads only the release).
 
 from __future__ import annotations
 
+import csv
 import shutil
 
 import pytest
@@ -132,6 +133,32 @@ def test_every_sample_store_question_gets_the_expected_outcome(retriever, questi
         assert all(o.label and o.label != "?" for o in answer.options)
     else:
         assert answer.handoff and answer.reason in ("no_match", "wrong_kind", "ambiguous"), shown
+
+
+#: Each fact of each product asked the way customers wrap a question, in both languages: the rules that keep
+#: another product's question from being answered (brands, names the store never uses, words where the name goes
+#: on) must never hand off the store's own products, named as the catalogue names them.
+CHATTY = {
+    "en": {"price": "Hi, how much is the {short}?", "stock": "is the {lower} in stock right now", "warranty": "What's the warranty on the {short}, please?",
+           "shipping": "How will the {name} be delivered?"},
+    "zh": {"price": "请问{short}多少钱", "stock": "{name}现在有货吗", "warranty": "{short}保修多久呀", "shipping": "你好，{short}怎么配送"},
+}
+
+
+def test_every_fact_of_every_product_is_answered_in_chatty_words(retriever):
+    with (SAMPLE / "products.csv").open(encoding="utf-8") as fh:
+        products = list(csv.DictReader(fh))
+    missed = []
+    for product in products:
+        for lang, questions in CHATTY.items():
+            name = product[f"name_{lang}"]
+            short = name.removeprefix("Lumi ").removeprefix("鹿米")
+            for kind, template in questions.items():
+                question = template.format(name=name, short=short, lower=short.lower())
+                answer = retriever.search(question, top_k=3)
+                if answer.handoff or answer.top.entry_key != f"product:{product['sku']}:{kind}:{lang}":
+                    missed.append((question, answer.reason, answer.top.entry_key if answer.top else None))
+    assert len(products) * 8 == 160 and missed == []
 
 
 def test_a_deleted_price_row_never_answers_with_the_stock_entry_or_another_price(store_settings):
