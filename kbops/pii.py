@@ -279,6 +279,18 @@ PLACEHOLDER = re.compile(
     r"|\[(?:订单|数字|地址|姓名|链接|金额|日期|时间|站点|电话|邮箱|身份证|身份证号|组织机构)x\]"
     r"|\{\{[^{}]{1,60}\}\}"
 )
+#: A placeholder with the label of the field it fills ("咨询订单号:[订单x]", "订单金额:[金额x]", "phone: [PHONE]").
+_FIELD = re.compile(rf"\[?(?:[{_CJK}A-Za-z]{{1,8}}\s*[:：]\s*)?(?:{PLACEHOLDER.pattern})")
+
+
+def drop_placeholders(text: str) -> str:
+    """``text`` without its placeholders and the field labels before them: what is left is what was asked.
+
+    A chat client pastes an order card into the customer's turn ("咨询订单号:[订单x] 订单金额:[金额x]
+    下单时间:[日期x] 商品降价了"); the values are scrubbed, and the labels say nothing of the question."""
+    return _FIELD.sub(" ", text) if "[" in text or "{{" in text else text
+
+
 _CJK_THEN_ASCII = re.compile(rf"([{_CJK}]+)[A-Za-z0-9._%+-]+@")
 #: Our typed placeholders alone: where one stands, a private value was scrubbed (kbops.kb.candidates scrubs every proposal).
 SCRUBBED = re.compile(rf"\[({'|'.join(LABELS)})\]")

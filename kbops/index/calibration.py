@@ -71,6 +71,7 @@ import numpy as np
 from kbops.config import Settings
 from kbops.index import search, similarity
 from kbops.index.confidence import DEFAULT_TARGET, LanguageModel, default_for, threshold_for
+from kbops.pii import drop_placeholders
 from kbops.text import detect_lang
 
 #: Fewer golden questions (with KBOPS_CALIBRATE_FROM=alternates: golden and leave-one-out) than this in a
@@ -388,7 +389,7 @@ def calibrate(
     for lang in sorted({e["lang"] for e in loaded.entries.values()} | {"en", "zh"}):
         questions = calibration_set(loaded.entries, lang, golden_ids, settings.calibration_questions) if settings.calibration_questions else []
         default = default_for(lang, embedder.model_id)
-        texts = [q.text for q in questions]
+        texts = [drop_placeholders(q.text) for q in questions]  # as search.channel_scores reads them
         unk = [embedder.unk_share(t) for t in texts]
         readable = [i for i, u in enumerate(unk) if u < 1.0]
         found: dict[int, tuple[np.ndarray, np.ndarray]] = {}

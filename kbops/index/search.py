@@ -63,7 +63,7 @@ from kbops.config import Settings
 from kbops.index import confidence as cal
 from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
-from kbops.pii import scrub
+from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
 from kbops.text import EN_STOPWORDS, cased_clauses, detect_lang, phrases, tokens
 
@@ -188,7 +188,14 @@ def channel_scores(
     An embedder with ``encode_query_soon`` (the bot's
     :class:`kbops.serve.retriever.QueryVectors`) starts the query's encoding
     before the lexical channel scores it, and the two run at once.
+
+    Placeholders and the field labels before them are not part of the question
+    (:func:`kbops.pii.drop_placeholders`): a chat client's order card,
+    "咨询订单号:[订单x] 订单金额:[金额x] 下单时间:[日期x] 商品降价了", drew the dense
+    channel to the order entries (refund times, cancelling) instead of what was
+    asked; :func:`rank` and :func:`decide` read the query the same way.
     """
+    query = drop_placeholders(query)
     unk = embedder.unk_share(query) if unk is None else unk
     searched = unk < 1.0 and loaded.index.ntotal
     vector_of: Callable[[], np.ndarray] | None = None
@@ -242,6 +249,7 @@ def rank(
     ``lang``: only entries in this language; by default the query's own language
     when the release has entries in it (else every language)."""
     w = float(similarity.fusion_weight(dense_weight, channels.unk))
+    query = drop_placeholders(query)
     if lang is None:
         # The customer's language, when the KB speaks it: an English question is not answered in Chinese.
         spoken = detect_lang(query)
@@ -334,6 +342,7 @@ def decide(
     loaded: LoadedRelease, ranked: Ranked, query: str, model: cal.LanguageModel, settings: Settings
 ) -> tuple[bool, str | None, float | None, list[Option]]:
     """(handoff, reason, confidence, options) for ranked hits (see the module docstring)."""
+    query = drop_placeholders(query)
     hits = ranked.hits
     if not hits:
         return True, "wrong_kind" if ranked.wrong_kind else "no_match", None, []

@@ -55,6 +55,16 @@ def test_a_chinese_query_is_answered_by_both_channels(release, embedder, setting
     assert min(answer.top.dense, answer.top.lexical) < answer.top.score < max(answer.top.dense, answer.top.lexical)
 
 
+def test_an_order_card_pasted_into_a_question_is_not_part_of_it(release, embedder, settings):
+    """JDDC customer turns carry the chat client's order card, "咨询订单号:[订单x] 订单金额:[金额x] …": it drew the
+    dense channel to order entries (refund times, cancelling) instead of what the customer asked."""
+    plain = answer_from(release, embedder, settings, "能开增值税专用发票吗")
+    carded = answer_from(release, embedder, settings, "咨询订单号:[订单x] 订单金额:[金额x] 下单时间:[日期x] 能开增值税专用发票吗")
+    assert [(h.entry_id, h.score, h.dense, h.lexical) for h in carded.hits] == [(h.entry_id, h.score, h.dense, h.lexical) for h in plain.hits]
+    assert (carded.handoff, carded.confidence) == (plain.handoff, plain.confidence)
+    assert carded.query.startswith("咨询订单号")  # the answer still says what was asked
+
+
 def test_expired_entries_are_not_served_and_a_weak_match_is_handed_off(release, embedder, settings):
     assert all(h.entry_id != 4 for h in answer_from(release, embedder, settings, "Do you ship to Hong Kong?", top_k=4).hits)
     weak = answer_from(release, embedder, settings, "What colour is the sky on Mars?")
