@@ -85,12 +85,14 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-#: Words that end a phrase as stop words do, though they count as lexical tokens: when, and how a customer feels
-#: ("the Bluetooth speaker today", "the earbuds now"), not what a product is called.
+#: Words that end a phrase as stop words do, though they count as lexical tokens: when, and courtesy
+#: ("the Bluetooth speaker today", "the earbuds now", "the rice cooker these days"), not what a product is called.
 _PHRASE_BREAKS = EN_STOPWORDS | frozenset(
     "today now still currently right yet again anymore tomorrow tonight yesterday thanks thank also too really actually just ever already "
-    "here please".split()
+    "here please these those nowadays lately recently pls plz thx sir madam".split()
 )
+#: Chinese words of time and degree end a phrase the same way ("蓝牙音箱今天多少钱", "电饭煲现在还有货吗").
+_ZH_PHRASE_BREAKS = re.compile("今天|现在|目前|最近|还|也|都")
 #: What ends a phrase besides stop words: punctuation, and a full stop that is not a decimal point ("1.7L").
 _CLAUSE = re.compile(r"[,!?;:，。！？；：、\n]+|(?<!\d)\.|\.(?!\d)")
 
@@ -112,7 +114,7 @@ def phrases(text: str) -> list[list[str]]:
             if _CJK.match(run):
                 if phrase:
                     out.append(phrase)
-                out.extend(_zh_parts(run))
+                out.extend(part for chars in _zh_parts(run) for part in _split_chars(chars))
                 phrase = []
             elif run in _PHRASE_BREAKS:
                 if phrase:
@@ -135,6 +137,11 @@ def cased_clauses(text: str) -> list[list[str]]:
     word's hyphens and apostrophes ("LM-1003", "I'm"): "Is the Ninja air
     fryer in stock? Ninja空气炸锅" → [Is, the, Ninja, air, fryer, in, stock], [Ninja, 空气炸锅]."""
     return [runs for clause in _CLAUSE.split(unicodedata.normalize("NFKC", text)) if (runs := _CASED_RUN.findall(clause))]
+
+
+def _split_chars(chars: list[str]) -> list[list[str]]:
+    """A run's characters split where a word of time or degree stands (:data:`_ZH_PHRASE_BREAKS`), without it."""
+    return [list(part) for part in _ZH_PHRASE_BREAKS.split("".join(chars)) if part]
 
 
 def _stem(word: str) -> str:

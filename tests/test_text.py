@@ -125,6 +125,8 @@ def test_tokens_mixed_script_keeps_model_numbers():
         ("LM-1003 price多少", [["lm", "1003", "price"], ["多", "少"]]),
         ("1.7L的水壶多少钱? Ok.", [["1.7", "l"], ["水", "壶", "多", "少", "钱"], ["ok"]]),  # a decimal point ends no phrase
         ("?!", []),
+        ("How much is your rice cooker these days?", [["much"], ["rice", "cooker"], ["day"]]),  # words of time end a phrase
+        ("蓝牙音箱今天还有货吗", [["蓝", "牙", "音", "箱"], ["有", "货"]]),
     ],
 )
 def test_phrases_group_tokens_between_stop_words_punctuation_and_scripts(text, expected):

@@ -314,7 +314,6 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     loaded.memo["not_names"] = {lang: frozenset(w for w, n in c.items() if 2 * n > products[lang]) | _CUE_TOKENS for lang, c in shared.items()}
     loaded.memo["tokens"] = {}
     loaded.memo["brands"] = {}
-    loaded.memo["followed"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
     return loaded
 
@@ -490,44 +489,25 @@ def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bo
 
 
 def _misnames(loaded: LoadedRelease, eid: int, query_phrases: list[list[str]]) -> bool:
-    """Whether the query puts a word no question of the release has where the product's name goes on.
+    """Whether the query follows a word of the product's name with a word no question of the release has.
 
     "How much is the rice bowl?" matched the rice cooker's price, "Is the hair straightener in
-    stock?" the hair dryer's stock and "蓝牙键盘多少钱" the Bluetooth speaker: the query has a word
-    of the name ("rice", "hair", 蓝牙) that in the entry's questions is followed by more of the name,
-    and follows it with a word the store never uses — another product. A word after the name's
-    last word ("the rice cooker these days"; an identifier such as 3L is not the name going on) or
-    before its first ("a new rice cooker") does not count, and words of time end a phrase
-    ("the Bluetooth speaker today": the name goes on with "Mini" in the store's questions)."""
-    followed = _followed(loaded, eid)
-    if not followed:
+    stock?" the hair dryer's stock and "蓝牙键盘多少钱" the Bluetooth speaker: another product that
+    shares a word with the store's. "How much is the air fryer basket?", "电动牙刷刷头多少钱" and
+    "榨汁杯杯盖有卖吗" were answered with the product's own price and stock at 0.86–0.94: an
+    accessory, which the store's questions never name. Both read the same: a word of the name
+    (:func:`_name_words`), then in the same phrase a word the store never uses. A word before the
+    name ("a new rice cooker") does not count, and words of time and courtesy end a phrase
+    ("the rice cooker these days", "the Bluetooth speaker today", "蓝牙音箱今天多少钱")."""
+    if not _identifiers(loaded, eid):
         return False
+    name = _name_words(loaded, eid)
     vocabulary = loaded.lexical.vocab
     for phrase in query_phrases:
         for word, after in zip(phrase, phrase[1:]):
-            if word in followed and after not in vocabulary and (not after.isascii() or len(after) >= 3):
+            if word in name and after not in vocabulary and (not after.isascii() or len(after) >= 3):
                 return True
     return False
-
-
-def _followed(loaded: LoadedRelease, eid: int) -> frozenset[str]:
-    """The words of a product entry's name that its questions follow with more of the name (kept per entry)."""
-    memo = prepare(loaded).memo["followed"]
-    found = memo.get(eid)
-    if found is None:
-        entry = loaded.entries[eid]
-        found = frozenset()
-        if _identifiers(loaded, eid):
-            name = _name_words(loaded, eid)
-            found = frozenset(
-                word
-                for q in (entry["question"], *entry.get("alt_questions", ()))
-                for phrase in phrases(q)
-                for word, after in zip(phrase, phrase[1:])
-                if word in name and after in name and not entities.identifiers(after)
-            )
-        memo[eid] = found
-    return found
 
 
 def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:

@@ -84,6 +84,10 @@ TABLE = [
     ("How much is the rice bowl?", "handoff"),  # "rice" goes on with "bowl", which no question of the store has
     ("Is the hair straightener in stock?", "handoff"),
     ("How much is the Bluetooth speaker today?", "answer product:LM-1015:price:en"),
+    ("How much is the air fryer basket?", "handoff"),  # an accessory: was the air fryer's price at 0.94
+    ("电动牙刷刷头多少钱", "handoff"),
+    ("榨汁杯杯盖有卖吗", "handoff"),
+    ("How much is the juicer cup nowadays?", "answer product:LM-1005:price:en"),
     ("How much is the Lumi air purifier?", "handoff"),  # not a choice between the air fryer and the Earbuds Air
     ("鹿米智能门锁多少钱", "handoff"),  # nor between the products named 智能…
 ]
