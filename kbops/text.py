@@ -139,6 +139,40 @@ def cased_clauses(text: str) -> list[list[str]]:
     return [runs for clause in _CLAUSE.split(unicodedata.normalize("NFKC", text)) if (runs := _CASED_RUN.findall(clause))]
 
 
+#: "X for the Y", "X of my Y": X is something of Y's (a part, an accessory, a fact); the words between.
+_OF = frozenset({"for", "of"})
+_DETERMINERS = frozenset({"the", "a", "an", "my", "your", "our", "this", "that", "these", "those"})
+
+
+def attachments(text: str) -> list[tuple[str, str]]:
+    """(head, attached) pairs of tokens: a word of ``text`` and a word that says what *of it* is asked.
+
+    Three forms, in both languages: the next word of a phrase ("rice" → "bowl" in "the rice
+    bowl"; "杯" → "盖" in 榨汁杯杯盖), the words before "for/of the Y" ("Y" → "charger" in
+    "the charger for the earbuds") and the character after 的 ("人" → "滤" in 扫地机器人的滤网).
+    :func:`kbops.index.search` asks whether an attached word is one no question of the store
+    has: then the question is about something of the product the store does not know."""
+    pairs = [(word, after) for phrase in phrases(text) for word, after in zip(phrase, phrase[1:])]
+    for clause in cased_clauses(text):
+        words = [w.lower() for w in clause]
+        for k, word in enumerate(words):
+            if word in _OF:
+                j = k + 1
+                while j < len(words) and words[j] in _DETERMINERS:
+                    j += 1
+                head = tokens(words[j]) if j < len(words) and words[j].isascii() else []
+                before: list[str] = []
+                for w in reversed(words[:k]):
+                    if not w.isascii() or w in _PHRASE_BREAKS:
+                        break
+                    before += tokens(w)
+                pairs += [(head[0], w) for w in before] if head else []
+            elif not word.isascii():
+                run = word
+                pairs += [(run[i - 1], run[i + 1]) for i, ch in enumerate(run) if ch == "的" and 0 < i < len(run) - 1]
+    return pairs
+
+
 def _split_chars(chars: list[str]) -> list[list[str]]:
     """A run's characters split where a word of time or degree stands (:data:`_ZH_PHRASE_BREAKS`), without it."""
     return [list(part) for part in _ZH_PHRASE_BREAKS.split("".join(chars)) if part]

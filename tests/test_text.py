@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbops.text import cased_clauses, detect_lang, fingerprint, phrases, tokens
+from kbops.text import attachments, cased_clauses, detect_lang, fingerprint, phrases, tokens
 
 
 @pytest.mark.parametrize(
@@ -143,3 +143,17 @@ def test_phrases_group_tokens_between_stop_words_punctuation_and_scripts(text, e
 )
 def test_cased_clauses_keep_case_order_hyphens_and_decimal_points(text, expected):
     assert cased_clauses(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("How much is the rice bowl?", [("rice", "bowl")]),
+        ("How much is the charger for the earbuds?", [("earbud", "charger")]),
+        ("What is the price of my kettle", [("kettle", "price")]),
+        ("扫地机器人的滤网", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("滤", "网"), ("人", "滤")]),
+        ("How much is your rice cooker these days?", [("rice", "cooker")]),  # "these" ends the phrase
+    ],
+)
+def test_attachments_pair_a_word_with_what_is_asked_of_it(text, expected):
+    assert attachments(text) == expected

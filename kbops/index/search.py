@@ -65,7 +65,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
-from kbops.text import EN_STOPWORDS, cased_clauses, detect_lang, phrases, tokens
+from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, phrases, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -258,7 +258,7 @@ def rank(
     query_brands = entities.brands(query)
     asked = entities.asked_kinds(query)
     query_terms = frozenset(tokens(query))
-    query_phrases = phrases(query)
+    query_pairs = attachments(query)
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -278,7 +278,7 @@ def rank(
             continue
         if query_ids & _identifiers(loaded, eid):
             score += IDENTIFIER_WEIGHT * (1.0 - score)  # the product the query names, by SKU, model or size
-        elif entry["kind"] in asked and _names_product(loaded, eid, query_terms) and not _misnames(loaded, eid, query_phrases):
+        elif entry["kind"] in asked and _names_product(loaded, eid, query_terms) and not _misnames(loaded, eid, query_pairs):
             score += NAME_WEIGHT * (1.0 - score)  # the fact asked for, of the product the query names by name
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
@@ -359,7 +359,7 @@ def decide(
         if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, phrases(query)):
+    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, attachments(query)):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -488,7 +488,7 @@ def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bo
     return not (words & _kind_vocabulary(loaded, entry["kind"], entry["lang"])) - own
 
 
-def _misnames(loaded: LoadedRelease, eid: int, query_phrases: list[list[str]]) -> bool:
+def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> bool:
     """Whether the query follows a word of the product's name with a word no question of the release has.
 
     "How much is the rice bowl?" matched the rice cooker's price, "Is the hair straightener in
@@ -496,18 +496,19 @@ def _misnames(loaded: LoadedRelease, eid: int, query_phrases: list[list[str]]) -
     shares a word with the store's. "How much is the air fryer basket?", "电动牙刷刷头多少钱" and
     "榨汁杯杯盖有卖吗" were answered with the product's own price and stock at 0.86–0.94: an
     accessory, which the store's questions never name. Both read the same: a word of the name
-    (:func:`_name_words`), then in the same phrase a word the store never uses. A word before the
-    name ("a new rice cooker") does not count, and words of time and courtesy end a phrase
-    ("the rice cooker these days", "the Bluetooth speaker today", "蓝牙音箱今天多少钱")."""
+    (:func:`_name_words`), then a word attached to it (:func:`kbops.text.attachments`: the next word
+    of its phrase, the words before "for/of the <name>", the character after 的) that the store
+    never uses and that is no fact kind's cue word ("the price of the rice cooker"). A word before
+    the name ("a new rice cooker") does not count, and words of time and courtesy end a phrase
+    ("the rice cooker these days", "the Bluetooth speaker today", "蓝牙音箱今天多少钱").
+    "The charger for the earbuds" and "扫地机器人的滤网" were answered with the earbuds' price and
+    the robot's stock at 0.86 and 0.94."""
     if not _identifiers(loaded, eid):
         return False
     name = _name_words(loaded, eid)
     vocabulary = loaded.lexical.vocab
-    for phrase in query_phrases:
-        for word, after in zip(phrase, phrase[1:]):
-            if word in name and after not in vocabulary and (not after.isascii() or len(after) >= 3):
-                return True
-    return False
+    unknown = {after for _, after in pairs if after not in vocabulary and after not in _CUE_TOKENS and (not after.isascii() or len(after) >= 3)}
+    return any(head in name for head, after in pairs if after in unknown)
 
 
 def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:

@@ -184,6 +184,7 @@ def test_a_product_named_with_a_word_the_store_never_uses_where_its_name_goes_on
         (english, "How much is the Bluetooth keyboard?"), (chinese, "蓝牙键盘多少钱"),
         # an accessory of the product, which the store's questions never name
         (english, "How much is the air fryer basket?"), (english, "Is the hair dryer nozzle in stock?"), (chinese, "空气炸锅炸篮多少钱"),
+        (english, "How much is the charger for the hair dryer?"), (chinese, "空气炸锅的炸篮多少钱"),
     ]:
         answer = answer_from(release, embedder, settings, question)
         assert answer.handoff and answer.reason == "no_match", (question, answer.top)
@@ -195,6 +196,7 @@ def test_a_product_named_with_a_word_the_store_never_uses_where_its_name_goes_on
         (english, "Is the hair dryer still in stock?", "product:LM-1018:stock:en"),
         (chinese, "蓝牙音箱今天多少钱", "product:LM-1015:price:zh"),
         (english, "How much is the kettle nowadays, pls?", "product:LM-1002:price:en"),
+        (english, "What is the price of the rice cooker?", "product:LM-1001:price:en"), (chinese, "电饭煲的价格是多少", "product:LM-1001:price:zh"),
     ]:
         answer = answer_from(release, embedder, settings, question)
         assert answer.reason != "no_match" and answer.top.entry_key == key, (question, answer)
