@@ -160,17 +160,22 @@ def attachments(text: str) -> list[tuple[str, str]]:
                 j = k + 1
                 while j < len(words) and words[j] in _DETERMINERS:
                     j += 1
-                head = tokens(words[j]) if j < len(words) and words[j].isascii() else []
-                before: list[str] = []
-                for w in reversed(words[:k]):
-                    if not w.isascii() or w in _PHRASE_BREAKS:
-                        break
-                    before += tokens(w)
-                pairs += [(head[0], w) for w in before] if head else []
+                heads = [t for w in _run_of_words(words[j:]) for t in tokens(w)]  # "the Lumi robot vacuum": every word
+                before = [t for w in _run_of_words(words[:k][::-1]) for t in tokens(w)]
+                pairs += [(head, w) for head in heads for w in before]
             elif not word.isascii():
-                run = word
-                pairs += [(run[i - 1], run[i + 1]) for i, ch in enumerate(run) if ch == "的" and 0 < i < len(run) - 1]
+                pairs += [(word[i - 1], word[i + 1]) for i, ch in enumerate(word) if ch == "的" and 0 < i < len(word) - 1]
     return pairs
+
+
+def _run_of_words(words: list[str]) -> list[str]:
+    """The leading English words of ``words`` up to the first phrase break or Chinese run."""
+    run: list[str] = []
+    for w in words:
+        if not w.isascii() or w in _PHRASE_BREAKS:
+            break
+        run.append(w)
+    return run
 
 
 def _split_chars(chars: list[str]) -> list[list[str]]:
