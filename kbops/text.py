@@ -139,8 +139,10 @@ def cased_clauses(text: str) -> list[list[str]]:
     return [runs for clause in _CLAUSE.split(unicodedata.normalize("NFKC", text)) if (runs := _CASED_RUN.findall(clause))]
 
 
-#: "X for the Y", "X of my Y": X is something of Y's (a part, an accessory, a fact); the words between.
-_OF = frozenset({"for", "of"})
+#: "X for the Y", "X of my Y", "X that fits the Y", "X compatible with the Y": X is something of Y's (a part, an
+#: accessory, a fact).
+_OF = frozenset({"for", "of", "fit", "fits"})
+_RELATIVES = frozenset({"that", "which"})
 _DETERMINERS = frozenset({"the", "a", "an", "my", "your", "our", "this", "that", "these", "those"})
 
 
@@ -148,20 +150,24 @@ def attachments(text: str) -> list[tuple[str, str]]:
     """(head, attached) pairs of tokens: a word of ``text`` and a word that says what *of it* is asked.
 
     Three forms, in both languages: the next word of a phrase ("rice" → "bowl" in "the rice
-    bowl"; "杯" → "盖" in 榨汁杯杯盖), the words before "for/of the Y" ("Y" → "charger" in
-    "the charger for the earbuds") and the character after 的 ("人" → "滤" in 扫地机器人的滤网).
+    bowl"; "杯" → "盖" in 榨汁杯杯盖), the words before "for/of the Y", "that fits the Y" or
+    "compatible with the Y" ("Y" → "charger" in "the charger for the earbuds") and the
+    character after 的 ("人" → "滤" in 扫地机器人的滤网).
     :func:`kbops.index.search` asks whether an attached word is one no question of the store
     has: then the question is about something of the product the store does not know."""
     pairs = [(word, after) for phrase in phrases(text) for word, after in zip(phrase, phrase[1:])]
     for clause in cased_clauses(text):
         words = [w.lower() for w in clause]
         for k, word in enumerate(words):
-            if word in _OF:
+            if word in _OF or (word == "with" and k and words[k - 1] == "compatible"):
                 j = k + 1
                 while j < len(words) and words[j] in _DETERMINERS:
                     j += 1
                 heads = [t for w in _run_of_words(words[j:]) for t in tokens(w)]  # "the Lumi robot vacuum": every word
-                before = [t for w in _run_of_words(words[:k][::-1]) for t in tokens(w)]
+                i = k - 1 if word == "with" else k  # "X compatible with"
+                while i and words[i - 1] in _RELATIVES:  # "X that fits"
+                    i -= 1
+                before = [t for w in _run_of_words(words[:i][::-1]) for t in tokens(w)]
                 pairs += [(head, w) for head in heads for w in before]
             elif not word.isascii():
                 pairs += [(word[i - 1], word[i + 1]) for i, ch in enumerate(word) if ch == "的" and 0 < i < len(word) - 1]

@@ -150,6 +150,8 @@ def test_cased_clauses_keep_case_order_hyphens_and_decimal_points(text, expected
     [
         ("How much is the rice bowl?", [("rice", "bowl")]),
         ("How much is the charger for the earbuds?", [("earbud", "charger")]),
+        ("a brush that fits my robot vacuum", [("robot", "vacuum"), ("robot", "brush"), ("vacuum", "brush")]),
+        ("a filter compatible with the air fryer", [("filter", "compatible"), ("air", "fryer"), ("air", "filter"), ("fryer", "filter")]),
         ("the brush for the Lumi robot vacuum", [("lumi", "robot"), ("robot", "vacuum"), ("lumi", "brush"), ("robot", "brush"), ("vacuum", "brush")]),
         ("What is the price of my kettle", [("kettle", "price")]),
         ("扫地机器人的滤网", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("滤", "网"), ("人", "滤")]),
