@@ -197,7 +197,7 @@ def bot(kb: Published, queries: list[Query], channels: list[Any], model: Languag
     results = []
     for q, ch in zip(queries, channels):
         ranked = search.rank(kb.loaded, ch, q.text, model.dense_weight, now=now)
-        handoff, _, _, _ = search.decide(kb.loaded, ranked, q.text, model, kb.settings)
+        handoff, _, _, _ = search.decide(kb.loaded, ranked, model, kb.settings)
         top = ranked.hits[0] if ranked.hits else None
         ok = top is not None and top.entry_key in q.keys
         hit += ok

@@ -84,6 +84,12 @@ _EN_CAP = "[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]"
 # A secret's value: 4-32 printable characters that end in a letter, digit or symbol (not a sentence's full stop).
 _SECRET_VALUE = r"[A-Za-z0-9!@#$%^&*_+=~.-]{3,31}[A-Za-z0-9!@#$%^&*_+=~](?![A-Za-z0-9])"
 _TAIL_CUE_ZH = r"(?:尾号|后四位|后4位|末四位|末4位|最后四位)(?:是|为|:|：)?\s*"
+# The English cues of a number's last digits: "(phone) ending in", "last four digits (of my phone) are".
+_PHONE_WORD = r"(?:phone|mobile|cell)(?:\s+number)?"
+_ENDING = r"(?:ending|ends)\s+(?:in|with)"
+_LAST_FOUR = r"last\s+(?:four|4)\s+digits"
+_ARE = r"(?:\s+(?:are|is)|\s*:)?"
+_FOUR_DIGITS = r"\s*(?P<v>\d{4})(?!\d)"
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])"
 _PLATE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -161,21 +167,9 @@ PRIVATE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # The last digits of a phone or card ("手机尾号5678", "card ending in 4417"): with a name, enough to find the customer.
     ("PHONE", re.compile(rf"(?:手机|电话|号码|手机号)(?:号码?)?的?{_TAIL_CUE_ZH}(?P<v>\d{{3,4}})(?!\d)")),
     ("CARD", re.compile(rf"{_TAIL_CUE_ZH}(?P<v>\d{{3,4}})(?!\d)")),
-    (
-        "PHONE",
-        re.compile(
-            r"(?i:\b(?:phone|mobile|cell)(?:\s+number)?\s+(?:ending|ends)\s+(?:in|with)"
-            r"|\blast\s+(?:four|4)\s+digits\s+of\s+(?:my|the)\s+(?:phone|mobile|cell)(?:\s+number)?(?:\s+(?:are|is)|\s*:)?)"
-            r"\s*(?P<v>\d{4})(?!\d)"
-        ),
-    ),
-    (
-        "CARD",
-        re.compile(
-            r"(?i:\b(?:ending|ends)\s+(?:in|with)|\blast\s+(?:four|4)\s+digits(?:\s+of\s+(?:my|the)\s+[a-z]+(?:\s+[a-z]+)?)?(?:\s+(?:are|is)|\s*:)?)"
-            r"\s*(?P<v>\d{4})(?!\d)"
-        ),
-    ),
+    # English: of a phone when the cue says so, else of a card ("the card ending in 4417", "last 4 digits: 0932").
+    ("PHONE", re.compile(rf"(?i:\b{_PHONE_WORD}\s+{_ENDING}|\b{_LAST_FOUR}\s+of\s+(?:my|the)\s+{_PHONE_WORD}{_ARE}){_FOUR_DIGITS}")),
+    ("CARD", re.compile(rf"(?i:\b{_ENDING}|\b{_LAST_FOUR}(?:\s+of\s+(?:my|the)\s+[a-z]+(?:\s+[a-z]+)?)?{_ARE}){_FOUR_DIGITS}")),
     # IPv4: after an "IP" cue, or with two-digit octets first and later (a version such as 2.1.0.3 or v3.10.2.15 is not one).
     ("IP", re.compile(rf"(?i:\bIP(?:v4)?\b)\s*(?:(?i:address)|地址)?\s*(?:是|为|:|：|(?i:is))?\s*(?P<v>{_IPV4})")),
     ("IP", re.compile(rf"(?<![0-9A-Za-z.])(?=\d{{2,3}}\.(?:\d{{1,3}}\.){{0,2}}\d{{2,3}}(?![0-9]))(?P<v>{_IPV4})")),

@@ -114,7 +114,7 @@ def phrases(text: str) -> list[list[str]]:
             if _CJK.match(run):
                 if phrase:
                     out.append(phrase)
-                out.extend(part for chars in _zh_parts(run) for part in _split_chars(chars))
+                out.extend(chars for part in _ZH_PHRASE_BREAKS.split(run) for chars in _zh_parts(part))
                 phrase = []
             elif run in _PHRASE_BREAKS:
                 if phrase:
@@ -182,11 +182,6 @@ def _run_of_words(words: list[str]) -> list[str]:
             break
         run.append(w)
     return run
-
-
-def _split_chars(chars: list[str]) -> list[list[str]]:
-    """A run's characters split where a word of time or degree stands (:data:`_ZH_PHRASE_BREAKS`), without it."""
-    return [list(part) for part in _ZH_PHRASE_BREAKS.split("".join(chars)) if part]
 
 
 def _stem(word: str) -> str:

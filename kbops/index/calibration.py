@@ -389,7 +389,7 @@ def calibrate(
     for lang in sorted({e["lang"] for e in loaded.entries.values()} | {"en", "zh"}):
         questions = calibration_set(loaded.entries, lang, golden_ids, settings.calibration_questions) if settings.calibration_questions else []
         default = default_for(lang, embedder.model_id)
-        texts = [drop_placeholders(q.text) for q in questions]  # as search.channel_scores reads them
+        texts = [drop_placeholders(q.text) for q in questions]  # as search.channel_scores and rank read them
         unk = [embedder.unk_share(t) for t in texts]
         readable = [i for i, u in enumerate(unk) if u < 1.0]
         found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -398,9 +398,9 @@ def calibrate(
             found = dict(zip(readable, rows))
         eligible = {}
         for i, q in enumerate(questions):
-            channels = search.channel_scores(loaded, embedder, q.text, unk=unk[i], found=found.get(i),
+            channels = search.channel_scores(loaded, embedder, texts[i], unk=unk[i], found=found.get(i),
                                              exclude_entry=q.exclude_entry, exclude_self=q.exclude_self, exclude_rows=q.exclude_rows)
-            eligible[id(q)] = _Eligible.of(search.rank(loaded, channels, q.text, 0.5, now=now).hits, unk[i])
+            eligible[id(q)] = _Eligible.of(search.rank(loaded, channels, texts[i], 0.5, now=now).hits, unk[i])
 
         def score(q: Question, w: float, eligible: dict[int, _Eligible] = eligible) -> tuple[Any, float]:
             return eligible[id(q)].top(w)

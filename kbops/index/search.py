@@ -154,6 +154,8 @@ class Ranked:
 
     hits: list[Hit]
     wrong_kind: bool  # entries matched but were all of the wrong kind (or of a category the caller excluded)
+    query: str  # the query as rank read it: placeholders and their field labels dropped
+    pairs: list[tuple[str, str]]  # its words and the words attached to them (text.attachments)
 
 
 def _in_window(entry: dict[str, Any], now: datetime) -> bool:
@@ -193,7 +195,7 @@ def channel_scores(
     (:func:`kbops.pii.drop_placeholders`): a chat client's order card,
     "咨询订单号:[订单x] 订单金额:[金额x] 下单时间:[日期x] 商品降价了", drew the dense
     channel to the order entries (refund times, cancelling) instead of what was
-    asked; :func:`rank` and :func:`decide` read the query the same way.
+    asked; :func:`rank` reads the query the same way (and :func:`decide` as rank read it).
     """
     query = drop_placeholders(query)
     unk = embedder.unk_share(query) if unk is None else unk
@@ -258,6 +260,7 @@ def rank(
     query_brands = entities.brands(query)
     asked = entities.asked_kinds(query)
     query_terms = frozenset(tokens(query))
+    query_words = frozenset(t for t in query_terms if t.isascii() or len(t) == 1)
     query_pairs = attachments(query)
     hits: list[Hit] = []
     wrong_kind = False
@@ -278,12 +281,12 @@ def rank(
             continue
         if query_ids & _identifiers(loaded, eid):
             score += IDENTIFIER_WEIGHT * (1.0 - score)  # the product the query names, by SKU, model or size
-        elif entry["kind"] in asked and _names_product(loaded, eid, query_terms) and not _misnames(loaded, eid, query_pairs):
+        elif entry["kind"] in asked and _names_product(loaded, eid, query_terms, query_words) and not _misnames(loaded, eid, query_pairs):
             score += NAME_WEIGHT * (1.0 - score)  # the fact asked for, of the product the query names by name
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
     hits.sort(key=lambda h: (-h.score, h.entry_id))
-    return Ranked(hits, wrong_kind and not hits)
+    return Ranked(hits, wrong_kind and not hits, query, query_pairs)
 
 
 def prepare(loaded: LoadedRelease) -> LoadedRelease:
@@ -337,11 +340,10 @@ def runner_up(hits: list[Hit]) -> float:
     return next((h.score for h in hits[1:] if h.answer != hits[0].answer), 0.0)
 
 
-def decide(
-    loaded: LoadedRelease, ranked: Ranked, query: str, model: cal.LanguageModel, settings: Settings
-) -> tuple[bool, str | None, float | None, list[Option]]:
-    """(handoff, reason, confidence, options) for ranked hits (see the module docstring)."""
-    query = drop_placeholders(query)
+def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, settings: Settings) -> tuple[bool, str | None, float | None, list[Option]]:
+    """(handoff, reason, confidence, options) for ranked hits (see the module docstring), reading the query as
+    :func:`rank` read it (``ranked.query``, ``ranked.pairs``)."""
+    query = ranked.query
     hits = ranked.hits
     if not hits:
         return True, "wrong_kind" if ranked.wrong_kind else "no_match", None, []
@@ -359,7 +361,7 @@ def decide(
         if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, attachments(query)):
+    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -411,11 +413,7 @@ def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) 
     three letters or more and single Chinese characters (the lexical index's
     vocabulary, which has every question and alternate of the release)."""
     common = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in group))
-    vocabulary = loaded.lexical.vocab
-    for phrase in phrases(query):
-        if common.intersection(phrase) and any(w not in vocabulary for w in phrase if not w.isascii() or len(w) >= 3):
-            return True
-    return False
+    return any(common.intersection(phrase) and any(_unknown(loaded, w) for w in phrase) for phrase in phrases(query))
 
 
 def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
@@ -452,11 +450,10 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     if not _identifiers(loaded, top.entry_id):
         return False
     name = _name_words(loaded, top.entry_id)
-    vocabulary = loaded.lexical.vocab
 
     def unknown(word: str) -> bool:
         found = tokens(word)
-        return len(word) >= 2 and bool(found) and not any(t in vocabulary for t in found) and not entities.identifiers(word)
+        return bool(found) and all(_unknown(loaded, t, shortest=2) for t in found) and not entities.identifiers(word)
 
     for clause in cased_clauses(query):
         title_case = any(w[:1].isupper() for w in clause[1:] if w.lower() in EN_STOPWORDS)
@@ -474,8 +471,9 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     return False
 
 
-def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bool:
-    """Whether a query's lexical ``terms`` name the product of entry ``eid`` and no other."""
+def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str], words: frozenset[str]) -> bool:
+    """Whether a query's lexical ``terms`` (``words``: those that are words or single characters) name the
+    product of entry ``eid`` and no other."""
     if not _identifiers(loaded, eid):
         return False
     entry = loaded.entries[eid]
@@ -484,7 +482,6 @@ def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bo
     named = terms & name
     if not any(t.isascii() or (len(t) == 2 and t[0] in name and t[1] in name) for t in named):
         return False  # one character of the name (冰箱 and 音箱 share 箱; 电视 and 鹿米电热水壶 share 米电) names nothing
-    words = frozenset(t for t in terms if t.isascii() or len(t) == 1)
     return not (words & _kind_vocabulary(loaded, entry["kind"], entry["lang"])) - own
 
 
@@ -506,9 +503,15 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
     if not _identifiers(loaded, eid):
         return False
     name = _name_words(loaded, eid)
-    vocabulary = loaded.lexical.vocab
-    unknown = {after for _, after in pairs if after not in vocabulary and after not in _CUE_TOKENS and (not after.isascii() or len(after) >= 3)}
-    return any(head in name for head, after in pairs if after in unknown)
+    return any(head in name and _unknown(loaded, after) for head, after in pairs)
+
+
+def _unknown(loaded: LoadedRelease, token: str, shortest: int = 3) -> bool:
+    """Whether no question of the release has ``token`` (the lexical vocabulary: every question and alternate).
+
+    English words shorter than ``shortest`` letters and the fact kinds' cue words ("price",
+    多少钱) never count: they say nothing of which product is asked about."""
+    return token not in loaded.lexical.vocab and token not in _CUE_TOKENS and (not token.isascii() or len(token) >= shortest)
 
 
 def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
@@ -564,5 +567,5 @@ def answer_from(
     model = cal.model_for(loaded.manifest, query_lang, settings)
     channels = channel_scores(loaded, embedder, query, unk=None if model.dense_weight > 0 else 1.0)
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
-    handoff, reason, confidence, options = decide(loaded, ranked, query, model, settings)
+    handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
     return Answer(loaded.release_id, query, handoff, reason, ranked.hits[:top_k], confidence, options, query_lang)
