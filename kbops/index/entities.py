@@ -5,7 +5,7 @@ both because a wrong product or a wrong fact served with confidence is worse
 than a handoff (issue 11):
 
 * **Identifiers are exact terms.** A SKU (``LM-1001``), a model code (``S1``,
-  ``V8``, ``X200``) or a size (``3L``, ``1.7L``, ``350ml``, ``30cm``, ``55寸``)
+  ``V8``, ``X200``), a model number (``2.1``, ``5.1``) or a size (``3L``, ``1.7L``, ``350ml``, ``30cm``, ``55寸``)
   either matches or it does not: "the 5L air fryer" is not "the 3L rice
   cooker" however similar the rest of the words are. A SKU typed without its
   hyphen ("LM1005") is the same identifier. An entry whose questions
@@ -49,25 +49,40 @@ _SKU = r"[a-z]{1,6}-[a-z]{0,3}\d{2,}[a-z0-9-]*"
 _MODEL = r"(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{2,10}"
 #: A size with its unit, as written on Chinese and English product pages (3l, 1.7 l, 350ml, 55寸).
 _SIZE = r"\d+(?:\.\d+)?\s?(?:ml|l|cm|mm|m|kg|g|w|mah|寸|英寸|升|毫升|厘米|毫米|公斤|千克|克|瓦)"
-_IDENTIFIER = re.compile(rf"(?<![a-z0-9.]){_SKU}(?![a-z0-9])|(?<![a-z0-9.]){_SIZE}(?![a-z])|(?<![a-z0-9.]){_MODEL}(?![a-z0-9])")
+#: Units of money, Chinese and English: a number with one is an amount (a price), not an identifier.
+_MONEY = r"(?:元|块|rmb|yuan|kuai|bucks?|dollars?)"
+#: A model number with a decimal point ("Soundbar 2.1", 回音壁5.1, 蓝牙5.3): "回音壁5.1多少钱" got the 2.1's price.
+#: Not an amount (299.00元, ¥299.50, $12.50) nor a share (99.9%).
+_VERSION = rf"\d+\.\d+(?![\d.%]|\s?{_MONEY})"
+_IDENTIFIER = re.compile(
+    rf"(?<![a-z0-9.]){_SKU}(?![a-z0-9])|(?<![a-z0-9.]){_SIZE}(?![a-z])|(?<![a-z0-9.¥$]){_VERSION}|(?<![a-z0-9.]){_MODEL}(?![a-z0-9])"
+)
+#: An amount of money ("999元", "¥799", "12 bucks"): a question that names one asks for the price ("回音壁是不是999元").
+_AMOUNT = re.compile(rf"[¥$]\s?\d|(?<![a-z0-9.])\d+(?:\.\d+)?\s?{_MONEY}(?![a-z])")
 _NOT_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|pcs|x)")
 
 #: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
 FACT_CUES: Mapping[str, tuple[str, ...]] = {
-    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少元", "什么价", "how much", "price", "prices", "priced", "cost", "costs", "pricing"),
+    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少块", "多少元", "什么价", "啥价", "卖多少", "how much", "price", "prices", "priced", "cost",
+              "costs", "pricing"),
     "stock": ("有货", "有没有货", "没货", "现货", "库存", "缺货", "到货", "断货", "还有吗", "有卖", "stock", "available", "availability", "sold out",
-              "restock", "do you have", "do you sell", "do you carry"),
+              "restock", "do you have", "do you sell", "do you carry", "got any", "left"),
     "shipping": ("配送", "发货", "快递", "物流", "运费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",
                  "delivered", "delivering", "courier", "freight"),
-    "warranty": ("保修", "质保", "保固", "三包", "warranty", "warranties", "guarantee"),
+    "warranty": ("保修", "质保", "保固", "三包", "保几年", "保多久", "保多长", "warranty", "warranties", "guarantee"),
 }
+#: Chinese cues that are another word after these characters: 价保多久 asks how long *price protection* lasts (a policy).
+_ZH_NOT_AFTER = {"保几年": "价", "保多久": "价", "保多长": "价"}
 STRUCTURED_KINDS = frozenset(FACT_CUES)
 #: English cues are whole words of Latin letters: not inside a longer word ("shipment", "costume"), but a word
 #: all the same next to Chinese characters, which regex \\b counts as word characters ("LM-1003 price多少").
 _EN_CUE = {
     kind: re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in cues if c.isascii()) + r")(?![a-z0-9])") for kind, cues in FACT_CUES.items()
 }
-_ZH_CUES = {kind: tuple(c for c in cues if not c.isascii()) for kind, cues in FACT_CUES.items()}
+_ZH_CUE = {
+    kind: re.compile("|".join((f"(?<!{_ZH_NOT_AFTER[c]})" if c in _ZH_NOT_AFTER else "") + re.escape(c) for c in cues if not c.isascii()))
+    for kind, cues in FACT_CUES.items()
+}
 _SKU_TAG = "sku:"
 
 #: Brands customers compare with, by canonical name: their names as customers write them, Chinese and Latin (lower
@@ -178,7 +193,10 @@ def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
 def asked_kinds(text: str) -> frozenset[str]:
     """The structured fact kinds a question asks for (empty: it names none, every entry may answer)."""
     t = normalize(text)
-    return frozenset(kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or any(c in t for c in _ZH_CUES[kind]))
+    asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
+    if _AMOUNT.search(t):
+        asked.add("price")
+    return frozenset(asked)
 
 
 def kind_fits(asked: frozenset[str], kind: str) -> bool:

@@ -20,13 +20,17 @@ from kbops.index import entities
         ("55寸电视", {"55寸"}),
         ("ＬＭ－１００１", {"lm1001"}),  # full-width, as typed on a Chinese keyboard
         ("GB-T19001-2016", {"gbt190012016"}),
+        ("Lumi Soundbar 2.1", {"2.1"}),  # a model number ("回音壁5.1多少钱" got the 2.1's price)
+        ("回音壁5.1多少钱", {"5.1"}),
+        ("支持蓝牙5.3吗", {"5.3"}),
     ],
 )
 def test_identifiers_are_skus_models_and_sizes(text, expected):
     assert entities.identifiers(text) == expected
 
 
-@pytest.mark.parametrize("text", ["24个月质保", "售价299元", "What is your return policy?", "the 2nd order", "Soundbar 2.1", "in the 1990s", "7天无理由退货"])
+@pytest.mark.parametrize("text", ["24个月质保", "售价299元", "What is your return policy?", "the 2nd order", "in the 1990s", "7天无理由退货",
+                                  "售价299.00元", "Is it ¥299.50?", "is it still $12.50", "99.9%的好评", "12.5 yuan", "only 9.9块"])
 def test_plain_numbers_and_words_are_not_identifiers(text):
     assert entities.identifiers(text) == frozenset()
 
@@ -99,6 +103,18 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("Do you sell the juicer cup?", {"stock"}),
         ("挂烫机还有吗", {"stock"}),
         ("有卖吹风机吗", {"stock"}),
+        ("水壶卖多少", {"price"}),
+        ("炒锅多少块", {"price"}),
+        ("扫地机啥价", {"price"}),
+        ("回音壁是不是999元", {"price"}),  # an amount asks whether that is the price
+        ("Is the soundbar ¥799 now?", {"price"}),
+        ("is it 12 bucks", {"price"}),
+        ("台灯保几年", {"warranty"}),
+        ("吹风机保多久", {"warranty"}),
+        ("价保多久", set()),  # price protection (价保) is a policy, not a product's warranty
+        ("got any night lights left?", {"stock"}),
+        ("Got any blenders?", {"stock"}),
+        ("满99元包邮吗", {"price", "shipping"}),
     ],
 )
 def test_asked_kinds(text, kinds):

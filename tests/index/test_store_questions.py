@@ -43,6 +43,11 @@ TABLE = [
     ("How is the Lumi Soundbar 2.1 shipped?", "answer product:LM-1017:shipping:en"),
     ("How will the ceiling light be delivered?", "answer product:LM-1012:shipping:en"),
     ("回音壁怎么发货", "answer product:LM-1017:shipping:zh"),
+    ("回音壁5.1多少钱", "handoff"),  # the store sells the 2.1: was answered with its price
+    ("How much is the Lumi Soundbar 5.1?", "handoff"),
+    ("水壶卖多少", "answer product:LM-1002:price:zh"),  # other words for price, stock and warranty
+    ("台灯保几年", "answer product:LM-1011:warranty:zh"),
+    ("got any night lights left?", "answer product:LM-1013:stock:en"),
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
