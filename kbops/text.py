@@ -152,10 +152,16 @@ def attachments(text: str) -> list[tuple[str, str]]:
     Three forms, in both languages: the next word of a phrase ("rice" → "bowl" in "the rice
     bowl"; "杯" → "盖" in 榨汁杯杯盖), the words before "for/of the Y", "that fits the Y" or
     "compatible with the Y" ("Y" → "charger" in "the charger for the earbuds") and the
-    character after 的 ("人" → "滤" in 扫地机器人的滤网).
+    character after 的 ("人" → "滤" in 扫地机器人的滤网). In Chinese the next two characters are
+    attached as well as the next one ("人" → "配件" in 扫地机器人配件): a part's first character
+    alone is often a common one (配 is also 配送's, 电 of 电池 every appliance's).
     :func:`kbops.index.search` asks whether an attached word is one no question of the store
     has: then the question is about something of the product the store does not know."""
     pairs = [(word, after) for phrase in phrases(text) for word, after in zip(phrase, phrase[1:])]
+    # A Chinese word attached is often two characters whose first alone is common (配 of 配件 is also
+    # 配送's, 电 of 电池 every appliance's): the two characters after each one count as well.
+    pairs += [(phrase[i], phrase[i + 1] + phrase[i + 2]) for phrase in phrases(text) for i in range(len(phrase) - 2)
+              if not phrase[i + 1].isascii() and not phrase[i + 2].isascii()]
     for clause in cased_clauses(text):
         words = [w.lower() for w in clause]
         for k, word in enumerate(words):
@@ -170,7 +176,7 @@ def attachments(text: str) -> list[tuple[str, str]]:
                 before = [t for w in _run_of_words(words[:i][::-1]) for t in tokens(w)]
                 pairs += [(head, w) for head in heads for w in before]
             elif not word.isascii():
-                pairs += [(word[i - 1], word[i + 1]) for i, ch in enumerate(word) if ch == "的" and 0 < i < len(word) - 1]
+                pairs += [(word[i - 1], word[i + 1 : i + 1 + n]) for i, ch in enumerate(word) if ch == "的" and 0 < i for n in (1, 2) if i + n < len(word)]
     return pairs
 
 

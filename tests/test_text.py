@@ -154,7 +154,11 @@ def test_cased_clauses_keep_case_order_hyphens_and_decimal_points(text, expected
         ("a filter compatible with the air fryer", [("filter", "compatible"), ("air", "fryer"), ("air", "filter"), ("fryer", "filter")]),
         ("the brush for the Lumi robot vacuum", [("lumi", "robot"), ("robot", "vacuum"), ("lumi", "brush"), ("robot", "brush"), ("vacuum", "brush")]),
         ("What is the price of my kettle", [("kettle", "price")]),
-        ("扫地机器人的滤网", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("滤", "网"), ("人", "滤")]),
+        ("扫地机器人的滤网", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("滤", "网"),
+                              ("扫", "地机"), ("地", "机器"), ("机", "器人"), ("人", "滤"), ("人", "滤网")]),
+        # two characters attached as well as one: 配 alone is also 配送's
+        ("扫地机器人配件", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("人", "配"), ("配", "件"),
+                             ("扫", "地机"), ("地", "机器"), ("机", "器人"), ("器", "人配"), ("人", "配件")]),
         ("How much is your rice cooker these days?", [("rice", "cooker")]),  # "these" ends the phrase
     ],
 )

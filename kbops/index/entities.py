@@ -83,6 +83,7 @@ _ZH_CUE = {
     kind: re.compile("|".join((f"(?<!{_ZH_NOT_AFTER[c]})" if c in _ZH_NOT_AFTER else "") + re.escape(c) for c in cues if not c.isascii()))
     for kind, cues in FACT_CUES.items()
 }
+_ANY_ZH_CUE = re.compile("|".join(p.pattern for p in sorted(_ZH_CUE.values(), key=lambda p: -len(p.pattern))))
 _SKU_TAG = "sku:"
 
 #: Brands customers compare with, by canonical name: their names as customers write them, Chinese and Latin (lower
@@ -197,6 +198,12 @@ def asked_kinds(text: str) -> frozenset[str]:
     if _AMOUNT.search(t):
         asked.add("price")
     return frozenset(asked)
+
+
+def without_zh_cues(text: str) -> str:
+    """``text`` with each Chinese cue word (:data:`FACT_CUES`) replaced by a comma: where a question's words about a
+    product end ("体脂秤有现货吗" → "体脂秤有，吗")."""
+    return _ANY_ZH_CUE.sub("，", normalize(text))
 
 
 def kind_fits(asked: frozenset[str], kind: str) -> bool:

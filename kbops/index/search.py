@@ -261,7 +261,7 @@ def rank(
     asked = entities.asked_kinds(query)
     query_terms = frozenset(tokens(query))
     query_words = frozenset(t for t in query_terms if t.isascii() or len(t) == 1)
-    query_pairs = attachments(query)
+    query_pairs = attachments(entities.without_zh_cues(query))
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -499,11 +499,15 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
     the name ("a new rice cooker") does not count, and words of time and courtesy end a phrase
     ("the rice cooker these days", "the Bluetooth speaker today", "蓝牙音箱今天多少钱").
     "The charger for the earbuds" and "扫地机器人的滤网" were answered with the earbuds' price and
-    the robot's stock at 0.86 and 0.94."""
+    the robot's stock at 0.86 and 0.94, and "扫地机器人配件多少钱" with the robot's price at 0.92 (配 alone
+    is also 配送's: two characters attached count too, where the name has ended). The query's Chinese cue
+    words end its words about the product (:func:`kbops.index.entities.without_zh_cues`): 有现 of
+    "体脂秤有现货吗" is no part."""
     if not _identifiers(loaded, eid):
         return False
     name = _name_words(loaded, eid)
-    return any(head in name and _unknown(loaded, after) for head, after in pairs)
+    # Two characters attached count only where the name has ended ("电饭煲多少钱" attaches 多少 to 煲, and 煲多 to 饭).
+    return any(head in name and _unknown(loaded, after) and not (len(after) == 2 and after[0] in name) for head, after in pairs)
 
 
 def _unknown(loaded: LoadedRelease, token: str, shortest: int = 3) -> bool:

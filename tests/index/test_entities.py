@@ -138,3 +138,17 @@ def test_option_labels_keep_what_tells_the_questions_apart():
     # Cut at word boundaries: "Lamp" and "Light" keep the "L" they share.
     assert entities.short_labels(["Is the Lumi Floor Lamp in stock?", "Is the Lumi Floor Light in stock?"]) == ["Lamp", "Light"]
     assert entities.short_labels(["Same?", "Same?"]) == ["Same?", "Same?"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("体脂秤有现货吗", "体脂秤有，吗"),  # where the words about the product end
+        ("扫地机器人配件多少钱", "扫地机器人配件，"),
+        ("电饭煲有没有货", "电饭煲，"),
+        ("价保多久", "价保多久"),  # not a cue after 价
+        ("How much is the kettle?", "how much is the kettle?"),  # English cues stay: they are words
+    ],
+)
+def test_chinese_cue_words_end_the_words_about_a_product(text, expected):
+    assert entities.without_zh_cues(text) == expected

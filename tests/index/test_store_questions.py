@@ -48,6 +48,8 @@ TABLE = [
     ("水壶卖多少", "answer product:LM-1002:price:zh"),  # other words for price, stock and warranty
     ("台灯保几年", "answer product:LM-1011:warranty:zh"),
     ("got any night lights left?", "answer product:LM-1013:stock:en"),
+    ("扫地机器人配件多少钱", "handoff"),  # an accessory: was answered with the robot's price (0.92); 配 is also 配送's
+    ("体脂秤有现货吗", "answer product:LM-1020:stock:zh"),  # 有现 is no accessory: the cue 现货 ends the product's words
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
