@@ -65,7 +65,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
-from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, phrases, tokens
+from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, phrases, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -81,6 +81,13 @@ IDENTIFIER_WEIGHT = 0.5
 NAME_WEIGHT = 0.3
 #: The tokens of the cue words of every fact kind ("much", "stock", 多少钱): never a word of a product's name.
 _CUE_TOKENS = frozenset(t for cues in entities.FACT_CUES.values() for cue in cues for t in tokens(cue))
+#: Words that point at a product without naming it: "this one", "the item", 东西, 宝贝 (the marketplaces' word for a
+#: listing) and 亲 (their "dear"). See :func:`_names_nothing`.
+_NAMELESS_TOKENS = frozenset(
+    t for w in ("one", "ones", "item", "items", "product", "products", "thing", "things", "东西", "商品", "产品", "宝贝", "亲") for t in tokens(w)
+)
+#: The fact kinds that belong to a product: asked for alone, "多少钱" or "Is it in stock?", they name none.
+_PRODUCT_KINDS = frozenset({"price", "stock"})
 #: A dense hit this close to 1 against an excluded text is that text itself (leave-one-out).
 _SELF = 0.9999
 
@@ -251,7 +258,7 @@ def rank(
     ``lang``: only entries in this language; by default the query's own language
     when the release has entries in it (else every language)."""
     w = float(similarity.fusion_weight(dense_weight, channels.unk))
-    query = drop_placeholders(query)
+    query = drop_measure_words(drop_placeholders(query))
     if lang is None:
         # The customer's language, when the KB speaks it: an English question is not answered in Chinese.
         spoken = detect_lang(query)
@@ -349,6 +356,11 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         return True, "wrong_kind" if ranked.wrong_kind else "no_match", None, []
     top = hits[0]
     confidence = model.probability(top.score, top.score - runner_up(hits))
+    asked = entities.asked_kinds(query)
+    if asked and asked <= _PRODUCT_KINDS and _names_nothing(query) and not _names_nothing(top.question):
+        # "这个多少钱" was answered with the shipping policy's "买多少钱包邮" (0.52), "那款有货吗" with a mined chat reply
+        # about another product: a price or stock asked of nothing named is answered by no entry about something.
+        return True, "no_match", confidence, []
     group = _clarify_group(loaded, hits, query)
     if len(group) > 1 and _names_unknown_product(loaded, group, query):
         # "How much is the Lumi air purifier?": the air fryer and the Earbuds Air share "air", but the store's
@@ -402,6 +414,12 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
             seen.add(ids)
             group.append(h)
     return group[:MAX_OPTIONS]
+
+
+def _names_nothing(text: str) -> bool:
+    """Whether ``text`` names nothing: no identifier, and no word but cue words, stop words, filler and words that point
+    without naming (:data:`_NAMELESS_TOKENS`): "这个多少钱", "还有货吗", "How much is it?", "Is this one in stock?"."""
+    return not entities.identifiers(text) and not (set(tokens(entities.without_zh_cues(text))) - _CUE_TOKENS - _NAMELESS_TOKENS)
 
 
 def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import faiss
 import numpy as np
 import pytest
 
 from kbops.config import Settings
+from kbops.index import search
 from kbops.index.confidence import LanguageModel, model_for
 from kbops.index.lexical import LexicalIndex
 from kbops.index.release import LoadedRelease
@@ -283,3 +286,27 @@ def test_a_query_is_embedded_while_its_lexical_channel_scores_it(release, embedd
     answer = answer_from(overlapped, _Recorder(embedder, events), settings, "How do I get an invoice?")
     assert events == ["encoding started", "lexical", "vector taken"]
     assert answer.as_dict() == answer_from(release, embedder, settings, "How do I get an invoice?").as_dict()
+
+
+def test_a_price_asked_of_nothing_named_is_answered_only_by_an_entry_about_nothing_in_particular(embedder, settings):
+    """"这个多少钱" was answered with the shipping policy's "买多少钱包邮" (0.52): the customer names no product, so
+    no entry about something answers. A FAQ whose own question names nothing ("How much does it cost?") still does."""
+    texts = [(1, "How much does it cost?"), (2, "How much is the annual membership?"), (3, "买多少钱包邮？")]
+    entries = {
+        eid: {"entry_key": f"k{eid}", "kind": "faq", "lang": "zh" if eid == 3 else "en", "question": q, "alt_questions": [],
+              "answer": "…", "tags": [], "valid_from": None, "valid_to": None}
+        for eid, q in texts
+    }
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+    index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
+    kb = LoadedRelease("nameless", {"model": embedder.model_id}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
+    sure = LanguageModel(1.0, (40.0, 0.0, 0.0), 0.0)  # answers whatever it ranks first: only a rule can hand off
+
+    def decided(query: str) -> tuple[bool, str | None, int]:
+        ranked = search.rank(kb, search.channel_scores(kb, embedder, query), query, 0.5, now=datetime.now(UTC))
+        handoff, reason, _, _ = search.decide(kb, ranked, sure, settings)
+        return handoff, reason, ranked.hits[0].entry_id
+
+    assert decided("How much is it?") == (False, None, 1)
+    assert decided("这个多少钱") == (True, "no_match", 3)
+    assert decided("运费多少钱") == (False, None, 3)  # shipping is the store's, not a product's

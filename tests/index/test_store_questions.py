@@ -50,6 +50,11 @@ TABLE = [
     ("got any night lights left?", "answer product:LM-1013:stock:en"),
     ("扫地机器人配件多少钱", "handoff"),  # an accessory: was answered with the robot's price (0.92); 配 is also 配送's
     ("体脂秤有现货吗", "answer product:LM-1020:stock:zh"),  # 有现 is no accessory: the cue 现货 ends the product's words
+    ("这个多少钱", "handoff"),  # a price of nothing named: was the shipping policy's "买多少钱包邮" (0.52)
+    ("那款有货吗", "handoff"),  # was a mined chat reply about another product (0.58)
+    ("How much is it?", "handoff"),
+    ("挂烫机多少钱一台", "answer product:LM-1010:price:zh"),  # 一台 is how many, not the 台 of 台灯
+    ("空气炸锅还剩几台", "answer product:LM-1003:stock:zh"),
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
