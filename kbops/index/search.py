@@ -321,7 +321,11 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
         products[lang] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
-    loaded.memo["not_names"] = {lang: frozenset(w for w, n in c.items() if 2 * n > products[lang]) | _CUE_TOKENS for lang, c in shared.items()}
+    # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
+    # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
+    loaded.memo["not_names"] = {
+        lang: frozenset(w for w, n in c.items() if 2 * n > products[lang] and n >= 2) | _CUE_TOKENS for lang, c in shared.items()
+    }
     loaded.memo["tokens"] = {}
     loaded.memo["brands"] = {}
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
@@ -538,7 +542,8 @@ def _unknown(loaded: LoadedRelease, token: str, shortest: int = 3) -> bool:
 
 def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
     """The words of a product entry that name its product: its questions' tokens less the cue words of every
-    fact kind and those the questions of more than half of the products in its language have ("Lumi", "much", 多少钱)."""
+    fact kind and those the questions of more than half of the products in its language have, two at least ("Lumi",
+    "much", 多少钱)."""
     not_names = prepare(loaded).memo["not_names"].get(loaded.entries[eid]["lang"], frozenset())
     return _tokens(loaded, eid) - not_names
 

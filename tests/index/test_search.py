@@ -310,3 +310,18 @@ def test_a_price_asked_of_nothing_named_is_answered_only_by_an_entry_about_nothi
     assert decided("How much is it?") == (False, None, 1)
     assert decided("这个多少钱") == (True, "no_match", 3)
     assert decided("运费多少钱") == (False, None, 3)  # shipping is the store's, not a product's
+
+
+def test_a_store_of_one_product_still_tells_its_product_from_another(embedder, settings):
+    """A store that sells one product has no words most of its products share: every word of its questions names
+    it ("How much is the rice bowl?" is not the rice cooker's price), as in a store of twenty."""
+    for products in (HOME[:1], HOME[:2]):
+        release = _product_release(embedder, products)
+        cooker = answer_from(release, embedder, settings, "How much is the rice bowl?")
+        assert cooker.handoff and cooker.reason == "no_match", cooker.top
+        assert answer_from(release, embedder, settings, "How much is the rice cooker?").top.entry_key == "product:LM-1001:price:en"
+    for products in (HOME_ZH[:1], HOME_ZH[:2]):
+        release = _product_release(embedder, products, lang="zh")
+        bowl = answer_from(release, embedder, settings, "电饭碗多少钱")
+        assert bowl.handoff and bowl.reason == "no_match", bowl.top
+        assert answer_from(release, embedder, settings, "电饭煲多少钱").top.entry_key == "product:LM-1001:price:zh"
