@@ -166,10 +166,11 @@ def attachments(text: str) -> list[tuple[str, str]]:
     alone is often a common one (配 is also 配送's, 电 of 电池 every appliance's).
     :func:`kbops.index.search` asks whether an attached word is one no question of the store
     has: then the question is about something of the product the store does not know."""
-    pairs = [(word, after) for phrase in phrases(text) for word, after in zip(phrase, phrase[1:])]
+    grouped = phrases(text)
+    pairs = [(word, after) for phrase in grouped for word, after in zip(phrase, phrase[1:])]
     # A Chinese word attached is often two characters whose first alone is common (配 of 配件 is also
     # 配送's, 电 of 电池 every appliance's): the two characters after each one count as well.
-    pairs += [(phrase[i], phrase[i + 1] + phrase[i + 2]) for phrase in phrases(text) for i in range(len(phrase) - 2)
+    pairs += [(phrase[i], phrase[i + 1] + phrase[i + 2]) for phrase in grouped for i in range(len(phrase) - 2)
               if not phrase[i + 1].isascii() and not phrase[i + 2].isascii()]
     for clause in cased_clauses(text):
         words = [w.lower() for w in clause]
