@@ -56,15 +56,16 @@ SAMPLE = ROOT / "examples" / "sample_store"
 KBOPS = Path(sys.executable).parent / "kbops"
 
 
-def prepare(root: Path) -> dict[str, str]:
-    """The sample store's KB under ``root``, published and active; the environment that names it."""
+def prepare(root: Path, sample: Path = SAMPLE) -> dict[str, str]:
+    """The sample store's KB (or another store laid out as ``examples/sample_store``) under ``root``, every candidate
+    approved, published and active; the environment that names it."""
     from kbops.config import Settings
     from kbops.db import init_db, session_scope
     from kbops.pipeline import activate_release, build_release, decide, ingest
     from kbops.review import queue
 
     store = root / "store"
-    shutil.copytree(SAMPLE, store)
+    shutil.copytree(sample, store)
     env = {
         "KBOPS_HOME": str(root / "home"),
         "KBOPS_SOURCES": str(store / "sources.toml"),

@@ -366,9 +366,10 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         # about another product: a price or stock asked of nothing named is answered by no entry about something.
         return True, "no_match", confidence, []
     group = _clarify_group(loaded, hits, query)
-    if len(group) > 1 and _names_unknown_product(loaded, group, query):
+    if len(group) > 1 and (_names_unknown_product(loaded, group, query) or _names_unknown_brand(loaded, top, query)):
         # "How much is the Lumi air purifier?": the air fryer and the Earbuds Air share "air", but the store's
-        # questions never say "purifier" — the customer asked about a product it does not have.
+        # questions never say "purifier" — the customer asked about a product it does not have. "Zara牛仔裤有货吗"
+        # in a store of four brands' jeans: a brand it does not sell, not a choice among the four.
         return True, "no_match", confidence, []
     if len(group) > 1:
         # A clarifying question only when the question is clearly about this kind of fact: it asks for
@@ -407,7 +408,10 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
         return []
     same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
     shared = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in same_kind))  # every one of them has these
-    telling = (set(tokens(query)) & _tokens(loaded, top.entry_id)) - shared
+    named = (set(tokens(entities.without_zh_cues(query))) & _tokens(loaded, top.entry_id)) - _CUE_TOKENS
+    # A query that names only what every one of them shares ("牛仔裤多少钱" in a store of four brands' jeans, which
+    # got the Michael Kors jeans' price at 0.98) fits every one: they are all the choice.
+    telling = (named - shared) or named
     if not telling:
         return []
     group: list[Hit] = []
@@ -465,13 +469,15 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     clause (not its first word; and only where the stop words are in lower case, as "How Much
     Is The New Air Fryer" capitalises every word), in the phrase holding a word of the product's
     name; in Chinese a Latin word right before the characters naming it. Ordinary words a
-    customer adds in lower case ("a new air fryer") are not names. The product's name is
-    :func:`_name_words` ("air", "fryer"; not "much", "Lumi", 多少钱). A word is unknown when it is
-    no identifier and none of its tokens is in the release's lexical vocabulary (every question
-    and alternate)."""
+    customer adds in lower case ("a new air fryer") are not names. The product's words are those of
+    its questions but the cue words ("air", "fryer", "Lumi"; not "much", 多少钱), the words every
+    product shares included: in a store of four brands' jeans, "Zara牛仔裤多少钱" got the Michael
+    Kors jeans' price (0.94) when 牛仔裤, in every product's name, was no word of it. A word is
+    unknown when it is no identifier and none of its tokens is in the release's lexical vocabulary
+    (every question and alternate)."""
     if not _identifiers(loaded, top.entry_id):
         return False
-    name = _name_words(loaded, top.entry_id)
+    name = _tokens(loaded, top.entry_id) - _CUE_TOKENS
 
     def unknown(word: str) -> bool:
         found = tokens(word)

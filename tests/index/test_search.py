@@ -325,3 +325,22 @@ def test_a_store_of_one_product_still_tells_its_product_from_another(embedder, s
         bowl = answer_from(release, embedder, settings, "电饭碗多少钱")
         assert bowl.handoff and bowl.reason == "no_match", bowl.top
         assert answer_from(release, embedder, settings, "电饭煲多少钱").top.entry_key == "product:LM-1001:price:zh"
+
+
+def test_a_brand_the_store_does_not_sell_is_not_offered_a_choice_of_the_brands_it_does(embedder, settings):
+    """A store of four brands' jeans (ABCD's catalogue): "Zara牛仔裤多少钱" got the Michael Kors jeans' price (0.94),
+    and where the store sells other clothes too "Zara牛仔裤有货吗" was asked back with the four, as if Zara were one of
+    them; "牛仔裤多少钱" is asked back, and "Guess牛仔裤多少钱" answered."""
+    brands = ("Calvin Klein", "Guess", "Michael Kors", "Tommy Hilfiger")
+    jeans = [(f"AB-{i}", f"{b} 牛仔裤", {"price": f"{b} 牛仔裤售价{299 + i}元。"}) for i, b in enumerate(brands)]
+    release = _product_release(embedder, jeans, lang="zh")
+    for question in ("Zara牛仔裤多少钱", "Zara 牛仔裤什么价"):
+        zara = answer_from(release, embedder, settings, question)
+        assert zara.handoff and zara.reason == "no_match" and not zara.options, question
+    which = answer_from(release, embedder, settings, "牛仔裤多少钱")
+    assert which.reason == "clarify" and len(which.options) == 4
+    assert answer_from(release, embedder, settings, "Guess牛仔裤多少钱").top.entry_key == "product:AB-1:price:zh"
+    english = _product_release(embedder, [(f"AB-{i}", f"{b} Jeans", {"price": f"{b} Jeans: {299 + i} CNY."}) for i, b in enumerate(brands)])
+    zara = answer_from(english, embedder, settings, "How much are the Zara jeans?")
+    assert zara.handoff and zara.reason == "no_match" and not zara.options
+    assert answer_from(english, embedder, settings, "How much are the Guess jeans?").top.entry_key == "product:AB-1:price:en"
