@@ -437,9 +437,20 @@ def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) 
     name ("Lumi air purifier", "鹿米智能门锁多少钱"); words of the query's other
     phrases ("Hi, I'm looking for …") do not count. Words are English words of
     three letters or more and single Chinese characters (the lexical index's
-    vocabulary, which has every question and alternate of the release)."""
+    vocabulary, which has every question and alternate of the release), and two
+    Chinese characters of which one is the group's and the other not: "蒸锅多少钱"
+    (a steamer pot) was asked back with the air fryer and the wok, which share 锅,
+    and 蒸 alone is the steamer's (蒸汽挂烫机)."""
     common = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in group))
-    return any(common.intersection(phrase) and any(_unknown(loaded, w) for w in phrase) for phrase in phrases(query))
+
+    def unknown_pair(a: str, b: str) -> bool:
+        return not (a.isascii() or b.isascii()) and (a in common) != (b in common) and _unknown(loaded, a + b)
+
+    return any(
+        common.intersection(phrase)
+        and (any(_unknown(loaded, w) for w in phrase) or any(unknown_pair(a, b) for a, b in zip(phrase, phrase[1:])))
+        for phrase in phrases(query)
+    )
 
 
 def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:

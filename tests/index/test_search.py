@@ -236,6 +236,17 @@ def test_a_product_the_store_does_not_have_is_not_offered_as_a_choice_of_the_one
     # Words beyond the product's name (the question's other phrases) do not matter.
     chatty = answer_from(products, embedder, settings, "Hi, I'm looking for the Lumi lamp, how much is it?")
     assert chatty.reason == "clarify" and len(chatty.options) == 2
+    # "蒸锅多少钱" (a steamer pot) was asked back with the air fryer and the wok, which share 锅: 蒸 is a character the
+    # store's questions have (蒸汽挂烫机), but 蒸锅 is in none of them. 鹿米灯 (both characters the lamps') still asks.
+    pots = _product_release(embedder, [
+        ("LM-1003", "鹿米空气炸锅 5L", {"price": "399元。"}), ("LM-1006", "鹿米不粘炒锅 30cm", {"price": "159元。"}),
+        ("LM-1010", "鹿米立式蒸汽挂烫机", {"price": "299元。"}), ("LM-1011", "鹿米护眼台灯 Pro", {"price": "259元。"}),
+        ("LM-1014", "鹿米落地灯 北欧款", {"price": "459元。"}),
+    ], lang="zh")
+    steamer = answer_from(pots, embedder, settings, "蒸锅多少钱")
+    assert steamer.handoff and steamer.reason == "no_match" and steamer.options == []
+    assert answer_from(pots, embedder, settings, "锅多少钱").reason == "clarify"
+    assert answer_from(pots, embedder, settings, "鹿米灯多少钱").reason == "clarify"
 
 
 def test_confidence_decides_and_a_stricter_target_hands_off_more(products, embedder, settings):
