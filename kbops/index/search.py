@@ -321,6 +321,10 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
         products[lang] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
+    by_product: dict[frozenset[str], set[str]] = {}
+    for (_, ids), named in product_words.items():
+        by_product.setdefault(ids, set()).update(named)
+    loaded.memo["product_tokens"] = {ids: frozenset(named) for ids, named in by_product.items()}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
     # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
     loaded.memo["not_names"] = {
@@ -408,10 +412,14 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
         return []
     same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
     shared = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in same_kind))  # every one of them has these
-    named = (set(tokens(entities.without_zh_cues(query))) & _tokens(loaded, top.entry_id)) - _CUE_TOKENS
-    # A query that names only what every one of them shares ("牛仔裤多少钱" in a store of four brands' jeans, which
-    # got the Michael Kors jeans' price at 0.98) fits every one: they are all the choice.
-    telling = (named - shared) or named
+    words = set(tokens(entities.without_zh_cues(query))) - _CUE_TOKENS - _NAMELESS_TOKENS
+    named = words & _tokens(loaded, top.entry_id)
+    telling = named - shared
+    if not telling and named and words <= shared:
+        # A query that names only what every one of them shares ("牛仔裤多少钱" in a store of four brands' jeans, which
+        # got the Michael Kors jeans' price at 0.98) fits every one: they are all the choice. Not a query with words of
+        # its own ("鹿米 rice cooker price", read in Chinese, shares only the brand with the Chinese questions).
+        telling = named
     if not telling:
         return []
     group: list[Hit] = []
@@ -461,13 +469,18 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     asked about (the store's rice cooker is 3L), so the bot must not answer.
     Words are English words and single Chinese characters (a bigram may span
     two words of the question); only product entries (with identifiers) of the
-    top hit's kind and language are compared: the English questions' "price"
-    is not another product's name in "LM-1003 price多少", answered in Chinese.
-    """
+    top hit's kind are compared, in every language, and the cue words of any kind
+    never count (the English questions' "price" is not another product's name in
+    "LM-1003 price多少", answered in Chinese). Every language, because a customer
+    names a product in either: "鹿米Air Fryer多少钱" got the Earbuds Air's Chinese
+    price (0.53), whose name holds "Air" while "Fryer" is only in the air fryer's
+    English questions. The top product's own words are those of all its entries
+    (every kind and language: the product its identifiers say)."""
     if not _identifiers(loaded, top.entry_id):
         return False
     words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
-    foreign = (words & _kind_vocabulary(loaded, top.kind, top.lang)) - _tokens(loaded, top.entry_id)
+    vocabulary = frozenset().union(*(_kind_vocabulary(loaded, top.kind, lang) for lang in _languages(loaded)))
+    foreign = (words & vocabulary) - _product_tokens(loaded, top.entry_id) - _CUE_TOKENS
     return bool(foreign)
 
 
@@ -563,6 +576,11 @@ def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
     "much", 多少钱)."""
     not_names = prepare(loaded).memo["not_names"].get(loaded.entries[eid]["lang"], frozenset())
     return _tokens(loaded, eid) - not_names
+
+
+def _product_tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """The tokens of the questions of every entry about the product of ``eid`` (its identifiers), in every language."""
+    return prepare(loaded).memo["product_tokens"].get(_identifiers(loaded, eid), _tokens(loaded, eid))
 
 
 def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
