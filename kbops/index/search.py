@@ -321,10 +321,14 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
         products[lang] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
-    by_product: dict[frozenset[str], set[str]] = {}
-    for (_, ids), named in product_words.items():
-        by_product.setdefault(ids, set()).update(named)
-    loaded.memo["product_tokens"] = {ids: frozenset(named) for ids, named in by_product.items()}
+    # Each product's entries, every kind and language (their token sets are derived for the few products that come up
+    # as a top hit, and kept: see _product_tokens).
+    by_product: dict[frozenset[str], list[int]] = {}
+    for eid, ids in identifiers.items():
+        if ids:
+            by_product.setdefault(ids, []).append(eid)
+    loaded.memo["product_entries"] = by_product
+    loaded.memo["product_tokens"] = {}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
     # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
     loaded.memo["not_names"] = {
@@ -580,7 +584,12 @@ def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
 
 def _product_tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:
     """The tokens of the questions of every entry about the product of ``eid`` (its identifiers), in every language."""
-    return prepare(loaded).memo["product_tokens"].get(_identifiers(loaded, eid), _tokens(loaded, eid))
+    memo = prepare(loaded).memo
+    ids = _identifiers(loaded, eid)
+    found = memo["product_tokens"].get(ids)
+    if found is None:
+        found = memo["product_tokens"][ids] = frozenset().union(*(_tokens(loaded, e) for e in memo["product_entries"].get(ids, [eid])))
+    return found
 
 
 def _kind_vocabulary(loaded: LoadedRelease, kind: str, lang: str) -> frozenset[str]:
