@@ -563,7 +563,7 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
         return False
     name = _name_words(loaded, eid)
     # Two characters attached count only where the name has ended ("电饭煲多少钱" attaches 多少 to 煲, and 煲多 to 饭).
-    return any(head in name and _unknown(loaded, after) and not (len(after) == 2 and after[0] in name) for head, after in pairs)
+    return any(head in name and _unknown(loaded, after) and not (len(after) == 2 and not after.isascii() and after[0] in name) for head, after in pairs)
 
 
 def _unknown(loaded: LoadedRelease, token: str, shortest: int = 3) -> bool:
