@@ -79,11 +79,16 @@ STRUCTURED_KINDS = frozenset(FACT_CUES)
 _EN_CUE = {
     kind: re.compile(r"(?<![a-z0-9])(?:" + "|".join(re.escape(c) for c in cues if c.isascii()) + r")(?![a-z0-9])") for kind, cues in FACT_CUES.items()
 }
-_ZH_CUE = {
-    kind: re.compile("|".join((f"(?<!{_ZH_NOT_AFTER[c]})" if c in _ZH_NOT_AFTER else "") + re.escape(c) for c in cues if not c.isascii()))
-    for kind, cues in FACT_CUES.items()
-}
-_ANY_ZH_CUE = re.compile("|".join(p.pattern for p in sorted(_ZH_CUE.values(), key=lambda p: -len(p.pattern))))
+
+
+def _zh_cue_pattern(cues: Iterable[str]) -> re.Pattern[str]:
+    """The Chinese ``cues`` as one pattern, longest first (有没有货 before 有货), each after no character it must not follow."""
+    chinese = sorted((c for c in cues if not c.isascii()), key=len, reverse=True)
+    return re.compile("|".join((f"(?<!{_ZH_NOT_AFTER[c]})" if c in _ZH_NOT_AFTER else "") + re.escape(c) for c in chinese))
+
+
+_ZH_CUE = {kind: _zh_cue_pattern(cues) for kind, cues in FACT_CUES.items()}
+_ANY_ZH_CUE = _zh_cue_pattern(c for cues in FACT_CUES.values() for c in cues)
 _SKU_TAG = "sku:"
 
 #: Brands customers compare with, by canonical name: their names as customers write them, Chinese and Latin (lower

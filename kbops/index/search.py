@@ -82,7 +82,7 @@ NAME_WEIGHT = 0.3
 #: The tokens of the cue words of every fact kind ("much", "stock", 多少钱): never a word of a product's name.
 _CUE_TOKENS = frozenset(t for cues in entities.FACT_CUES.values() for cue in cues for t in tokens(cue))
 #: Words that point at a product without naming it: "this one", "the item", 东西, 宝贝 (the marketplaces' word for a
-#: listing) and 亲 (their "dear"). See :func:`_names_nothing`.
+#: listing) and 亲 (their "dear"). See :func:`_naming_words`.
 _NAMELESS_TOKENS = frozenset(
     t for w in ("one", "ones", "item", "items", "product", "products", "thing", "things", "东西", "商品", "产品", "宝贝", "亲") for t in tokens(w)
 )
@@ -161,8 +161,10 @@ class Ranked:
 
     hits: list[Hit]
     wrong_kind: bool  # entries matched but were all of the wrong kind (or of a category the caller excluded)
-    query: str  # the query as rank read it: placeholders and their field labels dropped
+    query: str  # the query as rank read it: placeholders with their field labels, and numbers with measure words, dropped
     pairs: list[tuple[str, str]]  # its words and the words attached to them (text.attachments)
+    asked: frozenset[str]  # the fact kinds it asks for (entities.asked_kinds)
+    words: frozenset[str]  # its words that may name something (_naming_words)
 
 
 def _in_window(entry: dict[str, Any], now: datetime) -> bool:
@@ -268,7 +270,8 @@ def rank(
     asked = entities.asked_kinds(query)
     query_terms = frozenset(tokens(query))
     query_words = frozenset(t for t in query_terms if t.isascii() or len(t) == 1)
-    query_pairs = attachments(entities.without_zh_cues(query))
+    about = entities.without_zh_cues(query)  # where its words about a product end
+    query_pairs = attachments(about)
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -293,7 +296,7 @@ def rank(
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
     hits.sort(key=lambda h: (-h.score, h.entry_id))
-    return Ranked(hits, wrong_kind and not hits, query, query_pairs)
+    return Ranked(hits, wrong_kind and not hits, query, query_pairs, asked, _naming_words(about))
 
 
 def prepare(loaded: LoadedRelease) -> LoadedRelease:
@@ -361,20 +364,20 @@ def runner_up(hits: list[Hit]) -> float:
 
 def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, settings: Settings) -> tuple[bool, str | None, float | None, list[Option]]:
     """(handoff, reason, confidence, options) for ranked hits (see the module docstring), reading the query as
-    :func:`rank` read it (``ranked.query``, ``ranked.pairs``)."""
+    :func:`rank` read it (``ranked.query``, ``ranked.pairs``, ``ranked.asked``, ``ranked.words``)."""
     query = ranked.query
     hits = ranked.hits
     if not hits:
         return True, "wrong_kind" if ranked.wrong_kind else "no_match", None, []
     top = hits[0]
     confidence = model.probability(top.score, top.score - runner_up(hits))
-    asked = entities.asked_kinds(query)
-    if asked and asked <= _PRODUCT_KINDS and _names_nothing(query) and not _names_nothing(top.question):
+    if ranked.asked and ranked.asked <= _PRODUCT_KINDS and not ranked.words and _naming_words(entities.without_zh_cues(top.question)):
         # "这个多少钱" was answered with the shipping policy's "买多少钱包邮" (0.52), "那款有货吗" with a mined chat reply
         # about another product: a price or stock asked of nothing named is answered by no entry about something.
         return True, "no_match", confidence, []
-    group = _clarify_group(loaded, hits, query)
-    if len(group) > 1 and (_names_unknown_product(loaded, group, query) or _names_unknown_brand(loaded, top, query)):
+    unknown_brand = _names_unknown_brand(loaded, top, query)
+    group = _clarify_group(loaded, hits, query, ranked.words)
+    if len(group) > 1 and (_names_unknown_product(loaded, group, query) or unknown_brand):
         # "How much is the Lumi air purifier?": the air fryer and the Earbuds Air share "air", but the store's
         # questions never say "purifier" — the customer asked about a product it does not have. "Zara牛仔裤有货吗"
         # in a store of four brands' jeans: a brand it does not sell, not a choice among the four.
@@ -383,10 +386,10 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         # A clarifying question only when the question is clearly about this kind of fact: it asks for
         # it in so many words ("多少钱", "in stock"), or the group as a whole is a confident match.
         outside = next((h.score for h in hits if h not in group and h.answer != top.answer), 0.0)
-        if top.kind in entities.asked_kinds(query) or model.probability(top.score, top.score - outside) >= model.threshold:
+        if top.kind in ranked.asked or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if _names_another_product(loaded, top, query) or _names_unknown_brand(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs):
+    if unknown_brand or _names_another_product(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -399,7 +402,7 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
     return True, "no_match", confidence, []
 
 
-def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[Hit]:
+def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str, words: frozenset[str]) -> list[Hit]:
     """The entries of the top hit's kind, about different products, that the query cannot tell apart.
 
     The query's *telling* words are those of its words the top entry's
@@ -416,7 +419,6 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
         return []
     same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
     shared = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in same_kind))  # every one of them has these
-    words = set(tokens(entities.without_zh_cues(query))) - _CUE_TOKENS - _NAMELESS_TOKENS
     named = words & _tokens(loaded, top.entry_id)
     telling = named - shared
     if not telling and named and words <= shared:
@@ -436,10 +438,12 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str) -> list[H
     return group[:MAX_OPTIONS]
 
 
-def _names_nothing(text: str) -> bool:
-    """Whether ``text`` names nothing: no identifier, and no word but cue words, stop words, filler and words that point
-    without naming (:data:`_NAMELESS_TOKENS`): "这个多少钱", "还有货吗", "How much is it?", "Is this one in stock?"."""
-    return not entities.identifiers(text) and not (set(tokens(entities.without_zh_cues(text))) - _CUE_TOKENS - _NAMELESS_TOKENS)
+def _naming_words(about: str) -> frozenset[str]:
+    """The tokens of ``about`` (a text with its Chinese cue words cut out: :func:`kbops.index.entities.without_zh_cues`)
+    that may name something: not cue words, stop words, filler, nor words that point without naming
+    (:data:`_NAMELESS_TOKENS`). None in "这个多少钱", "还有货吗", "How much is it?", "Is this one in stock?"; an
+    identifier is always one ("lm", "1001"; "5.1")."""
+    return frozenset(tokens(about)) - _CUE_TOKENS - _NAMELESS_TOKENS
 
 
 def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) -> bool:
@@ -483,9 +487,8 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     if not _identifiers(loaded, top.entry_id):
         return False
     words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
-    vocabulary = frozenset().union(*(_kind_vocabulary(loaded, top.kind, lang) for lang in _languages(loaded)))
-    foreign = (words & vocabulary) - _product_tokens(loaded, top.entry_id) - _CUE_TOKENS
-    return bool(foreign)
+    others = set().union(*(words & _kind_vocabulary(loaded, top.kind, lang) for lang in _languages(loaded)))  # the query's few words, not a catalogue's vocabulary
+    return bool(others - _product_tokens(loaded, top.entry_id) - _CUE_TOKENS)
 
 
 def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:

@@ -23,18 +23,26 @@ ENTRIES = [
 ]
 
 
-@pytest.fixture
-def release(embedder) -> LoadedRelease:
+def _faq_release(embedder, rows: list[tuple[int, str, str, str, str]]) -> LoadedRelease:
+    """A release of (entry id, kind, language, question, answer) rows, one question each, as a publish would load it."""
     entries = {
-        eid: {"entry_key": f"k{eid}", "kind": kind, "lang": lang, "question": q, "answer": a, "tags": ["t"], "valid_from": None, "valid_to": None}
-        for eid, kind, lang, q, a in ENTRIES
+        eid: {"entry_key": f"k{eid}", "kind": kind, "lang": lang, "question": q, "alt_questions": [], "answer": a, "tags": ["t"],
+              "valid_from": None, "valid_to": None}
+        for eid, kind, lang, q, a in rows
     }
-    entries[4]["valid_to"] = "2000-01-01T00:00:00+00:00"  # expired: never served
-    texts = [(eid, q) for eid, _, _, q, _ in ENTRIES]
+    texts = [(eid, q) for eid, _, _, q, _ in rows]
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
     index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
     # The manifest names the model, as a published one does: Chinese read by the Chinese reader has its own default.
-    return LoadedRelease("test", {"model": embedder.model_id}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
+    kinds = frozenset(kind for _, kind, _, _, _ in rows)
+    return LoadedRelease("test", {"model": embedder.model_id}, index, entries, LexicalIndex(texts, "bm25"), kinds)
+
+
+@pytest.fixture
+def release(embedder) -> LoadedRelease:
+    loaded = _faq_release(embedder, ENTRIES)
+    loaded.entries[4]["valid_to"] = "2000-01-01T00:00:00+00:00"  # expired: never served
+    return loaded
 
 
 @pytest.fixture
@@ -302,15 +310,10 @@ def test_a_query_is_embedded_while_its_lexical_channel_scores_it(release, embedd
 def test_a_price_asked_of_nothing_named_is_answered_only_by_an_entry_about_nothing_in_particular(embedder, settings):
     """"这个多少钱" was answered with the shipping policy's "买多少钱包邮" (0.52): the customer names no product, so
     no entry about something answers. A FAQ whose own question names nothing ("How much does it cost?") still does."""
-    texts = [(1, "How much does it cost?"), (2, "How much is the annual membership?"), (3, "买多少钱包邮？")]
-    entries = {
-        eid: {"entry_key": f"k{eid}", "kind": "faq", "lang": "zh" if eid == 3 else "en", "question": q, "alt_questions": [],
-              "answer": "…", "tags": [], "valid_from": None, "valid_to": None}
-        for eid, q in texts
-    }
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
-    index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
-    kb = LoadedRelease("nameless", {"model": embedder.model_id}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
+    kb = _faq_release(embedder, [
+        (1, "faq", "en", "How much does it cost?", "…"), (2, "faq", "en", "How much is the annual membership?", "…"),
+        (3, "faq", "zh", "买多少钱包邮？", "…"),
+    ])
     sure = LanguageModel(1.0, (40.0, 0.0, 0.0), 0.0)  # answers whatever it ranks first: only a rule can hand off
 
     def decided(query: str) -> tuple[bool, str | None, int]:
