@@ -196,6 +196,17 @@ def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
+def catalogue_identifiers(entries: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The identifiers of the store's products: those of the entries made from its catalogue (they carry a ``sku:`` tag).
+
+    What a product is, the catalogue says. An entry's question may hold a token shaped like a model code that
+    names no product ("download the audio of a YouTube video as an MP3", "set up 2FA"): a help centre's FAQ
+    imported without a catalogue has identifiers and no products."""
+    return frozenset().union(
+        *(entry_identifiers(e) for e in entries if any(t.lower().startswith(_SKU_TAG) for t in e.get("tags", ())))
+    )
+
+
 def asked_kinds(text: str) -> frozenset[str]:
     """The structured fact kinds a question asks for (empty: it names none, every entry may answer)."""
     t = normalize(text)

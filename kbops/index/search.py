@@ -284,7 +284,7 @@ def rank(
             continue
         if entities.conflicts(query_ids, _identifiers(loaded, eid)):
             continue
-        if query_brands and _identifiers(loaded, eid) and not query_brands <= _brands(loaded, eid):
+        if query_brands and _product_ids(loaded, eid) and not query_brands <= _brands(loaded, eid):
             continue  # a product of another brand than the one asked about (the store's own, usually)
         if not entities.kind_fits(asked, entry["kind"]) or (categories and entry["kind"] not in categories):
             wrong_kind = True
@@ -310,13 +310,16 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     if "identifiers" in loaded.memo:
         return loaded
     identifiers = {eid: entities.entry_identifiers(e) for eid, e in loaded.entries.items()}
+    # The entries about the catalogue's products: their own facts, and any entry that names one of their identifiers.
+    catalogue = entities.catalogue_identifiers(loaded.entries.values())
+    product_ids = {eid: ids for eid, ids in identifiers.items() if ids & catalogue}
     vocabulary: dict[tuple[str, str], set[str]] = {}
     product_words: dict[tuple[str, frozenset[str]], set[str]] = {}  # (language, a product's identifiers) → its questions' tokens
-    for eid, e in loaded.entries.items():
-        if identifiers[eid]:  # products only: their names are what another product's question may carry
-            words = _question_tokens(e)
-            vocabulary.setdefault((e["kind"], e["lang"]), set()).update(words)
-            product_words.setdefault((e["lang"], identifiers[eid]), set()).update(words)
+    for eid, ids in product_ids.items():  # products only: their names are what another product's question may carry
+        e = loaded.entries[eid]
+        words = _question_tokens(e)
+        vocabulary.setdefault((e["kind"], e["lang"]), set()).update(words)
+        product_words.setdefault((e["lang"], ids), set()).update(words)
     shared: dict[str, Counter[str]] = {}
     products: Counter[str] = Counter()
     for (lang, _), product in product_words.items():
@@ -327,9 +330,8 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     # Each product's entries, every kind and language (their token sets are derived for the few products that come up
     # as a top hit, and kept: see _product_tokens).
     by_product: dict[frozenset[str], list[int]] = {}
-    for eid, ids in identifiers.items():
-        if ids:
-            by_product.setdefault(ids, []).append(eid)
+    for eid, ids in product_ids.items():
+        by_product.setdefault(ids, []).append(eid)
     loaded.memo["product_entries"] = by_product
     loaded.memo["product_tokens"] = {}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
@@ -339,6 +341,7 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     }
     loaded.memo["tokens"] = {}
     loaded.memo["brands"] = {}
+    loaded.memo["product_ids"] = product_ids
     loaded.memo["identifiers"] = identifiers  # last: its presence says the rest is there
     return loaded
 
@@ -353,8 +356,15 @@ def _languages(loaded: LoadedRelease) -> frozenset[str]:
 
 
 def _identifiers(loaded: LoadedRelease, eid: int) -> frozenset[str]:
-    """An entry's identifiers (its questions' SKUs, models, sizes and its ``sku:`` tags)."""
+    """An entry's identifiers (its questions' SKUs, models, sizes and its ``sku:`` tags): exact terms, whatever the entry."""
     return prepare(loaded).memo["identifiers"][eid]
+
+
+def _product_ids(loaded: LoadedRelease, eid: int) -> frozenset[str]:
+    """An entry's identifiers when it is about a product of the catalogue (:func:`kbops.index.entities.catalogue_identifiers`),
+    else none: the rules that read an entry's questions as a product's name apply to products only. "How can I download
+    the audio of a YouTube video as an MP3?", in a help centre's FAQ, is about no product."""
+    return prepare(loaded).memo["product_ids"].get(eid, frozenset())
 
 
 def runner_up(hits: list[Hit]) -> float:
@@ -415,9 +425,9 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str, words: fr
     about no product in particular is not a product choice.
     """
     top = hits[0]
-    if entities.identifiers(query) or not _identifiers(loaded, top.entry_id):
+    if entities.identifiers(query) or not _product_ids(loaded, top.entry_id):
         return []
-    same_kind = [h for h in hits if h.kind == top.kind and _identifiers(loaded, h.entry_id)]
+    same_kind = [h for h in hits if h.kind == top.kind and _product_ids(loaded, h.entry_id)]
     shared = frozenset.intersection(*(_tokens(loaded, h.entry_id) for h in same_kind))  # every one of them has these
     named = words & _tokens(loaded, top.entry_id)
     telling = named - shared
@@ -431,7 +441,7 @@ def _clarify_group(loaded: LoadedRelease, hits: list[Hit], query: str, words: fr
     group: list[Hit] = []
     seen: set[frozenset[str]] = set()
     for h in same_kind:
-        ids = _identifiers(loaded, h.entry_id)
+        ids = _product_ids(loaded, h.entry_id)
         if ids not in seen and telling <= _tokens(loaded, h.entry_id):
             seen.add(ids)
             group.append(h)
@@ -484,7 +494,7 @@ def _names_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     price (0.53), whose name holds "Air" while "Fryer" is only in the air fryer's
     English questions. The top product's own words are those of all its entries
     (every kind and language: the product its identifiers say)."""
-    if not _identifiers(loaded, top.entry_id):
+    if not _product_ids(loaded, top.entry_id):
         return False
     words = {t for t in tokens(query) if len(t) == 1 or t.isascii()}
     others = set().union(*(words & _kind_vocabulary(loaded, top.kind, lang) for lang in _languages(loaded)))  # the query's few words, not a catalogue's vocabulary
@@ -506,7 +516,7 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     Kors jeans' price (0.94) when 牛仔裤, in every product's name, was no word of it. A word is
     unknown when it is no identifier and none of its tokens is in the release's lexical vocabulary
     (every question and alternate)."""
-    if not _identifiers(loaded, top.entry_id):
+    if not _product_ids(loaded, top.entry_id):
         return False
     name = _tokens(loaded, top.entry_id) - _CUE_TOKENS
 
@@ -533,7 +543,7 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
 def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str], words: frozenset[str]) -> bool:
     """Whether a query's lexical ``terms`` (``words``: those that are words or single characters) name the
     product of entry ``eid`` and no other."""
-    if not _identifiers(loaded, eid):
+    if not _product_ids(loaded, eid):
         return False
     entry = loaded.entries[eid]
     own = _tokens(loaded, eid)
@@ -562,7 +572,7 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
     is also 配送's: two characters attached count too, where the name has ended). The query's Chinese cue
     words end its words about the product (:func:`kbops.index.entities.without_zh_cues`): 有现 of
     "体脂秤有现货吗" is no part."""
-    if not _identifiers(loaded, eid):
+    if not _product_ids(loaded, eid):
         return False
     name = _name_words(loaded, eid)
     # Two characters attached count only where the name has ended ("电饭煲多少钱" attaches 多少 to 煲, and 煲多 to 饭).
@@ -588,7 +598,7 @@ def _name_words(loaded: LoadedRelease, eid: int) -> frozenset[str]:
 def _product_tokens(loaded: LoadedRelease, eid: int) -> frozenset[str]:
     """The tokens of the questions of every entry about the product of ``eid`` (its identifiers), in every language."""
     memo = prepare(loaded).memo
-    ids = _identifiers(loaded, eid)
+    ids = _product_ids(loaded, eid)
     found = memo["product_tokens"].get(ids)
     if found is None:
         found = memo["product_tokens"][ids] = frozenset().union(*(_tokens(loaded, e) for e in memo["product_entries"].get(ids, [eid])))

@@ -358,3 +358,43 @@ def test_a_brand_the_store_does_not_sell_is_not_offered_a_choice_of_the_brands_i
     zara = answer_from(english, embedder, settings, "How much are the Zara jeans?")
     assert zara.handoff and zara.reason == "no_match" and not zara.options
     assert answer_from(english, embedder, settings, "How much are the Guess jeans?").top.entry_key == "product:AB-1:price:en"
+
+
+def test_a_faq_entry_with_a_format_in_its_question_is_no_product(embedder, settings):
+    """A help centre's FAQ imported without a catalogue (issue 11's held-out test) is about apps and accounts, not a
+    store's products. "How can I download the audio of a YouTube video as an MP3?" holds a token shaped like a model
+    code (MP3), and the rules that read a product's question as its name handed "Download music from YouTube" off at
+    0.95 confidence ("music" attached to "download", a word of the "product's name"). Only the catalogue says what
+    is a product: an entry about none of its identifiers keeps the identifier rule (MP4 is not MP3) and no other."""
+    kb = _faq_release(embedder, [
+        (1, "faq", "en", "How can I download the audio of a YouTube video as an MP3?", "…"),
+        (2, "faq", "en", "How do I turn off autoplay on YouTube?", "…"),
+        (3, "faq", "en", "How do I make a YouTube playlist private?", "…"),
+    ])
+    sure = LanguageModel(1.0, (40.0, 0.0, 0.0), 0.0)  # answers whatever it ranks first: only a rule can hand off
+
+    def decided(query: str) -> tuple[bool, str | None, int | None]:
+        ranked = search.rank(kb, search.channel_scores(kb, embedder, query), query, 1.0, now=datetime.now(UTC))
+        handoff, reason, _, _ = search.decide(kb, ranked, sure, settings)
+        return handoff, reason, ranked.hits[0].entry_id if ranked.hits else None
+
+    assert decided("Download music from YouTube") == (False, None, 1)
+    assert decided("Save the sound of a YouTube clip on my Samsung phone") == (False, None, 1)  # a brand of BRANDS
+    assert decided("Convert a YouTube video to MP4")[2] != 1  # an identifier is still an exact term
+
+
+def test_an_entry_about_a_catalogue_product_is_a_product_whatever_its_kind(embedder, settings):
+    """A FAQ or mined entry that names a product of the catalogue (its SKU or model) is about that product: the name
+    rules apply to it as to the product's own facts ("the S1 charger" is an accessory, not the S1)."""
+    kb = _product_release(embedder)
+    eid = max(kb.entries) + 1
+    question = "Does the Lumi Robot Vacuum S1 work on carpets?"
+    kb.entries[eid] = {"entry_key": "faq:s1-carpet", "kind": "faq", "lang": "en", "question": question, "alt_questions": [],
+                       "answer": "Yes, up to medium pile.", "tags": [], "valid_from": None, "valid_to": None}
+    kb.index.add_with_ids(embedder.encode([question]), np.array([eid], dtype=np.int64))
+    kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries,
+                       LexicalIndex([(i, e["question"]) for i, e in kb.entries.items()], "bm25"), kb.kinds | {"faq"})
+    assert search._product_ids(kb, eid) == frozenset({"s1"})
+    ranked = search.rank(kb, search.channel_scores(kb, embedder, "Does the Xiaomi robot vacuum S1 work on carpets?"),
+                         "Does the Xiaomi robot vacuum S1 work on carpets?", 1.0, now=datetime.now(UTC))
+    assert all(h.entry_id != eid for h in ranked.hits)  # another brand's S1
