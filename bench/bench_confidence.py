@@ -1,6 +1,6 @@
 """Fusion and calibrated confidence, English and Chinese, in one run (issue 11).
 
-    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,en-para,en-distinct,en-webapps,zh-jddc,zh-para]
+    .venv/bin/python bench/bench_confidence.py [--datasets ../shared/datasets] [--sets en,en-para,en-distinct,en-webapps,zh-jddc,zh-para,zh-para-large]
                                                [--split both|tune|test|all] [--fit-defaults] [--zh-reader use-m3|none]
 
 Four KBs built as a store would: imported with ``kbops import --approve`` and
@@ -24,6 +24,11 @@ never on the queries below):
   imported without a catalogue) asked in its users' words (bench/labels/en_webapps_questions.tsv,
   20 of 140 out of the KB): the shape of issue 11's held-out English test, a Q&A site's FAQ whose
   questions name apps, formats and versions rather than a store's products;
+* **zh — a larger help desk** (``--sets zh-para-large``, not in the default run): the help desk
+  below, imported without alternates, with 1,207 real JDDC customer questions added as entries of
+  their own (a question mark or a question word, 8–40 characters, no placeholder, no private data,
+  placeholder answers): ten times the entries, e-commerce questions nearby. The held-out Chinese test's
+  KB has thousands of questions. A distractor that answers a query counts as wrong: a lower bound;
 * **zh — JDDC**: bench/labels/zh_faq.jsonl (56 general customer-service entries)
   and the real JDDC customer turns labelled against it
   (bench/labels/zh_retrieval.tsv; ``none`` turns should be handed off);
@@ -61,6 +66,7 @@ import csv
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -79,6 +85,7 @@ from kbops.index.confidence import DEFAULT_FLOOR, LanguageModel, model_for, thre
 from kbops.index.embedder import Embedder
 from kbops.pii import find_private
 from kbops.pipeline import activate_release, build_release, import_faq
+from kbops.text import fingerprint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_zh_paraphrase import EN_FAQ as EN_PARA_FAQ  # noqa: E402
@@ -86,7 +93,7 @@ from bench_zh_paraphrase import EN_LABELS as EN_PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import FAQ as PARA_FAQ  # noqa: E402
 from bench_zh_paraphrase import LABELS as PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import load_paraphrases  # noqa: E402
-from zh_labels import FAQ, load_labels, split_of  # noqa: E402
+from zh_labels import FAQ, default_data, jddc_rows, load_labels, split_of  # noqa: E402
 
 OLD_BLEND = 0.6
 WEBAPPS_FAQ = Path(__file__).resolve().parent / "labels" / "en_webapps_faq.jsonl"
@@ -135,6 +142,29 @@ def paraphrases(lang: str = "zh", faq_path: Path | None = None, labels: Path | N
         faq_path, labels = (PARA_FAQ, PARA_LABELS) if lang == "zh" else (EN_PARA_FAQ, EN_PARA_LABELS)
     faq = [json.loads(line) for line in faq_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return faq, [(Query(q.text, frozenset(f"import:{k}" for k in q.keys)), q.split) for q in load_paraphrases(labels, faq_path)]
+
+
+#: What makes a JDDC customer turn a question (:func:`jddc_questions`).
+_ASKS = re.compile(r"吗|怎么|什么|多久|能不能|可以|如何|为什么|哪|几天|是否|\?|？")
+
+
+def jddc_questions(known: list[dict], limit: int = 5000) -> list[dict]:
+    """Real JDDC customer questions as FAQ entries of their own (see the module docstring, ``zh-para-large``), each
+    with a placeholder answer of its own, none a question of ``known`` (by fingerprint, as the import gate reads it)."""
+    seen = {fingerprint(r["question"]) for r in known}
+    out: list[dict] = []
+    for session in jddc_rows(default_data()).values():
+        for sender, q in session:
+            if sender != "0" or not 8 <= len(q) <= 40 or any(c in q for c in "[{#") or not _ASKS.search(q):
+                continue
+            if fingerprint(q) in seen or find_private(q):
+                continue
+            seen.add(fingerprint(q))
+            out.append({"id": f"jddc-{len(out)}", "question": q, "lang": "zh",
+                        "answer": f"第{len(out)}条回复：请在订单详情页查看相关说明，或联系在线客服处理。"})
+            if len(out) >= limit:
+                return out
+    return out
 
 
 def distinct(faq: list[dict], queries: list[tuple[Query, str]], embedder: Embedder, within: float = 0.5) -> tuple[list[dict], list[tuple[Query, str]]]:
@@ -364,7 +394,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
     parser.add_argument("--sets", default="en,en-para,zh-jddc,zh-para",
-                        help="comma-separated: en, en-para, en-distinct, en-webapps, zh-jddc, zh-para (default all but en-distinct and en-webapps)")
+                        help="comma-separated: en, en-para, en-distinct, en-webapps, zh-jddc, zh-para, zh-para-large (default: en, en-para, zh-jddc, zh-para)")
     parser.add_argument("--split", choices=("tune", "test", "all", "both"), default="both",
                         help="which part of each set to ask (default both: tune and test, reported apart; Bitext's phrasings are split by text)")
     parser.add_argument("--fit-defaults", action="store_true",
@@ -393,6 +423,12 @@ def main() -> None:
     if "en-webapps" in sets:
         faq, para = paraphrases("en", WEBAPPS_FAQ, WEBAPPS_LABELS)
         run("en — web-apps help centre", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
+    if "zh-para-large" in sets:
+        faq, para = paraphrases()
+        faq = bare(faq)
+        distractors = jddc_questions(faq)
+        run(f"zh — help desk without alternates + {len(distractors)} JDDC customer questions", faq + distractors,
+            {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
     if "zh-jddc" in sets:
         faq, turns = jddc("all")
         run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled["zh"])

@@ -134,6 +134,13 @@ class LexicalIndex:
                 known[j] = w
         return known, math.sqrt(norm_sq)
 
+    def entries_with(self, token: str) -> np.ndarray:
+        """The entry ids of the documents holding ``token`` (its postings; empty for a token no document has)."""
+        j = self.vocab.get(token)
+        if j is None:
+            return np.zeros(0, dtype=np.int64)
+        return self.entry_ids[self.matrix.indices[self.matrix.indptr[j] : self.matrix.indptr[j + 1]]]
+
     def similarities(self, query: str) -> np.ndarray:
         """The query's score against every document (rows in document order; zeros when nothing matches)."""
         c = Counter(tokens(query))

@@ -272,6 +272,8 @@ def rank(
     query_words = frozenset(t for t in query_terms if t.isascii() or len(t) == 1)
     about = entities.without_zh_cues(query)  # where its words about a product end
     query_pairs = attachments(about)
+    words = _naming_words(about)
+    across = _named_across(loaded, words, detect_lang(query))
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -282,21 +284,23 @@ def rank(
             continue
         if tags and not set(tags) & set(entry["tags"]):
             continue
-        if entities.conflicts(query_ids, _identifiers(loaded, eid)):
+        if entities.conflicts(query_ids | across, _identifiers(loaded, eid)):
             continue
         if query_brands and _product_ids(loaded, eid) and not query_brands <= _brands(loaded, eid):
             continue  # a product of another brand than the one asked about (the store's own, usually)
         if not entities.kind_fits(asked, entry["kind"]) or (categories and entry["kind"] not in categories):
             wrong_kind = True
             continue
-        if query_ids & _identifiers(loaded, eid):
-            score += IDENTIFIER_WEIGHT * (1.0 - score)  # the product the query names, by SKU, model or size
+        if query_ids & _identifiers(loaded, eid) or (entry["kind"] in asked and across & _identifiers(loaded, eid)):
+            # the product the query names, by SKU, model or size; or the fact asked for, of the one product whose
+            # words in both scripts the query names (as exact: no other product's questions hold them all)
+            score += IDENTIFIER_WEIGHT * (1.0 - score)
         elif entry["kind"] in asked and _names_product(loaded, eid, query_terms, query_words) and not _misnames(loaded, eid, query_pairs):
             score += NAME_WEIGHT * (1.0 - score)  # the fact asked for, of the product the query names by name
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
     hits.sort(key=lambda h: (-h.score, h.entry_id))
-    return Ranked(hits, wrong_kind and not hits, query, query_pairs, asked, _naming_words(about))
+    return Ranked(hits, wrong_kind and not hits, query, query_pairs, asked, words)
 
 
 def prepare(loaded: LoadedRelease) -> LoadedRelease:
@@ -454,6 +458,42 @@ def _naming_words(about: str) -> frozenset[str]:
     (:data:`_NAMELESS_TOKENS`). None in "这个多少钱", "还有货吗", "How much is it?", "Is this one in stock?"; an
     identifier is always one ("lm", "1001"; "5.1")."""
     return frozenset(tokens(about)) - _CUE_TOKENS - _NAMELESS_TOKENS
+
+
+#: A word of a query naming a product in two scripts that more entries hold than this names no one product
+#: (:func:`_named_across`): the query is read as before, and no catalogue-wide scan runs on the bot's hot path.
+ACROSS_MAX_ENTRIES = 200
+
+
+def _named_across(loaded: LoadedRelease, words: frozenset[str], lang: str) -> frozenset[str]:
+    """The identifiers of the one product whose questions, in any language, hold every word of a query that names
+    it partly in the script its language does not use.
+
+    "鹿米Air Fryer多少钱" and "鹿米 rice cooker price" are read in Chinese: the store's Chinese questions
+    say 空气炸锅 and 电饭煲, its English ones "Air Fryer" and "Rice Cooker", and the product is both. The
+    product's words are those of all its entries (:func:`_product_tokens`), so 鹿米 and "fryer" are the air
+    fryer's together, and the Earbuds Air's "air" is not enough. Empty — the query is read as before — when it has
+    no word of the other script, a word no question of the release has, words that several products hold, or no
+    word rarer than :data:`ACROSS_MAX_ENTRIES` entries. "Bluetooth耳机多少钱" names none: "Bluetooth" is the
+    speaker's English name, 耳机 the earbuds' Chinese one."""
+    if lang == "zh":
+        mixed = any(w.isascii() and w.isalpha() for w in words)
+    elif lang == "en":
+        mixed = any(not w.isascii() for w in words)
+    else:
+        mixed = False
+    if not mixed:
+        return frozenset()
+    postings = [loaded.lexical.entries_with(w) for w in words]
+    rarest = min(postings, key=len)
+    if not len(rarest) or len(rarest) > ACROSS_MAX_ENTRIES:
+        return frozenset()
+    found: set[frozenset[str]] = set()
+    for eid in dict.fromkeys(int(e) for e in rarest):
+        ids = _product_ids(loaded, eid)
+        if ids and ids not in found and words <= _product_tokens(loaded, eid):
+            found.add(ids)
+    return frozenset.intersection(*found) if found else frozenset()
 
 
 def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) -> bool:

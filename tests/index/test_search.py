@@ -398,3 +398,41 @@ def test_an_entry_about_a_catalogue_product_is_a_product_whatever_its_kind(embed
     ranked = search.rank(kb, search.channel_scores(kb, embedder, "Does the Xiaomi robot vacuum S1 work on carpets?"),
                          "Does the Xiaomi robot vacuum S1 work on carpets?", 1.0, now=datetime.now(UTC))
     assert all(h.entry_id != eid for h in ranked.hits)  # another brand's S1
+
+
+def _bilingual_release(embedder, catalogues: list[tuple[list[tuple[str, str, dict[str, str]]], str]]) -> LoadedRelease:
+    """One release of several (products, language) catalogues, as _product_release builds one."""
+    entries, texts = {}, []
+    for products, lang in catalogues:
+        for sku, name, facts in products:
+            for kind, answer in facts.items():
+                eid = len(entries) + 1
+                question = QUESTIONS[lang][kind].format(n=name)
+                entries[eid] = {"entry_key": f"product:{sku}:{kind}:{lang}", "kind": kind, "lang": lang, "question": question,
+                                "alt_questions": [], "answer": answer, "tags": [kind, f"sku:{sku}"], "valid_from": None, "valid_to": None}
+                texts.append((eid, question))
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+    index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
+    return LoadedRelease("bilingual", {}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"price"}))
+
+
+def test_a_product_named_in_the_other_script_is_that_product(embedder, settings, monkeypatch):
+    """"鹿米Air Fryer多少钱" is read in Chinese, and the store's Chinese questions say 空气炸锅: it got the Earbuds Air's
+    Chinese price (0.53), then a handoff. The one product whose questions, in either language, hold all its words is
+    the air fryer; "Air" alone is two products', and a word no question has names none."""
+    earbuds = ("LM-1016", "{} Earbuds Air", {"price": "…"})
+    kb = _bilingual_release(embedder, [
+        ([*KITCHEN, (earbuds[0], earbuds[1].format("Lumi Noise-Cancelling"), {"price": "The earbuds cost 499.00 CNY."})], "en"),
+        ([*KITCHEN_ZH, (earbuds[0], "鹿米降噪蓝牙耳机 Air", {"price": "鹿米降噪蓝牙耳机 Air 售价499.00元。"})], "zh"),
+    ])
+    fryer = search._product_ids(kb, next(i for i, e in kb.entries.items() if e["entry_key"] == "product:LM-1003:price:en"))
+    assert search._named_across(kb, search._naming_words("鹿米air fryer，"), "zh") == fryer
+    assert search._named_across(kb, search._naming_words("鹿米 rice cooker"), "zh") == {"lm1001", "3l"}
+    assert search._named_across(kb, search._naming_words("air，"), "zh") == frozenset()  # the fryer's and the earbuds'
+    assert search._named_across(kb, search._naming_words("air fryer basket，"), "zh") == frozenset()  # a word nobody has
+    assert search._named_across(kb, search._naming_words("鹿米空气炸锅，"), "zh") == frozenset()  # one script: read as before
+    answer = answer_from(kb, embedder, settings, "鹿米Air Fryer多少钱")
+    assert answer.top.entry_key == "product:LM-1003:price:zh"
+    assert all(not h.entry_key.startswith("product:LM-1016") for h in answer.hits)
+    monkeypatch.setattr(search, "ACROSS_MAX_ENTRIES", 0)  # its rarest word ("fryer", one entry) is too common now
+    assert search._named_across(kb, search._naming_words("鹿米air fryer，"), "zh") == frozenset()

@@ -55,8 +55,11 @@ TABLE = [
     ("How much is it?", "handoff"),
     ("挂烫机多少钱一台", "answer product:LM-1010:price:zh"),  # 一台 is how many, not the 台 of 台灯
     ("空气炸锅还剩几台", "answer product:LM-1003:stock:zh"),
-    ("鹿米Air Fryer多少钱", "handoff"),  # was the Earbuds Air's Chinese price (0.53): Fryer is the air fryer's English name
-    ("鹿米 rice cooker price", "handoff"),  # read in Chinese: not a choice of five products that share only 鹿米
+    ("鹿米Air Fryer多少钱", "answer product:LM-1003:price:zh"),  # was the Earbuds Air's Chinese price (0.53), then a handoff: named in two scripts
+    ("鹿米 rice cooker price", "answer product:LM-1001:price:zh"),  # read in Chinese, named in English: was a handoff
+    ("Air Fryer多少钱", "answer product:LM-1003:price:zh"),
+    ("鹿米Rice Cooker有货吗", "answer product:LM-1001:stock:zh"),
+    ("Bluetooth耳机多少钱", "handoff"),  # Bluetooth is the speaker's English name, 耳机 the earbuds' Chinese one
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
