@@ -22,13 +22,16 @@ than a handoff (issue 11):
 * **The fact asked for must fit the entry's kind.** Structured facts come in
   kinds (price, stock, shipping, warranty: :data:`FACT_CUES`); a question that
   asks for a price is not answered by a stock entry, even when that is the
-  only entry left about the product (its price row was deleted). Entries of
-  other kinds (policy sections, FAQs, mined answers) pass: "how long does
-  shipping take" is answered by a policy.
+  only entry left about the product (its price row was deleted), and a
+  question that asks for none of them is answered by none: "How loud is the
+  Lumi Cordless Stick Vacuum V8?" is one word from the V8's price question, and
+  got its price. Entries of other kinds (policy sections, FAQs, mined answers)
+  pass: "how long does shipping take" is answered by a policy.
 
 Cue words are deliberately few and common (the words the sample store's own
-templates and customers use, kbops/extract/records.py); a question with no cue
-asks for no particular kind, and every entry passes.
+templates and customers use, kbops/extract/records.py); every structured entry's
+questions hold its kind's cue, and a customer asking for that fact in words
+with no cue is handed off rather than guessed at.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ FACT_CUES: Mapping[str, tuple[str, ...]] = {
               "costs", "pricing"),
     "stock": ("有货", "有没有货", "没货", "现货", "库存", "缺货", "到货", "断货", "还有吗", "有卖", "stock", "available", "availability", "sold out",
               "补货", "还剩", "剩几", "剩多少", "restock", "do you have", "do you sell", "do you carry", "got any", "left"),
-    "shipping": ("配送", "发货", "快递", "物流", "运费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",
+    "shipping": ("配送", "发货", "快递", "物流", "运费", "邮费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",
                  "delivered", "delivering", "courier", "freight"),
     "warranty": ("保修", "质保", "保固", "三包", "保几年", "保多久", "保多长", "warranty", "warranties", "guarantee"),
 }
@@ -207,12 +210,23 @@ def catalogue_identifiers(entries: Iterable[Mapping[str, Any]]) -> frozenset[str
     )
 
 
+#: Fact kinds that have a cost of their own: with one of them, a price cue asks what *it* costs ("运费多少钱",
+#: "How much does delivery cost?"), not the product's price.
+_COSTED_KINDS = frozenset({"shipping", "warranty"})
+
+
 def asked_kinds(text: str) -> frozenset[str]:
-    """The structured fact kinds a question asks for (empty: it names none, every entry may answer)."""
+    """The structured fact kinds a question asks for (empty: it asks for none, and no structured entry answers it).
+
+    A price cue with shipping or warranty asks for that fact's cost: "空气炸锅运费多少钱" and "How much does
+    delivery of the rice cooker cost?" got the product's own price (0.78, 0.69), which is not what delivery
+    costs."""
     t = normalize(text)
     asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
     if _AMOUNT.search(t):
         asked.add("price")
+    if asked & _COSTED_KINDS:
+        asked.discard("price")
     return frozenset(asked)
 
 
@@ -223,8 +237,9 @@ def without_zh_cues(text: str) -> str:
 
 
 def kind_fits(asked: frozenset[str], kind: str) -> bool:
-    """Whether an entry of ``kind`` may answer a question asking for ``asked`` (see the module docstring)."""
-    return not asked or kind not in STRUCTURED_KINDS or kind in asked
+    """Whether an entry of ``kind`` may answer a question asking for ``asked`` (see the module docstring): a
+    structured fact only a question that asks for its kind."""
+    return kind not in STRUCTURED_KINDS or kind in asked
 
 
 def conflicts(query_ids: frozenset[str], entry_ids: frozenset[str]) -> bool:
