@@ -100,8 +100,9 @@ _PHRASE_BREAKS = EN_STOPWORDS | frozenset(
     "today now still currently right yet again anymore tomorrow tonight yesterday thanks thank also too really actually just ever already "
     "here please these those nowadays lately recently pls plz thx sir madam".split()
 )
-#: Chinese words of time and degree end a phrase the same way ("蓝牙音箱今天多少钱", "电饭煲现在还有货吗").
-_ZH_PHRASE_BREAKS = re.compile("今天|现在|目前|最近|还|也|都")
+#: Chinese words of time and degree end a phrase the same way ("蓝牙音箱今天多少钱", "电饭煲现在还有货吗"), and so
+#: do the question words that ask when or how long ("空气炸锅几天发货": 几天 is no part of the air fryer).
+_ZH_PHRASE_BREAKS = re.compile("今天|现在|目前|最近|几天|多久|多长时间|什么时候|啥时候|哪天|还|也|都")
 #: What ends a phrase besides stop words: punctuation, and a full stop that is not a decimal point ("1.7L").
 _CLAUSE = re.compile(r"[,!?;:，。！？；：、\n]+|(?<!\d)\.|\.(?!\d)")
 

@@ -160,6 +160,9 @@ def test_cased_clauses_keep_case_order_hyphens_and_decimal_points(text, expected
         ("扫地机器人配件", [("扫", "地"), ("地", "机"), ("机", "器"), ("器", "人"), ("人", "配"), ("配", "件"),
                              ("扫", "地机"), ("地", "机器"), ("机", "器人"), ("器", "人配"), ("人", "配件")]),
         ("How much is your rice cooker these days?", [("rice", "cooker")]),  # "these" ends the phrase
+        # asking when or how long ends it too: 几天 was read as a part of the air fryer, and the question handed off
+        ("空气炸锅几天发货", [("空", "气"), ("气", "炸"), ("炸", "锅"), ("发", "货"), ("空", "气炸"), ("气", "炸锅")]),
+        ("电饭煲什么时候到", [("电", "饭"), ("饭", "煲"), ("电", "饭煲")]),
     ],
 )
 def test_attachments_pair_a_word_with_what_is_asked_of_it(text, expected):
