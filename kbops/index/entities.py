@@ -67,7 +67,7 @@ _NOT_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|pcs|x)")
 #: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
 FACT_CUES: Mapping[str, tuple[str, ...]] = {
     "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少块", "多少元", "什么价", "啥价", "卖多少", "how much", "price", "prices", "priced", "cost",
-              "costs", "pricing"),
+              "costs", "pricing", "sell for", "sells for", "selling for", "how many yuan", "how many rmb"),
     "stock": ("有货", "有没有货", "没货", "现货", "库存", "缺货", "到货", "断货", "还有吗", "有卖", "stock", "available", "availability", "sold out",
               "补货", "还剩", "剩几", "剩多少", "restock", "do you have", "do you sell", "do you carry", "got any", "left"),
     "shipping": ("配送", "发货", "快递", "物流", "运费", "邮费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",

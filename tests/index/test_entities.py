@@ -117,6 +117,8 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("满99元包邮吗", {"shipping"}),  # what shipping costs, as below
         ("空气炸锅运费多少钱", {"shipping"}),  # the cost of shipping: was the air fryer's price (0.78)
         ("电饭煲邮费多少", {"shipping"}),
+        ("What does the blender sell for?", {"price"}),  # both were handed off for want of a cue
+        ("How many yuan is the kettle?", {"price"}),
         ("How much does delivery of the rice cooker cost?", {"shipping"}),  # was its price (0.69)
         ("How much does the warranty on the kettle cost?", {"warranty"}),  # was its price (0.58)
         ("How much is the air fryer and is it in stock?", {"price", "stock"}),  # stock has no cost of its own
