@@ -12,7 +12,9 @@ Before anything is served, the rules of :mod:`kbops.index.entities` apply to
 every candidate entry: an entry about another product (its SKU, model or size
 is not the one the query names, or the query names a brand its questions do
 not) is never served, and a structured fact of the wrong kind (a stock entry
-for a price question) is never served either. An
+for a price question), or of a kind the query does not ask for, is never served
+either. A query that names one product partly in the other script ("鹿米Air
+Fryer多少钱", read in Chinese) names it as an identifier would. An
 entry about the identifier the query names weighs heavily: its score closes
 :data:`IDENTIFIER_WEIGHT` of its distance to 1; a product fact of the kind the
 query asks for, about the one product it names by name, closes
