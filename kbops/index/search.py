@@ -52,6 +52,7 @@ one — all with the same fusion and the same decision.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -67,7 +68,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
-from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, phrases, tokens
+from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, normalize, phrases, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -585,15 +586,19 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
 def _names_product(loaded: LoadedRelease, eid: int, terms: frozenset[str], words: frozenset[str]) -> bool:
     """Whether a query's lexical ``terms`` (``words``: those that are words or single characters) name the
     product of entry ``eid`` and no other."""
-    if not _product_ids(loaded, eid):
+    if not _names(loaded, eid, terms):
         return False
     entry = loaded.entries[eid]
-    own = _tokens(loaded, eid)
+    return not (words & _kind_vocabulary(loaded, entry["kind"], entry["lang"])) - _tokens(loaded, eid)
+
+
+def _names(loaded: LoadedRelease, eid: int, terms: frozenset[str]) -> bool:
+    """Whether a query's lexical ``terms`` name the product of entry ``eid``: a word of its name, or two adjacent
+    characters of it (one character, 冰箱 and 音箱 share 箱; 电视 and 鹿米电热水壶 share 米电, names nothing)."""
+    if not _product_ids(loaded, eid):
+        return False
     name = _name_words(loaded, eid)
-    named = terms & name
-    if not any(t.isascii() or (len(t) == 2 and t[0] in name and t[1] in name) for t in named):
-        return False  # one character of the name (冰箱 and 音箱 share 箱; 电视 and 鹿米电热水壶 share 米电) names nothing
-    return not (words & _kind_vocabulary(loaded, entry["kind"], entry["lang"])) - own
+    return any(t.isascii() or (len(t) == 2 and t[0] in name and t[1] in name) for t in terms & name)
 
 
 def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> bool:
@@ -694,4 +699,70 @@ def answer_from(
     channels = channel_scores(loaded, embedder, query, unk=None if model.dense_weight > 0 else 1.0)
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
     handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
+    if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories):
+        # A store-wide policy asked of a product ("空气炸锅可以退吗", "Can I return the air fryer?"): the product's name
+        # drew the question to its own facts, and the policy, worded for every product, scored too low.
+        bare = _without_product(loaded, ranked, channels)
+        if bare is not None:
+            spoken = lang or (query_lang if query_lang in _languages(loaded) else None)
+            policy = rank(loaded, channel_scores(loaded, embedder, bare), bare, model.dense_weight, lang=spoken, tags=tags, categories=[STORE_WIDE], now=now)
+            answered, _, sure, _ = decide(loaded, policy, model, settings)
+            if not answered:
+                return Answer(loaded.release_id, query, False, None, policy.hits[:top_k], sure, [], query_lang)
     return Answer(loaded.release_id, query, handoff, reason, ranked.hits[:top_k], confidence, options, query_lang)
+
+
+#: The kind of entry that answers for every product alike (a policy section): a product's name is no part of a
+#: question to it.
+STORE_WIDE = "policy"
+_NAME_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*|[\u3400-\u9fff]+")
+
+
+def _without_product(loaded: LoadedRelease, ranked: Ranked, channels: Channels) -> str | None:
+    """The query as :func:`rank` read it, without the name of the product it names (:func:`_names`, the first among
+    the product entries either channel found, best first: a question that asks for no fact has no product entry
+    among its hits), when it asks that product for nothing only a product answers (a price, its stock); None otherwise.
+
+    English words of the name go ("Can I return the air fryer?" → "Can I return the ?"), and in Chinese the runs of
+    two characters or more that the product's questions hold as they stand ("空气炸锅可以退吗" → "可以退吗"; in
+    "电饭煲能开发票吗" 能 stays, though 智能 is in the rice cooker's name). The brand and the words most products share
+    are no words of a name (:func:`_name_words`) and stay."""
+    if ranked.asked & _PRODUCT_KINDS:
+        return None  # "What is the price of the air fryer basket?": a price is a product's, never a policy's
+    terms = frozenset(tokens(ranked.query))
+    found = similarity.fused_scores(0.5, channels.dense, channels.lexical)
+    products = (eid for eid in sorted(found, key=lambda e: (-found[e], e)) if eid in loaded.entries and _product_ids(loaded, eid))
+    named = next((eid for eid in products if _names(loaded, eid, terms)), None)
+    if named is None:
+        return None
+    name = _name_words(loaded, named)
+    memo = prepare(loaded).memo
+    said = "\n".join(
+        normalize(q) for e in memo["product_entries"].get(_product_ids(loaded, named), [named]) for q in (loaded.entries[e]["question"], *loaded.entries[e].get("alt_questions", ()))
+    )
+
+    def cut(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if run.isascii():
+            found = tokens(run)
+            return "" if found and all(t in name for t in found) else run
+        kept, i = [], 0
+        while i < len(run):
+            j = i
+            while j < len(run) and run[j] in name and run[i : j + 1] in said:
+                j += 1
+            if j - i >= 2:
+                i = j
+                continue
+            kept.append(run[i])
+            i += 1
+        return "".join(kept)
+
+    bare = " ".join(_NAME_RUN.sub(cut, ranked.query).split())
+    if bare == " ".join(ranked.query.split()):
+        return None
+    # What is left must be more than the words most products' questions share: "电饭煲怎么用" without its name is
+    # "怎么用", which the points section's "积分怎么用" answered at 0.95.
+    shared = memo["not_names"].get(loaded.entries[named]["lang"], frozenset())
+    left = {t for t in _naming_words(entities.without_zh_cues(bare)) if t.isascii() or len(t) == 1}  # words and characters
+    return bare if left - shared else None

@@ -436,3 +436,27 @@ def test_a_product_named_in_the_other_script_is_that_product(embedder, settings,
     assert all(not h.entry_key.startswith("product:LM-1016") for h in answer.hits)
     monkeypatch.setattr(search, "ACROSS_MAX_ENTRIES", 0)  # its rarest word ("fryer", one entry) is too common now
     assert search._named_across(kb, search._naming_words("鹿米air fryer，"), "zh") == frozenset()
+
+
+def test_a_policy_asked_of_a_product_is_read_without_the_products_name(embedder, settings):
+    """"Can I return the air fryer?" drew the question to the air fryer's facts (none of which it asks for), and the
+    returns policy, worded for every product, scored too low. Without the product's name it is the policy's question;
+    a question whose remaining words are only what every product's questions share ("How do I use the air fryer?")
+    is not, nor is a price ("What is the price of the air fryer basket?": a price is a product's)."""
+    kb = _bilingual_release(embedder, [(KITCHEN, "en")])
+    eid = max(kb.entries) + 1
+    policy = "Can I return an item I no longer want?"
+    kb.entries[eid] = {"entry_key": "policy:returns", "kind": "policy", "lang": "en", "question": policy, "alt_questions": [],
+                       "answer": "Yes, within 7 days of receipt.", "tags": [], "valid_from": None, "valid_to": None}
+    kb.index.add_with_ids(embedder.encode([policy]), np.array([eid], dtype=np.int64))
+    kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries,
+                       LexicalIndex([(i, e["question"]) for i, e in kb.entries.items()], "bm25"), frozenset({"price", "policy"}))
+
+    def bare(query: str) -> str | None:
+        ranked = search.rank(kb, channels := search.channel_scores(kb, embedder, query), query, 1.0, now=datetime.now(UTC))
+        return search._without_product(kb, ranked, channels)
+
+    assert bare("Can I return the air fryer?") == "Can I return the ?"
+    assert bare("What is the price of the air fryer basket?") is None
+    assert bare("Can I return it?") is None  # names no product
+    # The answers themselves, on the sample store: tests/index/test_store_questions.py ("Can I return the air fryer?").
