@@ -213,6 +213,12 @@ def catalogue_identifiers(entries: Iterable[Mapping[str, Any]]) -> frozenset[str
 #: Fact kinds that have a cost of their own: with one of them, a price cue asks what *it* costs ("运费多少钱",
 #: "How much does delivery cost?"), not the product's price.
 _COSTED_KINDS = frozenset({"shipping", "warranty"})
+#: Words of returns, refunds and exchanges: a question with one asks what the returns policy says, not a product's
+#: facts ("Who pays shipping if I return the kettle?" got the kettle's delivery method at 0.70).
+_RETURNS = re.compile(
+    r"(?<![a-z0-9])(?:return|returns|returned|returning|refund|refunds|refunded|exchange|exchanges|exchanged|send (?:it |them )?back)(?![a-z0-9])"
+    r"|退货|退款|退换|换货|退回|寄回|退钱"
+)
 
 
 def asked_kinds(text: str) -> frozenset[str]:
@@ -220,13 +226,16 @@ def asked_kinds(text: str) -> frozenset[str]:
 
     A price cue with shipping or warranty asks for that fact's cost: "空气炸锅运费多少钱" and "How much does
     delivery of the rice cooker cost?" got the product's own price (0.78, 0.69), which is not what delivery
-    costs."""
+    costs. A question about a return, a refund or an exchange asks for none: what it costs and how it ships
+    are the returns policy's ("Who pays shipping if I return the kettle?" got the kettle's delivery method)."""
     t = normalize(text)
     asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
     if _AMOUNT.search(t):
         asked.add("price")
     if asked & _COSTED_KINDS:
         asked.discard("price")
+    if _RETURNS.search(t):
+        return frozenset()
     return frozenset(asked)
 
 

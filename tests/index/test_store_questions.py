@@ -79,6 +79,7 @@ TABLE = [
     ("电饭煲能开发票吗", "answer policy:policies:invoices.zh.md"),
     ("How do I clean the air fryer?", "handoff"),  # no policy says: still handed off
     ("What is the price of the air fryer basket?", "handoff"),  # a price is the product's: no policy answers it
+    ("Who pays shipping if I return the kettle?", "not product:LM-1002:shipping"),  # was its delivery method (0.70)
     # the cost of shipping or of a warranty is not the product's price (they were, at 0.58–0.78)
     ("空气炸锅运费多少钱", "not product:LM-1003:price"),
     ("How much does delivery of the rice cooker cost?", "not product:LM-1001:price"),
