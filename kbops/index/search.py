@@ -700,15 +700,15 @@ def answer_from(
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
     handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
     if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories):
-        # A store-wide policy asked of a product ("空气炸锅可以退吗", "Can I return the air fryer?"): the product's name
+        # A store-wide policy asked of a product ("空气炸锅可以退货吗", "Can I return the air fryer?"): the product's name
         # drew the question to its own facts, and the policy, worded for every product, scored too low.
         bare = _without_product(loaded, ranked, channels)
         if bare is not None:
             spoken = lang or (query_lang if query_lang in _languages(loaded) else None)
             policy = rank(loaded, channel_scores(loaded, embedder, bare), bare, model.dense_weight, lang=spoken, tags=tags, categories=[STORE_WIDE], now=now)
-            answered, _, sure, _ = decide(loaded, policy, model, settings)
-            if not answered:
-                return Answer(loaded.release_id, query, False, None, policy.hits[:top_k], sure, [], query_lang)
+            policy_handoff, _, policy_confidence, _ = decide(loaded, policy, model, settings)
+            if not policy_handoff:
+                return Answer(loaded.release_id, query, False, None, policy.hits[:top_k], policy_confidence, [], query_lang)
     return Answer(loaded.release_id, query, handoff, reason, ranked.hits[:top_k], confidence, options, query_lang)
 
 
@@ -744,8 +744,8 @@ def _without_product(loaded: LoadedRelease, ranked: Ranked, channels: Channels) 
     def cut(match: re.Match[str]) -> str:
         run = match.group(0)
         if run.isascii():
-            found = tokens(run)
-            return "" if found and all(t in name for t in found) else run
+            parts = tokens(run)
+            return "" if parts and all(t in name for t in parts) else run
         kept, i = [], 0
         while i < len(run):
             j = i
