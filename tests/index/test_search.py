@@ -360,6 +360,16 @@ def test_a_brand_the_store_does_not_sell_is_not_offered_a_choice_of_the_brands_i
     assert answer_from(english, embedder, settings, "How much are the Guess jeans?").top.entry_key == "product:AB-1:price:en"
 
 
+def _with_entry(embedder, kb: LoadedRelease, key: str, kind: str, question: str) -> tuple[LoadedRelease, int]:
+    """``kb`` with one more English entry (its vector, and the lexical index rebuilt), and the new entry's id."""
+    eid = max(kb.entries) + 1
+    kb.entries[eid] = {"entry_key": key, "kind": kind, "lang": "en", "question": question, "alt_questions": [],
+                       "answer": "An answer.", "tags": [], "valid_from": None, "valid_to": None}
+    kb.index.add_with_ids(embedder.encode([question]), np.array([eid], dtype=np.int64))
+    lexical = LexicalIndex([(i, e["question"]) for i, e in kb.entries.items()], "bm25")
+    return LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries, lexical, kb.kinds | {kind}), eid
+
+
 def test_a_faq_entry_with_a_format_in_its_question_is_no_product(embedder, settings):
     """A help centre's FAQ imported without a catalogue (issue 11's held-out test) is about apps and accounts, not a
     store's products. "How can I download the audio of a YouTube video as an MP3?" holds a token shaped like a model
@@ -386,14 +396,7 @@ def test_a_faq_entry_with_a_format_in_its_question_is_no_product(embedder, setti
 def test_an_entry_about_a_catalogue_product_is_a_product_whatever_its_kind(embedder, settings):
     """A FAQ or mined entry that names a product of the catalogue (its SKU or model) is about that product: the name
     rules apply to it as to the product's own facts ("the S1 charger" is an accessory, not the S1)."""
-    kb = _product_release(embedder)
-    eid = max(kb.entries) + 1
-    question = "Does the Lumi Robot Vacuum S1 work on carpets?"
-    kb.entries[eid] = {"entry_key": "faq:s1-carpet", "kind": "faq", "lang": "en", "question": question, "alt_questions": [],
-                       "answer": "Yes, up to medium pile.", "tags": [], "valid_from": None, "valid_to": None}
-    kb.index.add_with_ids(embedder.encode([question]), np.array([eid], dtype=np.int64))
-    kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries,
-                       LexicalIndex([(i, e["question"]) for i, e in kb.entries.items()], "bm25"), kb.kinds | {"faq"})
+    kb, eid = _with_entry(embedder, _product_release(embedder), "faq:s1-carpet", "faq", "Does the Lumi Robot Vacuum S1 work on carpets?")
     assert search._product_ids(kb, eid) == frozenset({"s1"})
     ranked = search.rank(kb, search.channel_scores(kb, embedder, "Does the Xiaomi robot vacuum S1 work on carpets?"),
                          "Does the Xiaomi robot vacuum S1 work on carpets?", 1.0, now=datetime.now(UTC))
@@ -441,16 +444,9 @@ def test_a_product_named_in_the_other_script_is_that_product(embedder, settings,
 def test_a_policy_asked_of_a_product_is_read_without_the_products_name(embedder, settings):
     """"Can I return the air fryer?" drew the question to the air fryer's facts (none of which it asks for), and the
     returns policy, worded for every product, scored too low. Without the product's name it is the policy's question;
-    a question whose remaining words are only what every product's questions share ("How do I use the air fryer?")
-    is not, nor is a price ("What is the price of the air fryer basket?": a price is a product's)."""
-    kb = _bilingual_release(embedder, [(KITCHEN, "en")])
-    eid = max(kb.entries) + 1
-    policy = "Can I return an item I no longer want?"
-    kb.entries[eid] = {"entry_key": "policy:returns", "kind": "policy", "lang": "en", "question": policy, "alt_questions": [],
-                       "answer": "Yes, within 7 days of receipt.", "tags": [], "valid_from": None, "valid_to": None}
-    kb.index.add_with_ids(embedder.encode([policy]), np.array([eid], dtype=np.int64))
-    kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries,
-                       LexicalIndex([(i, e["question"]) for i, e in kb.entries.items()], "bm25"), frozenset({"price", "policy"}))
+    a question whose remaining words are only what most products' questions share is not, nor is a price ("What is the
+    price of the air fryer basket?": a price is a product's)."""
+    kb, _ = _with_entry(embedder, _bilingual_release(embedder, [(KITCHEN, "en")]), "policy:returns", "policy", "Can I return an item I no longer want?")
 
     def bare(query: str) -> str | None:
         ranked = search.rank(kb, channels := search.channel_scores(kb, embedder, query), query, 1.0, now=datetime.now(UTC))
@@ -459,4 +455,6 @@ def test_a_policy_asked_of_a_product_is_read_without_the_products_name(embedder,
     assert bare("Can I return the air fryer?") == "Can I return the ?"
     assert bare("What is the price of the air fryer basket?") is None
     assert bare("Can I return it?") is None  # names no product
+    assert bare("Is the air fryer in stock?") is None  # stock is a product's
+    assert bare("How much is the air fryer?") is None
     # The answers themselves, on the sample store: tests/index/test_store_questions.py ("Can I return the air fryer?").
