@@ -138,7 +138,7 @@ def test_a_structured_entry_must_be_of_the_kind_asked_other_kinds_always_fit():
     assert not entities.kind_fits(asked, "stock")
     assert entities.kind_fits(asked, "policy")
     # A question that asks for no fact kind is answered by no fact: "How loud is the Lumi Cordless Stick Vacuum
-    # V8?" got its price (0.50), one word from "How much is …", and "How do I clean the LM-1003?" its shipping.
+    # V8?" got its price (0.73), one word from "How much is …", and "How do I clean the LM-1003?" its shipping.
     nothing = entities.asked_kinds("How loud is the Lumi Cordless Stick Vacuum V8?")
     assert not nothing and not entities.kind_fits(nothing, "price") and not entities.kind_fits(nothing, "stock")
     assert entities.kind_fits(nothing, "faq") and entities.kind_fits(nothing, "policy")
