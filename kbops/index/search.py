@@ -264,9 +264,9 @@ def rank(
     when the release has entries in it (else every language)."""
     w = float(similarity.fusion_weight(dense_weight, channels.unk))
     query = drop_measure_words(drop_placeholders(query))
+    spoken = detect_lang(query)
     if lang is None:
         # The customer's language, when the KB speaks it: an English question is not answered in Chinese.
-        spoken = detect_lang(query)
         lang = spoken if spoken in _languages(loaded) else None
     query_ids = entities.identifiers(query)
     query_brands = entities.brands(query)
@@ -276,7 +276,7 @@ def rank(
     about = entities.without_zh_cues(query)  # where its words about a product end
     query_pairs = attachments(about)
     words = _naming_words(about)
-    across = _named_across(loaded, words, detect_lang(query))
+    across = _named_across(loaded, words, spoken)
     hits: list[Hit] = []
     wrong_kind = False
     for eid, score in similarity.fused_scores(w, channels.dense, channels.lexical).items():
@@ -496,7 +496,12 @@ def _named_across(loaded: LoadedRelease, words: frozenset[str], lang: str) -> fr
         ids = _product_ids(loaded, eid)
         if ids and ids not in found and words <= _product_tokens(loaded, eid):
             found.add(ids)
-    return frozenset.intersection(*found) if found else frozenset()
+    if not found:
+        return frozenset()
+    # One product: its entries' identifier sets nest (a mined answer names its SKU, its facts the SKU and the size).
+    # Two products that share a size ("5L") do not, and the size alone is no product.
+    widest = max(found, key=len)
+    return frozenset.intersection(*found) if all(ids <= widest for ids in found) else frozenset()
 
 
 def _names_unknown_product(loaded: LoadedRelease, group: list[Hit], query: str) -> bool:
@@ -696,7 +701,8 @@ def answer_from(
     now = now or utcnow()
     query_lang = detect_lang(query)
     model = cal.model_for(loaded.manifest, query_lang, settings)
-    channels = channel_scores(loaded, embedder, query, unk=None if model.dense_weight > 0 else 1.0)
+    unk = None if model.dense_weight > 0 else 1.0  # a language read by characters alone embeds nothing
+    channels = channel_scores(loaded, embedder, query, unk=unk)
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
     handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
     if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories):
@@ -705,7 +711,7 @@ def answer_from(
         bare = _without_product(loaded, ranked, channels)
         if bare is not None:
             spoken = lang or (query_lang if query_lang in _languages(loaded) else None)
-            policy = rank(loaded, channel_scores(loaded, embedder, bare), bare, model.dense_weight, lang=spoken, tags=tags, categories=[STORE_WIDE], now=now)
+            policy = rank(loaded, channel_scores(loaded, embedder, bare, unk=unk), bare, model.dense_weight, lang=spoken, tags=tags, categories=[STORE_WIDE], now=now)
             policy_handoff, _, policy_confidence, _ = decide(loaded, policy, model, settings)
             if not policy_handoff:
                 return Answer(loaded.release_id, query, False, None, policy.hits[:top_k], policy_confidence, [], query_lang)

@@ -437,6 +437,12 @@ def test_a_product_named_in_the_other_script_is_that_product(embedder, settings,
     answer = answer_from(kb, embedder, settings, "鹿米Air Fryer多少钱")
     assert answer.top.entry_key == "product:LM-1003:price:zh"
     assert all(not h.entry_key.startswith("product:LM-1016") for h in answer.hits)
+    # two products whose words the query names both, sharing a size: the size alone is no product (it was {"5l"})
+    pots = _bilingual_release(embedder, [
+        ([("LM-1101", "Lumi Stock Pot 5L", {"price": "…"}), ("LM-1102", "Lumi Soup Pot 5L", {"price": "…"})], "en"),
+        ([("LM-1101", "鹿米汤锅 5L", {"price": "…"}), ("LM-1102", "鹿米炖锅 5L", {"price": "…"})], "zh"),
+    ])
+    assert search._named_across(pots, search._naming_words("鹿米 pot，"), "zh") == frozenset()
     monkeypatch.setattr(search, "ACROSS_MAX_ENTRIES", 0)  # its rarest word ("fryer", one entry) is too common now
     assert search._named_across(kb, search._naming_words("鹿米air fryer，"), "zh") == frozenset()
 
