@@ -93,7 +93,7 @@ from bench_zh_paraphrase import EN_LABELS as EN_PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import FAQ as PARA_FAQ  # noqa: E402
 from bench_zh_paraphrase import LABELS as PARA_LABELS  # noqa: E402
 from bench_zh_paraphrase import load_paraphrases  # noqa: E402
-from zh_labels import FAQ, default_data, jddc_rows, load_labels, split_of  # noqa: E402
+from zh_labels import FAQ, jddc_rows, load_labels, split_of  # noqa: E402
 
 OLD_BLEND = 0.6
 WEBAPPS_FAQ = Path(__file__).resolve().parent / "labels" / "en_webapps_faq.jsonl"
@@ -148,18 +148,20 @@ def paraphrases(lang: str = "zh", faq_path: Path | None = None, labels: Path | N
 _ASKS = re.compile(r"吗|怎么|什么|多久|能不能|可以|如何|为什么|哪|几天|是否|\?|？")
 
 
-def jddc_questions(known: list[dict], limit: int = 5000) -> list[dict]:
-    """Real JDDC customer questions as FAQ entries of their own (see the module docstring, ``zh-para-large``), each
-    with a placeholder answer of its own, none a question of ``known`` (by fingerprint, as the import gate reads it)."""
+def jddc_questions(known: list[dict], data: Path, limit: int = 5000) -> list[dict]:
+    """Real JDDC customer questions (``data``: the JDDC chat file) as FAQ entries of their own (see the module
+    docstring, ``zh-para-large``), each with a placeholder answer of its own, none a question of ``known`` (by
+    fingerprint, as the import gate reads it)."""
     seen = {fingerprint(r["question"]) for r in known}
     out: list[dict] = []
-    for session in jddc_rows(default_data()).values():
+    for session in jddc_rows(data).values():
         for sender, q in session:
             if sender != "0" or not 8 <= len(q) <= 40 or any(c in q for c in "[{#") or not _ASKS.search(q):
                 continue
-            if fingerprint(q) in seen or find_private(q):
+            key = fingerprint(q)
+            if key in seen or find_private(q):
                 continue
-            seen.add(fingerprint(q))
+            seen.add(key)
             out.append({"id": f"jddc-{len(out)}", "question": q, "lang": "zh",
                         "answer": f"第{len(out)}条回复：请在订单详情页查看相关说明，或联系在线客服处理。"})
             if len(out) >= limit:
@@ -426,7 +428,7 @@ def main() -> None:
     if "zh-para-large" in sets:
         faq, para = paraphrases()
         faq = bare(faq)
-        distractors = jddc_questions(faq)
+        distractors = jddc_questions(faq, Path(args.datasets) / "jddc" / "chat_0.1per.txt")
         run(f"zh — help desk without alternates + {len(distractors)} JDDC customer questions", faq + distractors,
             {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
     if "zh-jddc" in sets:
