@@ -135,7 +135,7 @@ def test_core_dependencies_leave_out_airflow_and_the_http_server():
     assert not {n for n in _names(extras["serve"]) if n.startswith("apache-airflow")}
     assert extras["all"] == ["kbops[airflow,serve,s3]"]
     assert {"pytest", "ruff", "mypy", "moto"} <= _names(extras["dev"])
-    assert {"psycopg", "beautifulsoup4", "redis", "tqdm"} <= core and "matplotlib" not in core
+    assert {"psycopg", "beautifulsoup4", "redis", "tqdm", "opencc"} <= core and "matplotlib" not in core
     # torch stays pinned (the Makefile installs exactly this CPU build first).
     assert "torch==2.13.0" in project["dependencies"]
 

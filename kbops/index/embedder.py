@@ -39,6 +39,7 @@ import numpy as np
 from kbops.config import Settings
 from kbops.errors import ConfigError
 from kbops.index import chinese_reader
+from kbops.text import to_simplified
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -213,9 +214,14 @@ class Embedder:
         return self._vectors(texts, self.query_prefix)
 
     def _vectors(self, texts: list[str], prefix: str) -> np.ndarray:
-        """Each text's vector through the cache: the main model's block, or the Chinese reader's for Chinese text."""
+        """Each text's vector through the cache: the main model's block, or the Chinese reader's for Chinese text.
+
+        Every path (this one, :meth:`encode_query`, :meth:`encode_query_batch`) embeds the text in Simplified
+        characters (:func:`kbops.text.to_simplified`), and the cache keys that form: a customer's 電飯煲多少錢 gets the
+        vector of the store's 电饭煲多少钱, and a simplified text keeps its cache entry."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [to_simplified(t) for t in texts]
 
         def main(batch: list[str]) -> np.ndarray:
             return self._cached([prefix + t for t in batch] if prefix else batch, self.main_model_id, self._encode)
@@ -286,7 +292,7 @@ class Embedder:
         cache write per query would sit on the hot path."""
         if self.zh is not None:
             return self.encode_query_batch([text])
-        text = self.query_prefix + text
+        text = self.query_prefix + to_simplified(text)
         if self.backend != "torch":
             return self.onnx.encode_one(text)
         return self._encode([text])
@@ -298,6 +304,7 @@ class Embedder:
         texts costs far less CPU than N runs. Each vector agrees with :meth:`encode_query`'s to float32
         rounding (padding changes the kernels' summation order, not the result). With a Chinese reader,
         one run per model that has texts."""
+        texts = [to_simplified(t) for t in texts]
         if self.zh is None:
             return self._encode([self.query_prefix + t for t in texts])
 
@@ -320,6 +327,7 @@ class Embedder:
         channel in proportion to this share. A Chinese text read by the Chinese
         reader has that model's share (about 0).
         """
+        text = to_simplified(text)
         if self.zh is not None and chinese_reader.reads(text):
             return self.zh.unk_share(text)
         if self.backend != "torch":

@@ -51,6 +51,19 @@ def test_query_paths_agree_with_the_cached_path(tmp_path):
         assert np.allclose(cached[i], batch[i], atol=1e-4)
 
 
+def test_traditional_characters_are_read_as_the_simplified_text(tmp_path):
+    """A Hong Kong or Taiwan customer's 電飯煲多少錢 is the store's 电饭煲多少钱 to the reader, on every path: the
+    KB's (cached), a query's and a batch's. Before, its cosine to the simplified question was lower than to an
+    unrelated one's of the store."""
+    embedder = Embedder.from_settings(settings(tmp_path))
+    traditional, simplified = "電飯煲多少錢", "电饭煲多少钱"
+    want = embedder.encode([simplified])[0]
+    assert np.allclose(embedder.encode([traditional])[0], want, atol=1e-5)
+    assert np.allclose(embedder.encode_query(traditional).ravel(), want, atol=1e-4)
+    assert np.allclose(embedder.encode_query_batch([traditional, "How much?"])[0], want, atol=1e-4)
+    assert np.allclose(embedder.encode_queries([traditional])[0], want, atol=1e-4)
+
+
 def test_english_vectors_keep_their_cache_entries_when_the_reader_is_added(tmp_path):
     """Each block is cached under its own model's id: turning the reader on re-embeds no English text."""
     cache = tmp_path / "cache.sqlite"

@@ -61,6 +61,13 @@ TABLE = [
     ("Air Fryer多少钱", "answer product:LM-1003:price:zh"),
     ("鹿米Rice Cooker有货吗", "answer product:LM-1001:stock:zh"),
     ("Bluetooth耳机多少钱", "handoff"),  # Bluetooth is the speaker's English name, 耳机 the earbuds' Chinese one
+    # Traditional characters (Hong Kong, Taiwan, overseas customers): the store's simplified entries answer them (were handed off, 0.02–0.19)
+    ("電飯煲多少錢", "answer product:LM-1001:price:zh"),
+    ("空氣炸鍋有貨嗎", "answer product:LM-1003:stock:zh"),
+    ("吹風機保修多久", "answer product:LM-1018:warranty:zh"),
+    ("退貨政策是什麼", "answer policy:policies:returns.zh.md"),
+    ("可以開發票嗎", "answer policy:policies:invoices.zh.md"),
+    ("美的電熱水壺多少錢", "handoff"),  # another brand's, in traditional characters as in simplified
     # SKUs
     ("LM-1001多少钱", "answer product:LM-1001:price:zh"),
     ("How much does LM-1014 cost?", "answer product:LM-1014:price:en"),
