@@ -63,6 +63,21 @@ _IDENTIFIER = re.compile(
 #: An amount of money ("999元", "¥799", "12 bucks"): a question that names one asks for the price ("回音壁是不是999元").
 _AMOUNT = re.compile(rf"[¥$]\s?\d|(?<![a-z0-9.])\d+(?:\.\d+)?\s?{_MONEY}(?![a-z])")
 _NOT_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|pcs|x)")
+#: A limit on the price ("under 100", "cheaper than 300", "300元以下", "1000块以内", "低于500元"): the question asks for
+#: the price, the one fact that says whether the product is within it ("Do you have any kettles under 100?" asks
+#: for stock in so many words, and "in stock" does not answer it). A bare number is a price after a comparative
+#: of price ("cheaper than 3") or from 100 up ("under 100"); below that it may as well be an age or a count
+#: ("kids under 3", "people over 60"), and a number with a unit is a size or a time ("under 5L", "within 3 days").
+_EN_LIMIT = r"under|below|less than|lower than|within|up to|at most|no more than|not more than|over|above|more than|higher than"
+_EN_PRICIER = r"cheaper than|less expensive than|more expensive than|pricier than|dearer than"
+_ZH_MONEY = r"(?:元|块钱|块|rmb)"
+_PRICE_LIMIT = re.compile(
+    rf"(?<![a-z])(?:(?:{_EN_PRICIER})\s+[¥$]?\s?\d+(?:\.\d+)?(?:\s?{_MONEY})?"
+    rf"|(?:{_EN_LIMIT})\s+(?:[¥$]\s?\d+(?:\.\d+)?(?:\s?{_MONEY})?|\d+(?:\.\d+)?\s?{_MONEY}|[1-9]\d{{2,}}(?:\.\d+)?))(?![a-z0-9.%])"
+    rf"|(?:[¥$]\s?\d+(?:\.\d+)?|\d+(?:\.\d+)?\s?{_ZH_MONEY}|(?<![\d.])[1-9]\d{{2,}}(?:\.\d+)?)\s?(?:以下|以内|之内|以上|上下|左右)"
+    rf"|(?:低于|高于|不到|不超过|少于|超过|便宜于|贵于)\s?(?:[¥$]\s?\d+(?:\.\d+)?|\d+(?:\.\d+)?\s?{_ZH_MONEY}|[1-9]\d{{2,}}(?:\.\d+)?(?![\d.]))",
+    re.IGNORECASE,
+)
 
 #: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
 FACT_CUES: Mapping[str, tuple[str, ...]] = {
@@ -227,9 +242,13 @@ def asked_kinds(text: str) -> frozenset[str]:
     A price cue with shipping or warranty asks for that fact's cost: "空气炸锅运费多少钱" and "How much does
     delivery of the rice cooker cost?" got the product's own price (0.78, 0.69), which is not what delivery
     costs. A question about a return, a refund or an exchange asks for none: what it costs and how it ships
-    are the returns policy's ("Who pays shipping if I return the kettle?" got the kettle's delivery method)."""
+    are the returns policy's ("Who pays shipping if I return the kettle?" got the kettle's delivery method). A
+    limit on the price asks for the price, not for stock (:data:`_PRICE_LIMIT`)."""
     t = normalize(text)
     asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
+    if _PRICE_LIMIT.search(t):
+        asked.discard("stock")  # "Do you have any kettles under 100?": whether it is under 100, the price says
+        asked.add("price")
     if _AMOUNT.search(t):
         asked.add("price")
     if asked & _COSTED_KINDS:
@@ -237,6 +256,12 @@ def asked_kinds(text: str) -> frozenset[str]:
     if _RETURNS.search(t):
         return frozenset()
     return frozenset(asked)
+
+
+def without_price_limits(text: str) -> str:
+    """``text`` with each limit on the price (:data:`_PRICE_LIMIT`) replaced by a comma: what it asks is the price
+    (:func:`asked_kinds`), and its words name nothing ("300元以下的电饭煲": 以下 is no part of the rice cooker)."""
+    return _PRICE_LIMIT.sub("，", text)
 
 
 def without_zh_cues(text: str) -> str:

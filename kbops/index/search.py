@@ -268,9 +268,10 @@ def rank(
     if lang is None:
         # The customer's language, when the KB speaks it: an English question is not answered in Chinese.
         lang = spoken if spoken in _languages(loaded) else None
+    asked = entities.asked_kinds(query)
+    query = entities.without_price_limits(query)  # "under 100" asks for the price (above); it names nothing
     query_ids = entities.identifiers(query)
     query_brands = entities.brands(query)
-    asked = entities.asked_kinds(query)
     query_terms = frozenset(tokens(query))
     query_words = frozenset(t for t in query_terms if t.isascii() or len(t) == 1)
     about = entities.without_zh_cues(query)  # where its words about a product end

@@ -126,10 +126,39 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("How much does delivery of the rice cooker cost?", {"shipping"}),  # was its price (0.69)
         ("How much does the warranty on the kettle cost?", {"warranty"}),  # was its price (0.58)
         ("How much is the air fryer and is it in stock?", {"price", "stock"}),  # stock has no cost of its own
+        # a limit on the price asks for the price: "in stock" does not say whether it is under 100
+        ("Do you have any kettles under 100?", {"price"}),
+        ("Any air fryer cheaper than 300?", {"price"}),
+        ("Any rice cooker under ¥300?", {"price"}),
+        ("有没有300元以下的电饭煲", {"price"}),
+        ("1000块以内的扫地机器人有吗", {"price"}),
+        ("300以下的电饭煲有吗", {"price"}),
+        ("低于500元的吹风机", {"price"}),
+        # not a price: an age, a count, a size, a time
+        ("Is the toothbrush suitable for kids under 3?", set()),
+        ("Do you have a blender for people over 60?", {"stock"}),
+        ("Do you have rice cookers under 5L?", {"stock"}),
+        ("Is delivery within 3 days?", {"shipping"}),
+        ("3岁以下的孩子能用吗", set()),
     ],
 )
 def test_asked_kinds(text, kinds):
     assert entities.asked_kinds(text) == kinds
+
+
+@pytest.mark.parametrize(
+    ("text", "left"),
+    [
+        ("Do you have any kettles under 100?", "Do you have any kettles ，?"),
+        ("有没有300元以下的电饭煲", "有没有，的电饭煲"),
+        ("Any air fryer cheaper than 300?", "Any air fryer ，?"),
+        ("Is the toothbrush suitable for kids under 3?", "Is the toothbrush suitable for kids under 3?"),
+    ],
+)
+def test_a_price_limit_is_no_word_of_a_name(text, left):
+    """What a limit asks is the price (:func:`entities.asked_kinds`); its words name nothing ("以下" after 电饭煲's
+    的 read as a part of it, and the question was handed off)."""
+    assert entities.without_price_limits(text) == left
 
 
 def test_a_structured_entry_must_be_of_the_kind_asked_other_kinds_always_fit():
