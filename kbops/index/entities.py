@@ -225,6 +225,14 @@ def catalogue_identifiers(entries: Iterable[Mapping[str, Any]]) -> frozenset[str
     )
 
 
+#: A sale's price, or the price after a coupon: one the store does not hold, and today's list price is not it
+#: ("双十一空气炸锅多少钱" got the air fryer's price at 0.87). A question naming one asks for no price fact; a
+#: policy may still answer it ("秒杀价能价保吗" is price protection's).
+_SALE_PRICE = re.compile(
+    r"双十一|双11|双十二|双12|(?<![\w.-])618(?![\w.])|黑五|年货节|大促|活动价|促销价|到手价|券后价|折后价|秒杀价|优惠价"
+    r"|(?<![a-z0-9])(?:black friday|cyber monday|prime day|singles'? day|sale price|on sale|in the sale|during the sale|discount(?:ed)? price"
+    r"|after (?:the |a )?(?:coupon|discount)s?)(?![a-z0-9])"
+)
 #: Fact kinds that have a cost of their own: with one of them, a price cue asks what *it* costs ("运费多少钱",
 #: "How much does delivery cost?"), not the product's price.
 _COSTED_KINDS = frozenset({"shipping", "warranty"})
@@ -243,7 +251,8 @@ def asked_kinds(text: str) -> frozenset[str]:
     delivery of the rice cooker cost?" got the product's own price (0.78, 0.69), which is not what delivery
     costs. A question about a return, a refund or an exchange asks for none: what it costs and how it ships
     are the returns policy's ("Who pays shipping if I return the kettle?" got the kettle's delivery method). A
-    limit on the price asks for the price, not for stock (:data:`_PRICE_LIMIT`)."""
+    limit on the price asks for the price, not for stock (:data:`_PRICE_LIMIT`); a sale's price is not the one
+    the store holds (:data:`_SALE_PRICE`)."""
     t = normalize(text)
     asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
     if _PRICE_LIMIT.search(t):
@@ -251,6 +260,8 @@ def asked_kinds(text: str) -> frozenset[str]:
         asked.add("price")
     if _AMOUNT.search(t):
         asked.add("price")
+    if _SALE_PRICE.search(t):
+        asked.discard("price")
     if asked & _COSTED_KINDS:
         asked.discard("price")
     if _RETURNS.search(t):

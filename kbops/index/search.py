@@ -342,6 +342,7 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
         by_product.setdefault(ids, []).append(eid)
     loaded.memo["product_entries"] = by_product
     loaded.memo["product_tokens"] = {}
+    loaded.memo["product_modifiers"] = {}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
     # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
     loaded.memo["not_names"] = {
@@ -407,7 +408,7 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         if top.kind in ranked.asked or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if unknown_brand or _names_another_product(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs):
+    if unknown_brand or _names_another_product(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs) or _remodifies(loaded, top.entry_id, query):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -630,6 +631,51 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
     name = _name_words(loaded, eid)
     # Two characters attached count only where the name has ended ("电饭煲多少钱" attaches 多少 to 煲, and 煲多 to 饭).
     return any(head in name and _unknown(loaded, after) and not (len(after) == 2 and not after.isascii() and after[0] in name) for head, after in pairs)
+
+
+def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
+    """Whether the query puts before an English word of the product's name a word no question of the store has, where
+    the store's own name puts another that the query leaves out.
+
+    "How much is the Lumi pressure cooker?" and "… slow cooker?" got the Smart Rice Cooker's price at 0.87 and
+    0.88: in English the last word of a name says what kind of thing it is and the word before it which one, and
+    "pressure" took the place of "rice". Only the word before the phrase's last word of the name counts (its head:
+    "a new rice cooker" puts "new" before "rice cooker", and "rice" before "cooker" is the store's), and only when
+    the store's questions never have it: "the cordless vacuum" is the Cordless Stick Vacuum.
+    The price: a synonym the store never wrote ("the bathroom scale" for the body fat scale) is handed off too."""
+    if not _product_ids(loaded, eid):
+        return False
+    before = _product_modifiers(loaded, eid)
+    name = _name_words(loaded, eid)
+    for phrase in phrases(query):
+        # the phrase's head: its last word of the name ("cooker" in "a new rice cooker 3L"), and the word before it
+        head = next((i for i in range(len(phrase) - 1, 0, -1) if phrase[i].isalpha() and phrase[i].isascii() and phrase[i] in name), None)
+        if head is None:
+            continue
+        modifier, word = phrase[head - 1], phrase[head]
+        own = before.get(word, frozenset()) & name  # the store's words before it that name this product ("rice", not "lumi")
+        if own and modifier.isascii() and not set(phrase) & own and _unknown(loaded, modifier):
+            return True
+    return False
+
+
+def _product_modifiers(loaded: LoadedRelease, eid: int) -> dict[str, frozenset[str]]:
+    """Each English word of the questions about a product (every entry of it) → the words they put right before it
+    ("cooker" → {"rice"}). Kept per product, whichever of its entries asked first: the caller keeps those that name it."""
+    memo = prepare(loaded).memo
+    ids = _product_ids(loaded, eid)
+    found = memo["product_modifiers"].get(ids)
+    if found is None:
+        pairs: dict[str, set[str]] = {}
+        for e in memo["product_entries"].get(ids, [eid]):
+            entry = loaded.entries[e]
+            for question in (entry["question"], *entry.get("alt_questions", ())):
+                for phrase in phrases(question):
+                    for modifier, word in zip(phrase, phrase[1:]):
+                        if modifier.isascii() and word.isascii():
+                            pairs.setdefault(word, set()).add(modifier)
+        found = memo["product_modifiers"][ids] = {word: frozenset(mods) for word, mods in pairs.items()}
+    return found
 
 
 def _unknown(loaded: LoadedRelease, token: str, shortest: int = 3) -> bool:

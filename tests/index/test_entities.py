@@ -140,6 +140,13 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("Do you have rice cookers under 5L?", {"stock"}),
         ("Is delivery within 3 days?", {"shipping"}),
         ("3岁以下的孩子能用吗", set()),
+        # a sale's price is not the price the store holds
+        ("双十一空气炸锅多少钱", set()),
+        ("空气炸锅到手价多少", set()),
+        ("How much will the kettle be on Black Friday?", set()),
+        ("What's the sale price of the blender?", set()),
+        ("双11空气炸锅有货吗", {"stock"}),
+        ("LM-6180多少钱", {"price"}),  # 618 inside a number is no sale
     ],
 )
 def test_asked_kinds(text, kinds):
