@@ -633,6 +633,15 @@ def _misnames(loaded: LoadedRelease, eid: int, pairs: list[tuple[str, str]]) -> 
     return any(head in name and _unknown(loaded, after) and not (len(after) == 2 and not after.isascii() and after[0] in name) for head, after in pairs)
 
 
+#: Words before a product's name that say how many or how good, not which product (:func:`_remodifies`): "two
+#: kettles", "a new kettle", "the cheapest kettle" (stemmed as :func:`kbops.text.tokens` stems them).
+_ANY_PRODUCT = frozenset(tokens(
+    "one two three four five six seven eight nine ten dozen couple pair several few many some more another other each every both all these "
+    "those new newest latest old used good great nice best better cheap cheaper cheapest affordable expensive original "
+    "genuine official same whole basic standard normal regular simple decent"
+))
+
+
 def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
     """Whether the query puts before an English word of the product's name a word no question of the store has, where
     the store's own name puts another that the query leaves out.
@@ -654,7 +663,7 @@ def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
             continue
         modifier, word = phrase[head - 1], phrase[head]
         own = before.get(word, frozenset()) & name  # the store's words before it that name this product ("rice", not "lumi")
-        if own and modifier.isascii() and not set(phrase) & own and _unknown(loaded, modifier):
+        if own and modifier.isascii() and modifier not in _ANY_PRODUCT and not set(phrase) & own and _unknown(loaded, modifier):
             return True
     return False
 

@@ -480,3 +480,7 @@ def test_another_word_before_the_last_word_of_a_products_name_is_another_product
     for question in ["How much is the Lumi rice cooker?", "How much is a new rice cooker?", "How much is the smart rice cooker?", "How much is the rice cooker 3L?"]:
         answer = answer_from(kb, embedder, settings, question)
         assert not answer.handoff and answer.top.entry_key == "product:LM-1001:price:en", (question, answer)
+    # how many, and words that say nothing of which product: "How much for two kettles?" (the store bench) was handed off
+    for question in ["How much for two kettles?", "How much is a new kettle?", "How much is the cheapest kettle?"]:
+        answer = answer_from(kb, embedder, settings, question)
+        assert not answer.handoff and answer.top.entry_key == "product:LM-1002:price:en", (question, answer)
