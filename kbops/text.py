@@ -1,8 +1,9 @@
 """Text helpers shared by extraction, validation and retrieval.
 
 Chinese and English are both first-class: language detection is by script,
-fingerprints ignore punctuation, width, case and Traditional characters (a Hong
-Kong or Taiwan customer's 電飯煲 is the store's 电饭煲), and lexical tokens are words
+fingerprints ignore punctuation, width and case, every reading of a text reads
+Traditional characters as Simplified (a Hong Kong or Taiwan customer's 電飯煲 is
+the store's 电饭煲), and lexical tokens are words
 for Latin script and character uni+bigrams for CJK (Chinese has no spaces, and
 the default embedding model reads no Chinese at all).
 """
@@ -54,10 +55,10 @@ def to_simplified(text: str) -> str:
     """``text`` with its Traditional Chinese written in Simplified characters (see :data:`_T2S`).
 
     Chinese customers write both: Hong Kong, Taiwan and overseas customers ask "電飯煲多少錢" of a store whose
-    questions say "电饭煲多少钱". Every reading of a text — the lexical tokens, the rules' words, the fingerprints
+    questions say "电饭煲多少钱". Every reading of a text — the lexical tokens and the rules' words
     (:func:`normalize`) and the vectors (:mod:`kbops.index.embedder`) — reads this form, on both the store's side
     and the customer's, so a store that writes traditional characters is read the same way as one that does not.
-    Answers are shown as the store wrote them. About 1.5 µs a text."""
+    Identities are not (:func:`fingerprint`), and answers are shown as the store wrote them. About 1.5 µs a text."""
     return text if text.isascii() else _T2S.convert(text)
 
 
@@ -79,8 +80,13 @@ def detect_lang(text: str) -> str:
 
 
 def fingerprint(text: str) -> str:
-    """A hash that is equal for texts differing only in punctuation, case and width."""
-    core = _PUNCT_SPACE.sub("", normalize(text))
+    """A hash that is equal for texts differing only in punctuation, case and width.
+
+    Not in script: entry keys are made of fingerprints (a policy section's, a mined question's), and folding
+    Traditional characters here would give every existing entry written in them a new key on upgrade — withdrawn
+    and proposed again. A question kept in both scripts is two entries, which the bot reads as one
+    (:func:`normalize`)."""
+    core = _PUNCT_SPACE.sub("", " ".join(unicodedata.normalize("NFKC", text).lower().split()))
     core = "".join(ch for ch in core if ch not in _ZH_PARTICLES) or core
     return hashlib.sha256(core.encode("utf-8")).hexdigest()[:32]
 

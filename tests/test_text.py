@@ -68,7 +68,8 @@ def test_normalize_reads_traditional_characters_as_simplified(traditional, simpl
     """A customer in Hong Kong or Taiwan writes 電飯煲 for the store's 电饭煲: one text to every rule and channel."""
     assert normalize(traditional) == simplified
     assert tokens(traditional) == tokens(simplified)
-    assert fingerprint(traditional) == fingerprint(simplified)
+    # an identity keeps the script: entry keys are made of fingerprints, and an upgrade must not change them
+    assert fingerprint(traditional) != fingerprint(simplified)
 
 
 @pytest.mark.parametrize("text", ["鹿米智能电饭煲 3l多少钱", "乾隆", "干燥", "皇后", "公里", "著名", "后来", "How much is the kettle?".lower()])
