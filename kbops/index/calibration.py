@@ -365,7 +365,7 @@ class _Eligible:
         fused = similarity.fuse(similarity.fusion_weight(dense_weight, self.unk), self.dense, self.lexical)
         order = sorted(range(len(self.hits)), key=lambda i: (-fused[i], self.hits[i].entry_id))
         best = self.hits[order[0]]
-        second = next((float(fused[i]) for i in order[1:] if self.hits[i].answer != best.answer), 0.0)
+        second = next((float(fused[i]) for i in order[1:] if not search.answers_alike(self.hits[i].answer, best.answer)), 0.0)
         return replace(best, score=round(float(fused[order[0]]), 4)), round(second, 4)
 
 

@@ -68,7 +68,7 @@ from kbops.index import entities, similarity
 from kbops.index.release import LoadedRelease
 from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
-from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, normalize, phrases, tokens
+from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, normalize, phrases, to_simplified, tokens
 
 MAX_QUERY_CHARS = 2_000
 MAX_TOP_K = 50
@@ -304,6 +304,12 @@ def rank(
         d, lx = max(channels.dense.get(eid, 0.0), 0.0), channels.lexical.get(eid, 0.0)
         hits.append(Hit(eid, entry["entry_key"], entry["question"], entry["answer"], round(score, 4), round(d, 4), round(lx, 4), entry["lang"], entry["tags"], entry["kind"]))
     hits.sort(key=lambda h: (-h.score, h.entry_id))
+    if len(hits) > 1 and hits[1].score == hits[0].score:
+        # Tied entries read alike (a question the store keeps in both scripts): the customer's script first.
+        traditional = to_simplified(query) != query
+        mine = next((h for h in hits if h.score == hits[0].score and (to_simplified(h.question) != h.question) == traditional), hits[0])
+        hits.remove(mine)
+        hits.insert(0, mine)
     return Ranked(hits, wrong_kind and not hits, query, query_pairs, asked, words)
 
 
@@ -378,7 +384,14 @@ def _product_ids(loaded: LoadedRelease, eid: int) -> frozenset[str]:
 
 def runner_up(hits: list[Hit]) -> float:
     """The best score of an entry that answers differently from the top one (0 when there is none)."""
-    return next((h.score for h in hits[1:] if h.answer != hits[0].answer), 0.0)
+    return next((h.score for h in hits[1:] if not answers_alike(h.answer, hits[0].answer)), 0.0)
+
+
+def answers_alike(a: str, b: str) -> bool:
+    """Whether two answers say the same: equal as read (:func:`kbops.text.normalize`: width, case, and Traditional
+    characters read as Simplified). A store that keeps its FAQ in both scripts has two entries per question, which
+    the bot reads alike and which tie: they are one answer, not two that disagree (a tie caps confidence at 0.5)."""
+    return a == b or normalize(a) == normalize(b)
 
 
 def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, settings: Settings) -> tuple[bool, str | None, float | None, list[Option]]:
@@ -404,7 +417,7 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
     if len(group) > 1:
         # A clarifying question only when the question is clearly about this kind of fact: it asks for
         # it in so many words ("多少钱", "in stock"), or the group as a whole is a confident match.
-        outside = next((h.score for h in hits if h not in group and h.answer != top.answer), 0.0)
+        outside = next((h.score for h in hits if h not in group and not answers_alike(h.answer, top.answer)), 0.0)
         if top.kind in ranked.asked or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
@@ -412,10 +425,10 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
-    second = next((h for h in hits[1:] if h.answer != top.answer), None)
+    second = next((h for h in hits[1:] if not answers_alike(h.answer, top.answer)), None)
     if second is not None and top.score - second.score < settings.ambiguity_margin:
         # Two entries answer differently and tie; "ambiguous" only when the pair itself is a confident match.
-        beyond = next((h.score for h in hits if h.answer not in (top.answer, second.answer)), 0.0)
+        beyond = next((h.score for h in hits if not answers_alike(h.answer, top.answer) and not answers_alike(h.answer, second.answer)), 0.0)
         if model.probability(top.score, top.score - beyond) >= model.threshold:
             return True, "ambiguous", confidence, []
     return True, "no_match", confidence, []

@@ -484,3 +484,26 @@ def test_another_word_before_the_last_word_of_a_products_name_is_another_product
     for question in ["How much for two kettles?", "How much is a new kettle?", "How much is the cheapest kettle?"]:
         answer = answer_from(kb, embedder, settings, question)
         assert not answer.handoff and answer.top.entry_key == "product:LM-1002:price:en", (question, answer)
+
+
+def test_a_question_kept_in_both_scripts_answers_each_customer_in_theirs(embedder, settings):
+    """A cross-border store keeps its FAQ in Simplified and in Traditional characters. The bot reads both alike
+    (kbops.text.to_simplified), so the two entries tie: that must not read as two entries answering differently (a
+    tie caps confidence at 0.5, and every such question was handed off), and the customer gets the one in their script."""
+    faq = [
+        ("faq:invoice:hans", "可以开发票吗？", "可以，所有订单默认开具电子普通发票。"),
+        ("faq:invoice:hant", "可以開發票嗎？", "可以，所有訂單默認開具電子普通發票。"),
+        ("faq:returns:hans", "支持七天无理由退货吗？", "支持，签收后7天内可申请无理由退货。"),
+        ("faq:returns:hant", "支持七天無理由退貨嗎？", "支持，簽收後7天內可申請無理由退貨。"),
+        ("faq:points:hans", "积分怎么用？", "每100积分可抵扣1元。"),
+    ]
+    entries = {i + 1: {"entry_key": key, "kind": "faq", "lang": "zh", "question": q, "alt_questions": [], "answer": a, "tags": [],
+                       "valid_from": None, "valid_to": None} for i, (key, q, a) in enumerate(faq)}
+    texts = [(eid, e["question"]) for eid, e in entries.items()]
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
+    index.add_with_ids(embedder.encode([t for _, t in texts]), np.array([i for i, _ in texts], dtype=np.int64))
+    kb = LoadedRelease("scripts", {}, index, entries, LexicalIndex(texts, "bm25"), frozenset({"faq"}))
+    for question, key in [("可以開發票嗎", "faq:invoice:hant"), ("可以开发票吗", "faq:invoice:hans"),
+                          ("支持七天無理由退貨嗎", "faq:returns:hant"), ("支持七天无理由退货吗", "faq:returns:hans")]:
+        answer = answer_from(kb, embedder, settings, question)
+        assert not answer.handoff and answer.top.entry_key == key, (question, answer)
