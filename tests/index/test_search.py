@@ -507,3 +507,22 @@ def test_a_question_kept_in_both_scripts_answers_each_customer_in_theirs(embedde
                           ("支持七天無理由退貨嗎", "faq:returns:hant"), ("支持七天无理由退货吗", "faq:returns:hans")]:
         answer = answer_from(kb, embedder, settings, question)
         assert not answer.handoff and answer.top.entry_key == key, (question, answer)
+
+
+def test_a_name_written_as_one_word_is_read_as_the_stores_two(embedder):
+    """"How much is the hairdryer?" was handed off (sample store, 0.26): no question has the word. Two words of the
+    store's that a question holds side by side are read for it; two that none does, or a word the store has, are not."""
+    kb = _product_release(embedder, KITCHEN)
+    assert search.split_compounds(kb, "How much is the ricecooker?") == "How much is the rice cooker?"
+    assert search.split_compounds(kb, "Airfryer price") == "Air fryer price"
+    assert search.split_compounds(kb, "How much is the cookerrice?") == "How much is the cookerrice?"  # not side by side
+    assert search.split_compounds(kb, "How much is the kettle?") == "How much is the kettle?"
+    assert search.split_compounds(kb, "电饭煲多少钱") == "电饭煲多少钱"
+    # a word of the store's glued to one it does not have: apart, the rules see the accessory
+    assert search.split_compounds(kb, "How much is the kettlelid?") == "How much is the kettle lid?"
+    assert search.split_compounds(kb, "How much are the kettles?") == "How much are the kettles?"  # the store's word, inflected
+    # a help centre without a catalogue has no product names to split: its words stay as the customer wrote them
+    faq = {1: {"entry_key": "faq:1", "kind": "faq", "lang": "en", "question": "How do I clean the hair dryer filter?", "alt_questions": [],
+               "answer": "Twist it off and rinse it.", "tags": [], "valid_from": None, "valid_to": None}}
+    plain = LoadedRelease("faq", {}, faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim)), faq, LexicalIndex([(1, faq[1]["question"])], "bm25"), frozenset({"faq"}))
+    assert search.split_compounds(plain, "How do I clean the hairdryer filter?") == "How do I clean the hairdryer filter?"
