@@ -665,26 +665,35 @@ def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
     "pressure" took the place of "rice". Only the word before the phrase's last word of the name counts (its head:
     "a new rice cooker" puts "new" before "rice cooker", and "rice" before "cooker" is the store's), and only when
     the store's questions never have it: "the cordless vacuum" is the Cordless Stick Vacuum.
-    The price: a synonym the store never wrote ("the bathroom scale" for the body fat scale) is handed off too."""
+    The price: a synonym the store never wrote ("the bathroom scale" for the body fat scale) is handed off too.
+    Chinese reads the same by characters: "鹿米暖风机多少钱" (a fan heater) got the hair dryer's (负离子吹风机) price at
+    0.70, 暖 where the store has 吹 before 风机; "鹿米电水壶" is the kettle (电 is a character the store uses)."""
     if not _product_ids(loaded, eid):
         return False
     before = _product_modifiers(loaded, eid)
     name = _name_words(loaded, eid)
-    for phrase in phrases(query):
-        # the phrase's head: its last word of the name ("cooker" in "a new rice cooker 3L"), and the word before it
-        head = next((i for i in range(len(phrase) - 1, 0, -1) if phrase[i].isalpha() and phrase[i].isascii() and phrase[i] in name), None)
+    for phrase in phrases(entities.without_zh_cues(query)):
+        # the phrase's head: its last word of the name ("cooker" in "a new rice cooker 3L"; 机 in 暖风机), and the word
+        # before it; in Chinese, before the run of the name's characters that ends there, as the store joins them (风机)
+        head = next((i for i in range(len(phrase) - 1, 0, -1) if phrase[i].isalpha() and phrase[i] in name), None)
         if head is None:
             continue
-        modifier, word = phrase[head - 1], phrase[head]
+        start = head
+        while not phrase[head].isascii() and start > 0 and phrase[start - 1] in before.get(phrase[start], ()):
+            start -= 1
+        if start == 0:
+            continue
+        modifier, word = phrase[start - 1], phrase[start]
         own = before.get(word, frozenset()) & name  # the store's words before it that name this product ("rice", not "lumi")
-        if own and modifier.isascii() and modifier not in _ANY_PRODUCT and not set(phrase) & own and _unknown(loaded, modifier):
+        if own and modifier not in _ANY_PRODUCT and not set(phrase) & own and _unknown(loaded, modifier):
             return True
     return False
 
 
 def _product_modifiers(loaded: LoadedRelease, eid: int) -> dict[str, frozenset[str]]:
-    """Each English word of the questions about a product (every entry of it) → the words they put right before it
-    ("cooker" → {"rice"}). Kept per product, whichever of its entries asked first: the caller keeps those that name it."""
+    """Each English word or Chinese character of the questions about a product (every entry of it) → the words or
+    characters they put right before it ("cooker" → {"rice"}, 机 → {风}). Kept per product, whichever of its entries
+    asked first: the caller keeps those that name it."""
     memo = prepare(loaded).memo
     ids = _product_ids(loaded, eid)
     found = memo["product_modifiers"].get(ids)
@@ -695,7 +704,7 @@ def _product_modifiers(loaded: LoadedRelease, eid: int) -> dict[str, frozenset[s
             for question in (entry["question"], *entry.get("alt_questions", ())):
                 for phrase in phrases(question):
                     for modifier, word in zip(phrase, phrase[1:]):
-                        if modifier.isascii() and word.isascii():
+                        if modifier.isascii() == word.isascii():  # two English words, or two Chinese characters
                             pairs.setdefault(word, set()).add(modifier)
         found = memo["product_modifiers"][ids] = {word: frozenset(mods) for word, mods in pairs.items()}
     return found

@@ -133,6 +133,8 @@ TABLE = [
     ("Is the airfryer in stock?", "answer product:LM-1003:stock:en"),
     ("How much is the hairband?", "handoff"),  # "hair" and a word the store does not have: no split, no product
     ("How much is the toothbrushhead?", "handoff"),  # an accessory glued to the product's name: was its price (0.41)
+    ("鹿米暖风机多少钱", "handoff"),  # a fan heater: was the hair dryer's price (0.70), 暖 where the store says 吹 before 风机
+    ("鹿米电水壶多少钱", "answer product:LM-1002:price:zh"),  # 电 is the store's word: the kettle
     ("How much is the Lumi pressure cooker?", "handoff"),  # was the rice cooker's price (0.87): another word before "cooker"
     ("How much is the Lumi slow cooker?", "handoff"),  # (0.88)
     ("Is the cordless vacuum in stock?", "answer product:LM-1008:stock:en"),  # a word the store's name has before it
