@@ -657,8 +657,9 @@ _ANY_PRODUCT = frozenset(tokens(
 
 
 def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
-    """Whether the query puts before an English word of the product's name a word no question of the store has, where
-    the store's own name puts another that the query leaves out.
+    """Whether the query puts before the last word of the product's name it has (in Chinese, before the run of the
+    name's characters ending there) a word no question of the store has, where the store's own name puts another
+    that the query leaves out.
 
     "How much is the Lumi pressure cooker?" and "… slow cooker?" got the Smart Rice Cooker's price at 0.87 and
     0.88: in English the last word of a name says what kind of thing it is and the word before it which one, and
