@@ -177,12 +177,19 @@ _CHINESE_PATTERN = re.compile(
 )
 
 
+#: A size's Chinese unit as the Latin one: "3升" is the "3L" of 鹿米智能电饭煲 3L (it was another product's size, and
+#: "电饭煲3升的多少钱" was handed off). Longest first: 毫升 before 升.
+_UNIT_AS = {"毫升": "ml", "升": "l", "厘米": "cm", "毫米": "mm", "公斤": "kg", "千克": "kg", "克": "g", "瓦": "w"}
+_CHINESE_UNIT = re.compile(r"(?<=\d)(" + "|".join(sorted(_UNIT_AS, key=len, reverse=True)) + r")$")
+
+
 def identifiers(text: str) -> frozenset[str]:
-    """The exact identifiers ``text`` names, normalised: lower case, no space before a unit, and no hyphen, because
-    customers type a SKU with or without it ("LM-1005", "LM1005") and both name the same product."""
+    """The exact identifiers ``text`` names, normalised: lower case, no space before a unit, a Chinese unit as its
+    Latin one (3升 is 3l), and no hyphen, because customers type a SKU with or without it ("LM-1005", "LM1005") and
+    both name the same product."""
     found = set()
     for match in _IDENTIFIER.findall(normalize(text)):
-        ident = match.replace(" ", "").replace("-", "")
+        ident = _CHINESE_UNIT.sub(lambda m: _UNIT_AS[m.group(1)], match.replace(" ", "").replace("-", ""))
         if _NOT_MODEL.fullmatch(ident):
             continue
         found.add(ident)
@@ -267,6 +274,25 @@ def asked_kinds(text: str) -> frozenset[str]:
     if _RETURNS.search(t):
         return frozenset()
     return frozenset(asked)
+
+
+#: Colours, as customers name a product's variant ("Do you sell LM-1003 in white?", "LM-1003有白色的吗"). Chinese
+#: with 色 or as its own word (米色 with 色: 米 alone is 鹿米's); longest first (玫瑰金 before 金色).
+_EN_COLOURS = ("white", "black", "red", "blue", "green", "pink", "purple", "grey", "gray", "silver", "gold", "golden", "yellow",
+               "orange", "brown", "beige", "navy", "rose gold")
+_ZH_COLOURS = ("玫瑰金", "白色", "黑色", "红色", "蓝色", "绿色", "粉色", "紫色", "灰色", "银色", "金色", "黄色", "橙色", "棕色", "米色",
+               "深色", "浅色", "白的", "黑的")
+_COLOUR = re.compile(
+    r"(?<![a-z0-9])(" + "|".join(sorted(_EN_COLOURS, key=len, reverse=True)) + r")(?![a-z0-9])|(" + "|".join(_ZH_COLOURS) + ")"
+)
+
+
+def colours(text: str) -> frozenset[str]:
+    """The colours ``text`` names (lower case; 白的 as 白色)."""
+    found = set()
+    for en, zh in _COLOUR.findall(normalize(text)):
+        found.add(en or zh.replace("的", "色"))
+    return frozenset(found)
 
 
 def without_price_limits(text: str) -> str:

@@ -350,6 +350,7 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     loaded.memo["product_entries"] = by_product
     loaded.memo["product_tokens"] = {}
     loaded.memo["product_modifiers"] = {}
+    loaded.memo["catalogue_names"] = {}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
     # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
     loaded.memo["not_names"] = {
@@ -422,7 +423,14 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         if top.kind in ranked.asked or model.probability(top.score, top.score - outside) >= model.threshold:
             labels = entities.short_labels([h.question for h in group])
             return True, "clarify", confidence, [Option(h.entry_id, h.entry_key, label) for h, label in zip(group, labels)]
-    if unknown_brand or _names_another_product(loaded, top, query) or _misnames(loaded, top.entry_id, ranked.pairs) or _remodifies(loaded, top.entry_id, query):
+    if (
+        unknown_brand
+        or _names_another_product(loaded, top, query)
+        or _misnames(loaded, top.entry_id, ranked.pairs)
+        or _remodifies(loaded, top.entry_id, query)
+        or _about_another_product(loaded, top, query)
+        or _names_another_colour(loaded, top, query)
+    ):
         return True, "no_match", confidence, []
     if confidence >= model.threshold:
         return False, None, confidence, []
@@ -595,8 +603,8 @@ def _names_unknown_brand(loaded: LoadedRelease, top: Hit, query: str) -> bool:
             if run and run.isascii() and run.lower() not in EN_STOPWORDS:
                 phrase.append((i, run))
                 continue
-            if run and i and clause[i - 1].isascii() and name.intersection(run) and unknown(clause[i - 1]):
-                return True  # a Chinese run naming the product, after a Latin word the store never uses
+            if run and i and clause[i - 1].isascii() and not clause[i - 1].isdigit() and name.intersection(run) and unknown(clause[i - 1]):
+                return True  # a Chinese run naming the product, after a Latin word the store never uses (a number is none: 30厘米)
             names_it = any(name.intersection(tokens(w)) for _, w in phrase)
             if names_it and not title_case and any(j and w[:1].isupper() and "'" not in w and unknown(w) for j, w in phrase):
                 return True
@@ -689,6 +697,49 @@ def _remodifies(loaded: LoadedRelease, eid: int, query: str) -> bool:
         if own and modifier not in _ANY_PRODUCT and not set(phrase) & own and _unknown(loaded, modifier):
             return True
     return False
+
+
+def _about_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
+    """Whether an entry that is no product's (a mined reply, an FAQ: no SKU) names a product of the catalogue, and the
+    query names one too, and none of the same words.
+
+    "空气炸锅的内胆可以用洗碗机洗吗" and "电热水壶可以用洗碗机洗吗" got a mined reply about the rice cooker's inner pot
+    ("这个电饭煲内胆能用洗碗机吗？", 0.84 and 0.60): the reply has no SKU, so no rule read it as the rice cooker's. Names
+    are the words of the catalogue's products' questions less those most of them share (鹿米, 多少钱): English words,
+    and pairs of Chinese characters (one character, 机 of 洗碗机 and 吹风机, names nothing)."""
+    if _product_ids(loaded, top.entry_id):
+        return False
+    names = _catalogue_names(loaded, top.lang)
+
+    def named(text: str) -> set[str]:
+        return {t for t in tokens(text) if t in names and (t.isascii() or len(t) == 2)}
+
+    asked = named(entities.without_zh_cues(query))
+    if not asked:
+        return False
+    entry = loaded.entries[top.entry_id]
+    theirs = set().union(*(named(q) for q in (entry["question"], *entry.get("alt_questions", ()))))
+    return bool(theirs) and not asked & theirs
+
+
+def _names_another_colour(loaded: LoadedRelease, top: Hit, query: str) -> bool:
+    """Whether the query asks a product in a colour that no question about it names ("Do you sell LM-1003 in white?"
+    got the air fryer's "in stock" at 0.94): the store does not say it has that colour, and its facts say nothing of it."""
+    asked = entities.colours(query)
+    if not asked or not _product_ids(loaded, top.entry_id):
+        return False
+    own = _product_tokens(loaded, top.entry_id)
+    return any(not set(tokens(colour)) <= own for colour in asked)
+
+
+def _catalogue_names(loaded: LoadedRelease, lang: str) -> frozenset[str]:
+    """The words that name the catalogue's products in ``lang``: their questions' tokens less :data:`not_names`."""
+    memo = prepare(loaded).memo
+    found = memo["catalogue_names"].get(lang)
+    if found is None:
+        words = frozenset().union(*(w for (_, lang_), w in memo["kind_vocabulary"].items() if lang_ == lang))
+        found = memo["catalogue_names"][lang] = words - memo["not_names"].get(lang, frozenset())
+    return found
 
 
 def _product_modifiers(loaded: LoadedRelease, eid: int) -> dict[str, frozenset[str]]:

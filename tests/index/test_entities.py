@@ -23,6 +23,12 @@ from kbops.index import entities
         ("Lumi Soundbar 2.1", {"2.1"}),  # a model number ("回音壁5.1多少钱" got the 2.1's price)
         ("回音壁5.1多少钱", {"5.1"}),
         ("支持蓝牙5.3吗", {"5.3"}),
+        # a size in Chinese units is the size in Latin ones ("电饭煲3升的多少钱" was handed off: 3升 was not 3L)
+        ("电饭煲3升的多少钱", {"3l"}),
+        ("榨汁杯350毫升多少钱", {"350ml"}),
+        ("炒锅30厘米的有货吗", {"30cm"}),
+        ("电热水壶1.7升", {"1.7l"}),
+        ("2公斤", {"2kg"}),
     ],
 )
 def test_identifiers_are_skus_models_and_sizes(text, expected):
@@ -203,3 +209,19 @@ def test_option_labels_keep_what_tells_the_questions_apart():
 )
 def test_chinese_cue_words_end_the_words_about_a_product(text, expected):
     assert entities.without_zh_cues(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Do you sell LM-1003 in white?", {"white"}),
+        ("Is the Black hair dryer in stock?", {"black"}),
+        ("LM-1003有白色的吗", {"白色"}),
+        ("空气炸锅有玫瑰金吗", {"玫瑰金"}),
+        ("How much is the kettle?", set()),
+        ("鹿米智能电饭煲多少钱", set()),  # 米 of the brand is no 米色
+        ("Is the Lumi Air Fryer 5L in stock?", set()),
+    ],
+)
+def test_colours_a_question_names(text, expected):
+    assert entities.colours(text) == expected
