@@ -409,6 +409,10 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         # "这个多少钱" was answered with the shipping policy's "买多少钱包邮" (0.52), "那款有货吗" with a mined chat reply
         # about another product: a price or stock asked of nothing named is answered by no entry about something.
         return True, "no_match", confidence, []
+    if not ranked.asked and _names_only(loaded, query):
+        # "那电饭煲呢" (what about the rice cooker?) got a mined reply about its inner pot (0.61): a question that only
+        # names a product asks what an earlier turn asked, which this one does not say.
+        return True, "no_match", confidence, []
     unknown_brand = _names_unknown_brand(loaded, top, query)
     group = _clarify_group(loaded, hits, query, ranked.words)
     if len(group) > 1 and (_names_unknown_product(loaded, group, query) or unknown_brand):
@@ -720,6 +724,18 @@ def _about_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     entry = loaded.entries[top.entry_id]
     theirs = set().union(*(named(q) for q in (entry["question"], *entry.get("alt_questions", ()))))
     return bool(theirs) and not asked & theirs
+
+
+#: Words that point back to an earlier turn ("那电饭煲呢", "what about the kettle?", "and the blender?").
+_FOLLOW_UP = re.compile(r"^\s*(?:那么|那|还有|and)(?![a-z])|(?<![a-z])(?:what|how) about(?![a-z])", re.IGNORECASE)
+
+
+def _names_only(loaded: LoadedRelease, query: str) -> bool:
+    """Whether every word of the query that may name something is a word of the catalogue's products' names: it asks
+    nothing of its own, a follow-up whose question was an earlier turn's (or a product's name alone)."""
+    words = _naming_words(entities.without_zh_cues(_FOLLOW_UP.sub("，", query)))
+    names = _catalogue_names(loaded, detect_lang(query))
+    return bool(words) and bool(names) and words <= names
 
 
 def _names_another_colour(loaded: LoadedRelease, top: Hit, query: str) -> bool:

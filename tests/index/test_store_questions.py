@@ -51,6 +51,8 @@ TABLE = [
     ("got any night lights left?", "answer product:LM-1013:stock:en"),
     ("扫地机器人配件多少钱", "handoff"),  # an accessory: was answered with the robot's price (0.92); 配 is also 配送's
     ("体脂秤有现货吗", "answer product:LM-1020:stock:zh"),  # 有现 is no accessory: the cue 现货 ends the product's words
+    ("那电饭煲呢", "handoff"),  # a follow-up that only names a product: was a mined reply about its inner pot (0.61)
+    ("What about the kettle?", "handoff"),
     ("这个多少钱", "handoff"),  # a price of nothing named: was the shipping policy's "买多少钱包邮" (0.52)
     ("那款有货吗", "handoff"),  # was a mined chat reply about another product (0.58)
     ("How much is it?", "handoff"),
