@@ -71,6 +71,7 @@ import numpy as np
 from kbops.config import Settings
 from kbops.index import search, similarity
 from kbops.index.confidence import DEFAULT_TARGET, LanguageModel, default_for, threshold_for
+from kbops.index.release import entry_questions
 from kbops.pii import drop_placeholders
 from kbops.text import detect_lang
 
@@ -158,7 +159,7 @@ def _rows(entries: Mapping[int, Mapping[str, Any]]) -> dict[int, list[int]]:
     rows: dict[int, list[int]] = {}
     n = 0
     for eid, entry in entries.items():
-        count = 1 + len(entry.get("alt_questions", ()))
+        count = len(entry_questions(entry))
         rows[eid] = list(range(n, n + count))
         n += count
     return rows
@@ -183,7 +184,7 @@ def calibration_set(
     mine = [eid for eid, e in entries.items() if e["lang"] == lang]
     in_kb = []
     for eid in mine:
-        texts = [entries[eid]["question"], *entries[eid].get("alt_questions", ())]
+        texts = list(entry_questions(entries[eid]))
         if len(texts) < 2:
             continue
         for i, text in enumerate(texts):
@@ -194,7 +195,7 @@ def calibration_set(
     refused = [Question(q, None, frozenset()) for q, eid in golden if eid is None and detect_lang(q) == lang]
     wanted = round((len(in_kb) + len(gold)) * CALIBRATION_OUT_OF_KB_SHARE / (1 - CALIBRATION_OUT_OF_KB_SHARE))
     # Any question of an entry, with the whole entry left out, is a question the KB cannot answer.
-    pool = [(eid, text) for eid in mine for text in [entries[eid]["question"], *entries[eid].get("alt_questions", ())]]
+    pool = [(eid, text) for eid in mine for text in entry_questions(entries[eid])]
     out = []
     for eid, text in rng.sample(pool, min(wanted, len(pool))):
         twins = frozenset(entries[other]["answer"] for other in by_answer[entries[eid]["answer"]] if other != eid)

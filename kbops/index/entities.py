@@ -41,6 +41,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kbops.index.release import entry_questions
 from kbops.text import normalize
 
 #: A SKU or product code: letters, a dash, digits (lm-1001, sku-88, gb-t19001); typed without the dash, a SKU of up
@@ -207,7 +208,7 @@ def brands(text: str) -> frozenset[str]:
 
 def entry_brands(entry: Mapping[str, Any]) -> frozenset[str]:
     """The brands an entry's questions name (its answer may compare with others without being about them)."""
-    return frozenset().union(*(brands(t) for t in (entry["question"], *entry.get("alt_questions", ()))))
+    return frozenset().union(*(brands(t) for t in entry_questions(entry)))
 
 
 def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
@@ -215,7 +216,7 @@ def entry_identifiers(entry: Mapping[str, Any]) -> frozenset[str]:
 
     Answers are not read: an answer may mention another product ("unlike the
     S1, the V8 …") without being about it."""
-    texts = [entry["question"], *entry.get("alt_questions", ())]
+    texts = list(entry_questions(entry))
     found = set().union(*(identifiers(t) for t in texts))
     found.update(t[len(_SKU_TAG) :].lower().replace("-", "") for t in entry.get("tags", ()) if t.lower().startswith(_SKU_TAG))
     return frozenset(found)

@@ -229,10 +229,6 @@ def _load_entries(db: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _texts(entry: dict[str, Any]) -> list[str]:
-    return [entry["question"], *entry["alt_questions"]]
-
-
 def next_boundary(entries: list[dict[str, Any]], now: datetime) -> str | None:
     """The earliest future validity boundary (a window opening or closing) among ``entries``."""
     times = [
@@ -256,8 +252,8 @@ def _incremental_base(settings: Settings, active: str, model_id: str) -> tuple[d
 def _full_build(db: Session, settings: Settings, versions: list[tuple[int, int, str | None, str | None]], embedder: Embedder) -> tuple[list[dict[str, Any]], Any, list[str]]:
     by_id = _load_entries(db, [v[0] for v in versions])
     entries = [by_id[v[0]] for v in versions if v[0] in by_id]
-    texts = [t for e in entries for t in _texts(e)]
-    ids = [e["id"] for e in entries for _ in _texts(e)]
+    texts = [t for e in entries for t in rel.entry_questions(e)]
+    ids = [e["id"] for e in entries for _ in rel.entry_questions(e)]
     vectors = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), dtype=np.float32)
     index = rel.build_index(embedder.dim, vectors, np.array(ids, dtype=np.int64), ivf_threshold=settings.ivf_threshold, nprobe=settings.ivf_nprobe)
     return entries, index, texts
@@ -281,13 +277,13 @@ def _apply_changes(
     changed = [i for i, rev, start, end in versions if i not in before or (before[i]["revision"], before[i]["valid_from"], before[i]["valid_to"]) != (rev, start, end)]
     fresh = _load_entries(db, changed)
     removed = [i for i in before if i not in wanted]
-    re_embed = [i for i in changed if i in fresh and (i not in before or _texts(before[i]) != _texts(fresh[i]))]
+    re_embed = [i for i in changed if i in fresh and (i not in before or rel.entry_questions(before[i]) != rel.entry_questions(fresh[i]))]
     stale = [i for i in removed + re_embed if i in before]
     if stale:
         index.remove_ids(np.array(stale, dtype=np.int64))
-    texts = [t for i in re_embed for t in _texts(fresh[i])]
+    texts = [t for i in re_embed for t in rel.entry_questions(fresh[i])]
     if texts:
-        ids = np.array([i for i in re_embed for _ in _texts(fresh[i])], dtype=np.int64)
+        ids = np.array([i for i in re_embed for _ in rel.entry_questions(fresh[i])], dtype=np.int64)
         index.add_with_ids(np.ascontiguousarray(embedder.encode(texts), dtype=np.float32), ids)
     result.added = sum(1 for i in changed if i not in before)
     result.removed, result.re_embedded = len(removed), len(re_embed)
@@ -418,7 +414,7 @@ def _calibration(db: Session, settings: Settings, entries: list[dict[str, Any]],
     Scores the release exactly as the bot will serve it: the same entries, the
     same FAISS index and a lexical index built as the server builds it.
     """
-    lexical = LexicalIndex([(e["id"], t) for e in entries for t in _texts(e)], settings.lexical_scorer)
+    lexical = LexicalIndex([(e["id"], t) for e in entries for t in rel.entry_questions(e)], settings.lexical_scorer)
     loaded = rel.LoadedRelease("building", {}, index, {e["id"]: e for e in entries}, lexical, frozenset(e["kind"] for e in entries))
     return calibrate(loaded, embedder, settings, golden.golden_pairs(db), now=now)
 

@@ -46,6 +46,7 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,7 +284,7 @@ def write_release(
             "entries.json": _write(tmp / "entries.json", json.dumps(entries, ensure_ascii=False).encode("utf-8")),
             "lexical.json": _write(
                 tmp / "lexical.json",
-                json.dumps([[e["id"], t] for e in entries for t in [e["question"], *e["alt_questions"]]], ensure_ascii=False).encode("utf-8"),
+                json.dumps([[e["id"], t] for e in entries for t in entry_questions(e)], ensure_ascii=False).encode("utf-8"),
             ),
         }
         manifest = {
@@ -392,6 +393,12 @@ class LoadedRelease:
     #: What search derives once per release and keeps (entry identifiers, token sets, languages):
     #: a release never changes once loaded, so neither does anything derived from it.
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def entry_questions(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """A served entry's questions: its question, then its alternates (the texts its vectors and lexical postings are
+    made of; an entry written by hand may have no ``alt_questions``)."""
+    return (entry["question"], *entry.get("alt_questions", ()))
 
 
 def read_index_and_entries(index_dir: Path, release_id: str) -> tuple[dict[str, Any], Any, list[dict[str, Any]]]:

@@ -57,7 +57,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,7 @@ import numpy as np
 from kbops.config import Settings
 from kbops.index import confidence as cal
 from kbops.index import entities, similarity
-from kbops.index.release import LoadedRelease
+from kbops.index.release import LoadedRelease, entry_questions
 from kbops.pii import drop_placeholders, scrub
 from kbops.schema import utcnow
 from kbops.text import EN_STOPWORDS, attachments, cased_clauses, detect_lang, drop_measure_words, normalize, phrases, to_simplified, tokens
@@ -328,20 +328,19 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     catalogue = entities.catalogue_identifiers(loaded.entries.values())
     product_ids = {eid: ids for eid, ids in identifiers.items() if ids & catalogue}
     vocabulary: dict[tuple[str, str], set[str]] = {}
-    product_words: dict[tuple[str, frozenset[str]], set[str]] = {}  # (language, a product's identifiers) → its questions' tokens
+    each_product: dict[tuple[str, frozenset[str]], set[str]] = {}  # (language, a product's identifiers) → its questions' tokens
     for eid, ids in product_ids.items():  # products only: their names are what another product's question may carry
         e = loaded.entries[eid]
         words = _question_tokens(e)
         vocabulary.setdefault((e["kind"], e["lang"]), set()).update(words)
-        product_words.setdefault((e["lang"], ids), set()).update(words)
+        each_product.setdefault((e["lang"], ids), set()).update(words)
     shared: dict[str, Counter[str]] = {}
     products: Counter[str] = Counter()
-    for (lang, _), product in product_words.items():
+    for (lang, _), product in each_product.items():
         shared.setdefault(lang, Counter()).update(product)
         products[lang] += 1
     loaded.memo["languages"] = frozenset(e["lang"] for e in loaded.entries.values())
     loaded.memo["kind_vocabulary"] = {kind_lang: frozenset(words) for kind_lang, words in vocabulary.items()}
-    loaded.memo["product_words"] = frozenset().union(*loaded.memo["kind_vocabulary"].values())
     # Each product's entries, every kind and language (their token sets are derived for the few products that come up
     # as a top hit, and kept: see _product_tokens).
     by_product: dict[frozenset[str], list[int]] = {}
@@ -350,6 +349,8 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
     loaded.memo["product_entries"] = by_product
     loaded.memo["product_tokens"] = {}
     loaded.memo["product_modifiers"] = {}
+    loaded.memo["catalogue_words"] = {}
+    loaded.memo["topics"] = {}
     loaded.memo["catalogue_names"] = {}
     # Words shared by more than half of a language's products, and by two at least: in a store of one product, every
     # word of its questions names it ("How much is the rice bowl?" got its rice cooker's price at 0.9975).
@@ -364,7 +365,7 @@ def prepare(loaded: LoadedRelease) -> LoadedRelease:
 
 
 def _question_tokens(entry: dict[str, Any]) -> frozenset[str]:
-    return frozenset(t for q in (entry["question"], *entry.get("alt_questions", ())) for t in tokens(q))
+    return frozenset(t for q in entry_questions(entry) for t in tokens(q))
 
 
 def _languages(loaded: LoadedRelease) -> frozenset[str]:
@@ -393,7 +394,14 @@ def answers_alike(a: str, b: str) -> bool:
     """Whether two answers say the same: equal as read (:func:`kbops.text.normalize`: width, case, and Traditional
     characters read as Simplified). A store that keeps its FAQ in both scripts has two entries per question, which
     the bot reads alike and which tie: they are one answer, not two that disagree (a tie caps confidence at 0.5)."""
-    return a == b or normalize(a) == normalize(b)
+    return a == b or _as_read(a) == _as_read(b)
+
+
+@lru_cache(maxsize=4096)
+def _as_read(answer: str) -> str:
+    """An answer as :func:`answers_alike` reads it, kept for the answers that come up as hits again and again (a
+    served store's few thousand top answers: NFKC and OpenCC once each, not per query)."""
+    return normalize(answer)
 
 
 def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, settings: Settings) -> tuple[bool, str | None, float | None, list[Option]]:
@@ -748,13 +756,22 @@ def _names_another_colour(loaded: LoadedRelease, top: Hit, query: str) -> bool:
     return any(not set(tokens(colour)) <= own for colour in asked)
 
 
+def _catalogue_words(loaded: LoadedRelease, lang: str | None = None) -> frozenset[str]:
+    """Every token of the questions about the catalogue's products, in ``lang`` or (None) in every language: the
+    union of :func:`_kind_vocabulary`, kept per release."""
+    memo = prepare(loaded).memo
+    found = memo["catalogue_words"].get(lang)
+    if found is None:
+        found = memo["catalogue_words"][lang] = frozenset().union(*(w for (_, lang_), w in memo["kind_vocabulary"].items() if lang in (None, lang_)))
+    return found
+
+
 def _catalogue_names(loaded: LoadedRelease, lang: str) -> frozenset[str]:
-    """The words that name the catalogue's products in ``lang``: their questions' tokens less :data:`not_names`."""
+    """The words that name the catalogue's products in ``lang``: :func:`_catalogue_words` less :data:`not_names`."""
     memo = prepare(loaded).memo
     found = memo["catalogue_names"].get(lang)
     if found is None:
-        words = frozenset().union(*(w for (_, lang_), w in memo["kind_vocabulary"].items() if lang_ == lang))
-        found = memo["catalogue_names"][lang] = words - memo["not_names"].get(lang, frozenset())
+        found = memo["catalogue_names"][lang] = _catalogue_words(loaded, lang) - memo["not_names"].get(lang, frozenset())
     return found
 
 
@@ -769,7 +786,7 @@ def _product_modifiers(loaded: LoadedRelease, eid: int) -> dict[str, frozenset[s
         pairs: dict[str, set[str]] = {}
         for e in memo["product_entries"].get(ids, [eid]):
             entry = loaded.entries[e]
-            for question in (entry["question"], *entry.get("alt_questions", ())):
+            for question in entry_questions(entry):
                 for phrase in phrases(question):
                     for modifier, word in zip(phrase, phrase[1:]):
                         if modifier.isascii() == word.isascii():  # two English words, or two Chinese characters
@@ -885,7 +902,7 @@ def split_compounds(loaded: LoadedRelease, query: str) -> str:
     (:func:`_misnames`) instead of a word they cannot read. A store without a catalogue has no product names to
     split ("Facebook" stays whole in a help centre's FAQ)."""
     vocab = loaded.lexical.vocab
-    names = prepare(loaded).memo["product_words"]  # the catalogue's products' words: nothing to split without one
+    names = _catalogue_words(loaded)  # nothing to split without a catalogue
 
     def split(match: re.Match[str]) -> str:
         word = match.group(0)
@@ -915,7 +932,7 @@ def split_compounds(loaded: LoadedRelease, query: str) -> str:
 
 def _side_by_side(first: str, second: str, entry: dict[str, Any]) -> bool:
     """Whether a question of ``entry`` has the token ``first`` right before the token ``second``."""
-    for question in (entry["question"], *entry.get("alt_questions", ())):
+    for question in entry_questions(entry):
         seq = tokens(question)
         if any(a == first and b == second for a, b in zip(seq, seq[1:])):
             return True
@@ -948,7 +965,7 @@ def _without_product(loaded: LoadedRelease, ranked: Ranked, channels: Channels) 
     name = _name_words(loaded, named)
     memo = prepare(loaded).memo
     said = "\n".join(
-        normalize(q) for e in memo["product_entries"].get(_product_ids(loaded, named), [named]) for q in (loaded.entries[e]["question"], *loaded.entries[e].get("alt_questions", ()))
+        normalize(q) for e in memo["product_entries"].get(_product_ids(loaded, named), [named]) for q in entry_questions(loaded.entries[e])
     )
 
     def cut(match: re.Match[str]) -> str:
