@@ -82,10 +82,10 @@ _PRICE_LIMIT = re.compile(
 
 #: Cue words of each structured fact kind, Chinese and English (lower case; English matched as words).
 FACT_CUES: Mapping[str, tuple[str, ...]] = {
-    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少块", "多少元", "什么价", "啥价", "卖多少", "how much", "price", "prices", "priced", "cost",
+    "price": ("多少钱", "价格", "价钱", "售价", "几块钱", "多少块", "多少元", "什么价", "啥价", "卖多少", "怎么卖", "咋卖", "几多钱", "how much", "price", "prices", "priced", "cost",
               "costs", "pricing", "sell for", "sells for", "selling for", "how many yuan", "how many rmb"),
     "stock": ("有货", "有没有货", "没货", "现货", "库存", "缺货", "到货", "断货", "还有吗", "有卖", "stock", "available", "availability", "sold out",
-              "补货", "还剩", "剩几", "剩多少", "restock", "do you have", "do you sell", "do you carry", "got any", "left"),
+              "补货", "还剩", "剩几", "剩多少", "还有没", "有冇货", "冇货", "restock", "do you have", "do you sell", "do you carry", "got any", "left"),
     "shipping": ("配送", "发货", "快递", "物流", "运费", "邮费", "包邮", "送货", "ship", "ships", "shipping", "shipped", "delivery", "deliveries", "deliver",
                  "delivered", "delivering", "courier", "freight"),
     "warranty": ("保修", "质保", "保固", "三包", "保几年", "保多久", "保多长", "warranty", "warranties", "guarantee"),

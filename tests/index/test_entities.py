@@ -112,6 +112,11 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("水壶卖多少", {"price"}),
         ("炒锅多少块", {"price"}),
         ("扫地机啥价", {"price"}),
+        # colloquial and Cantonese (Traditional characters read as Simplified first): were handed off, 0.03–0.27
+        ("电水壶怎么卖", {"price"}),
+        ("電飯煲幾多錢", {"price"}),
+        ("吹風機有冇貨", {"stock"}),
+        ("炸锅还有没", {"stock"}),
         ("回音壁是不是999元", {"price"}),  # an amount asks whether that is the price
         ("Is the soundbar ¥799 now?", {"price"}),
         ("is it 12 bucks", {"price"}),
