@@ -526,3 +526,35 @@ def test_a_name_written_as_one_word_is_read_as_the_stores_two(embedder):
                "answer": "Twist it off and rinse it.", "tags": [], "valid_from": None, "valid_to": None}}
     plain = LoadedRelease("faq", {}, faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim)), faq, LexicalIndex([(1, faq[1]["question"])], "bm25"), frozenset({"faq"}))
     assert search.split_compounds(plain, "How do I clean the hairdryer filter?") == "How do I clean the hairdryer filter?"
+
+
+def _leaning(kb: LoadedRelease, lang: str, dense_weight: float) -> LoadedRelease:
+    """``kb`` calibrated for ``lang`` with ``dense_weight`` and a model that answers anything scoring a third or more."""
+    model = {"dense_weight": dense_weight, "coef": [-3.0, 10.0, 0.0], "threshold": 0.5, "source": "store"}
+    manifest = {**kb.manifest, "calibration": {"target_precision": Settings.load(env={}, config_file=None).target_precision, "languages": {lang: model}}}
+    return LoadedRelease(kb.release_id, manifest, kb.index, kb.entries, kb.lexical, kb.kinds)
+
+
+def test_a_reply_on_one_thing_of_a_product_does_not_answer_another_thing_of_it(embedder, settings):
+    """The sample store's mined reply on washing the rice cooker's inner pot in a dishwasher answered "电饭煲内胆多厚"
+    (how thick is it?) at 0.86 and "电饭煲内胆能用多久" at 0.95: its Chinese fusion leans on the words (0.2), and the words
+    matched the inner pot, not the question. Every phrasing of the reply says 洗碗机; a question without it is not
+    served the reply unless the meaning channel vouches for it ("可以机洗吗", the same question). Where the fusion leans
+    on meaning the rule does not apply: the meaning channel already reads what is asked."""
+    kb = _bilingual_release(embedder, [(KITCHEN_ZH, "zh")])
+    phrasings = ["这个电饭煲内胆能用洗碗机吗？", "我刚买了你们的电饭煲，内胆可以放洗碗机洗吗？", "电饭煲的内锅能直接丢洗碗机里洗吗？"]
+    eid = max(kb.entries) + 1
+    kb.entries[eid] = {"entry_key": "chat:zh:dishwasher", "kind": "faq", "lang": "zh", "question": phrasings[0], "alt_questions": phrasings[1:],
+                       "answer": "内胆不建议放洗碗机清洗，请用软布手洗。", "tags": [], "valid_from": None, "valid_to": None}
+    kb.index.add_with_ids(embedder.encode(phrasings), np.array([eid] * len(phrasings), dtype=np.int64))
+    rows = [(i, q) for i, e in kb.entries.items() for q in (e["question"], *e["alt_questions"])]
+    kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries, LexicalIndex(rows, "bm25"), kb.kinds | {"faq"})
+    words = _leaning(kb, "zh", 0.2)
+    for question in ["电饭煲内胆多厚", "电饭煲内胆能用多久"]:
+        answer = answer_from(words, embedder, settings, question)
+        assert answer.top.entry_key == "chat:zh:dishwasher" and answer.handoff and answer.reason == "no_match", (question, answer)
+    for question in ["电饭煲内胆能用洗碗机吗", "电饭煲内锅可以机洗吗"]:  # its topic's words; the same question in other words
+        answer = answer_from(words, embedder, settings, question)
+        assert not answer.handoff and answer.top.entry_key == "chat:zh:dishwasher", (question, answer)
+    meaning = answer_from(_leaning(kb, "zh", 0.7), embedder, settings, "电饭煲内胆能用多久")
+    assert not meaning.handoff and meaning.top.entry_key == "chat:zh:dishwasher"  # this model answers it: no rule intervenes
