@@ -296,6 +296,36 @@ def colours(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+#: Another product than the one named or seen: a comparative ("a cheaper kettle", 更便宜的电饭煲, 便宜点的) or "other"
+#: (别的, 其他, "another"), asked of the catalogue ("Do you have …", "Is there …", 有没有, 还有, 推荐). A price limit
+#: ("cheaper than 300") asks the price instead (:data:`_PRICE_LIMIT`), and a comparative that is no request ("The earbuds
+#: got cheaper after I bought them", 别家更便宜可以价保吗) asks a policy.
+_SEEKING = re.compile(
+    r"(?<![a-z])(?:do you (?:have|sell|carry|stock|offer)|have you got|is there|are there|any|got any|recommend|suggest|show me)(?![a-z])"
+    r"|有没有|有没|还有|有[^，,。？?！!]{0,12}吗|推荐|有卖",
+    re.IGNORECASE,
+)
+_ANOTHER = re.compile(
+    r"(?<![a-z])(?:cheaper|less expensive|more affordable|bigger|larger|smaller|lighter|quieter|better|another|other|different)(?![a-z])"
+    r"|(?:更|再|还要)(?:便宜|实惠|好|大|小|轻|安静)|便宜(?:一)?点的|(?:别的|其他|其它|另外的|另一)",
+    re.IGNORECASE,
+)
+
+
+def seeks_another(text: str) -> bool:
+    """Whether ``text`` asks the catalogue for another product than one it names or the customer is looking at ("Do you
+    have a cheaper kettle?" got the kettle's "in stock" at 0.87; "有更便宜的电饭煲吗" the price protection's exclusions
+    at 0.75): which product fits is the catalogue's to say, and no entry about one product answers it."""
+    plain = without_price_limits(normalize(text))
+    return bool(_ANOTHER.search(plain)) and bool(_SEEKING.search(plain))
+
+
+def without_another(text: str) -> str:
+    """``text`` with the words that ask for another product (:func:`seeks_another`) replaced by commas: what is left
+    names the product it is compared with, if any."""
+    return _ANOTHER.sub("，", _SEEKING.sub("，", without_price_limits(normalize(text))))
+
+
 def without_price_limits(text: str) -> str:
     """``text`` with each limit on the price (:data:`_PRICE_LIMIT`) replaced by a comma: what it asks is the price
     (:func:`asked_kinds`), and its words name nothing ("300元以下的电饭煲": 以下 is no part of the rice cooker)."""

@@ -421,6 +421,10 @@ def decide(loaded: LoadedRelease, ranked: Ranked, model: cal.LanguageModel, sett
         # "那电饭煲呢" (what about the rice cooker?) got a mined reply about its inner pot (0.61): a question that only
         # names a product asks what an earlier turn asked, which this one does not say.
         return True, "no_match", confidence, []
+    if _seeks_another_product(loaded, query):
+        # "Do you have a cheaper kettle?" got the kettle's "in stock" (0.87), "有更便宜的电饭煲吗" the price protection's
+        # exclusions (0.75): which other product fits is the catalogue's to say.
+        return True, "no_match", confidence, []
     unknown_brand = _names_unknown_brand(loaded, top, query)
     group = _clarify_group(loaded, hits, query, ranked.words)
     if len(group) > 1 and (_names_unknown_product(loaded, group, query) or unknown_brand):
@@ -774,6 +778,17 @@ def _topic(loaded: LoadedRelease, eid: int) -> frozenset[str]:
     return found
 
 
+def _seeks_another_product(loaded: LoadedRelease, query: str) -> bool:
+    """Whether the query asks a store with a catalogue for another product than one of its own it names, or than the
+    one the customer is looking at (:func:`kbops.index.entities.seeks_another`; "还有更便宜的吗" names none). "Is
+    there another way to pay?" names no product, and a help centre without a catalogue has none to name."""
+    if not entities.seeks_another(query):
+        return False
+    names = _catalogue_names(loaded, detect_lang(query))
+    words = _naming_words(entities.without_zh_cues(entities.without_another(query)))
+    return bool(names) and (not words or bool(words & names))
+
+
 #: Words that point back to an earlier turn ("那电饭煲呢", "what about the kettle?", "and the blender?").
 _FOLLOW_UP = re.compile(r"^\s*(?:那么|那|还有|and)(?![a-z])|(?<![a-z])(?:what|how) about(?![a-z])", re.IGNORECASE)
 
@@ -910,7 +925,7 @@ def answer_from(
     channels = channel_scores(loaded, embedder, query, unk=unk)
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
     handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
-    if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories):
+    if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories) and not _seeks_another_product(loaded, query):
         # A store-wide policy asked of a product ("空气炸锅可以退货吗", "Can I return the air fryer?"): the product's name
         # drew the question to its own facts, and the policy, worded for every product, scored too low.
         bare = _without_product(loaded, ranked, channels)

@@ -230,3 +230,25 @@ def test_chinese_cue_words_end_the_words_about_a_product(text, expected):
 )
 def test_colours_a_question_names(text, expected):
     assert entities.colours(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "seeks"),
+    [
+        ("Do you have a cheaper kettle?", True),  # was the kettle's "in stock" (0.87)
+        ("Do you have other kettles?", True),
+        ("有更便宜的电饭煲吗", True),  # was the price protection's exclusions (0.75)
+        ("有没有比电饭煲更便宜的", True),
+        ("还有更便宜的吗", True),
+        ("有没有便宜点的吹风机", True),
+        # a limit on the price asks the price; a comparative that asks nothing of the catalogue asks a policy
+        ("Any air fryer cheaper than 300?", False),
+        ("别家更便宜可以价保吗", False),
+        ("The earbuds got cheaper after I bought them, can I get the difference?", False),
+        ("Is the S1 cheaper than the V8?", False),  # a comparison of two products named: handed off by the ranking
+        ("空气炸锅能便宜点吗", False),  # bargaining
+        ("Do you have the kettle in stock?", False),
+    ],
+)
+def test_seeks_another(text, seeks):
+    assert entities.seeks_another(text) is seeks

@@ -136,6 +136,12 @@ TABLE = [
     ("電飯煲幾多錢", "answer product:LM-1001:price:zh"),
     ("吹風機有冇貨", "answer product:LM-1018:stock:zh"),
     ("炸锅还有没", "answer product:LM-1003:stock:zh"),
+    # another product than the one named: the catalogue's to say (were "in stock" at 0.87, price protection at 0.52–0.75)
+    ("Do you have a cheaper kettle?", "handoff"),
+    ("有更便宜的电饭煲吗", "handoff"),
+    ("有没有比吹风机更便宜的", "handoff"),
+    ("还有更便宜的吗", "handoff"),
+    ("别家更便宜可以价保吗", "answer policy:policies:price-protection.zh.md"),  # a comparative that asks a policy
     ("电饭煲3升的多少钱", "answer product:LM-1001:price:zh"),  # a size in Chinese units: was handed off (3升 was not 3L)
     ("5升的空气炸锅多少钱", "answer product:LM-1003:price:zh"),
     ("2升的电热水壶多少钱", "handoff"),  # the kettle is 1.7L
