@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_store_questions.py [--show all|wrong|handoff] [--labels FILE] [--catalogue sample|abcd]
 
-``tests/index/test_store_questions.py`` holds the sample store to 143 questions,
+``tests/index/test_store_questions.py`` holds the sample store to 147 questions,
 each with one expected outcome. This set is the wider check behind it:
 ``bench/labels/store_questions.tsv`` (bench/labels/README.md says how it was
 written) asks the bundled store, fully approved and published, about its

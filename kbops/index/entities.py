@@ -252,6 +252,12 @@ _RETURNS = re.compile(
 )
 
 
+#: "有电饭煲吗", "请问有没有空气炸锅呀": the Chinese "do you have …?", a question that opens with 有 and ends with 吗 (或 么),
+#: asks for stock as "Do you have the air fryer?" does. Not "有货吗" or "有没有货", cues of their own, nor 有 inside a
+#: clause ("我有3000积分，能抵多少钱吗").
+_ZH_HAVE = re.compile(r"(?:^|[，,。！!？?\s])(?:请问|亲|你们|你家|店里)?还?有(?:没有)?(?![没货])[^，,。？?！!]{1,12}[吗么呀]")
+
+
 def asked_kinds(text: str) -> frozenset[str]:
     """The structured fact kinds a question asks for (empty: it asks for none, and no structured entry answers it).
 
@@ -263,6 +269,8 @@ def asked_kinds(text: str) -> frozenset[str]:
     the store holds (:data:`_SALE_PRICE`)."""
     t = normalize(text)
     asked = {kind for kind in FACT_CUES if _EN_CUE[kind].search(t) or _ZH_CUE[kind].search(t)}
+    if _ZH_HAVE.search(t):
+        asked.add("stock")
     if _PRICE_LIMIT.search(t):
         asked.discard("stock")  # "Do you have any kettles under 100?": whether it is under 100, the price says
         asked.add("price")

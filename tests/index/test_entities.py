@@ -117,6 +117,10 @@ def test_a_query_and_an_entry_conflict_only_when_both_name_identifiers_and_share
         ("電飯煲幾多錢", {"price"}),
         ("吹風機有冇貨", {"stock"}),
         ("炸锅还有没", {"stock"}),
+        # the Chinese "do you have …?" (有…吗) asks for stock, as "Do you have the air fryer?" does: was handed off (0.03)
+        ("有空气炸锅吗", {"stock"}),
+        ("请问有没有空气炸锅呀", {"stock"}),
+        ("我有3000积分，能抵多少钱吗", {"price"}),  # 有 inside a clause is no question of its own
         ("回音壁是不是999元", {"price"}),  # an amount asks whether that is the price
         ("Is the soundbar ¥799 now?", {"price"}),
         ("is it 12 bucks", {"price"}),

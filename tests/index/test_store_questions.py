@@ -136,6 +136,10 @@ TABLE = [
     ("電飯煲幾多錢", "answer product:LM-1001:price:zh"),
     ("吹風機有冇貨", "answer product:LM-1018:stock:zh"),
     ("炸锅还有没", "answer product:LM-1003:stock:zh"),
+    ("有空气炸锅吗", "answer product:LM-1003:stock:zh"),  # "do you have …?": was handed off (0.03)
+    ("你们有扫地机器人吗", "answer product:LM-1007:stock:zh"),
+    ("有剃须刀吗", "handoff"),  # a product the store does not sell
+    ("有电子发票吗", "answer policy:policies:invoices.zh.md"),  # a policy, asked the same way
     # another product than the one named: the catalogue's to say (were "in stock" at 0.87, price protection at 0.52–0.75)
     ("Do you have a cheaper kettle?", "handoff"),
     ("有更便宜的电饭煲吗", "handoff"),
