@@ -1,4 +1,4 @@
-"""The sample store asked 774 questions: how often the bot is right, wrong or hands off.
+"""The sample store asked 810 questions: how often the bot is right, wrong or hands off.
 
     .venv/bin/python bench/bench_store_questions.py [--show all|wrong|handoff] [--labels FILE] [--catalogue sample|abcd]
 
