@@ -252,7 +252,7 @@ _RETURNS = re.compile(
 )
 
 
-#: "有电饭煲吗", "请问有没有空气炸锅呀": the Chinese "do you have …?", a question that opens with 有 and ends with 吗 (或 么),
+#: "有电饭煲吗", "请问有没有空气炸锅呀": the Chinese "do you have …?", a question that opens with 有 and ends with 吗 (or 么, 呀),
 #: asks for stock as "Do you have the air fryer?" does. Not "有货吗" or "有没有货", cues of their own, nor 有 inside a
 #: clause ("我有3000积分，能抵多少钱吗").
 _ZH_HAVE = re.compile(r"(?:^|[，,。！!？?\s])(?:请问|亲|你们|你家|店里)?还?有(?:没有)?(?![没货])[^，,。？?！!]{1,12}[吗么呀]")

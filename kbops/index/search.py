@@ -743,6 +743,8 @@ def _about_another_product(loaded: LoadedRelease, top: Hit, query: str) -> bool:
 #: entry answers (:func:`_off_topic`): its paraphrases there reach 0.84–0.95, the questions about something else that
 #: the rule was made for 0.43–0.63.
 TOPIC_MEANING = 0.75
+#: A language's fusion leans on the words below this dense weight (:func:`_off_topic`).
+LEANS_ON_WORDS = 0.5
 
 
 def _off_topic(loaded: LoadedRelease, top: Hit, query: str, dense_weight: float) -> bool:
@@ -756,9 +758,10 @@ def _off_topic(loaded: LoadedRelease, top: Hit, query: str, dense_weight: float)
     its customers' phrasings say 洗碗机, and the lexical channel, on which the store's Chinese fit (0.2) leans,
     matched 电饭煲内胆. "电饭煲内锅可以机洗吗" says no 洗碗机 either, and is answered: the meaning channel scores it
     0.90. Where the fusion leans on meaning, it already reads what is asked: without the gate the rule cost the
-    English help desk (dense weight 1.0) five right answers of 209 test questions, and the Chinese one (0.7) one. A product's facts have their kinds for what is
-    asked (:func:`rank`), and an entry of one phrasing has no topic to tell."""
-    if dense_weight >= 0.5 or _product_ids(loaded, top.entry_id) or top.dense >= TOPIC_MEANING:
+    English help desk (dense weight 1.0) five right answers of 209 test questions, and the Chinese one (0.7) one.
+    A product's facts have their kinds for what is asked (:func:`rank`), and an entry of one phrasing has no topic
+    to tell."""
+    if dense_weight >= LEANS_ON_WORDS or _product_ids(loaded, top.entry_id) or top.dense >= TOPIC_MEANING:
         return False
     topic = _topic(loaded, top.entry_id)
     return bool(topic) and not topic & frozenset(tokens(query))
