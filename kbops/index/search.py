@@ -928,7 +928,7 @@ def answer_from(
     channels = channel_scores(loaded, embedder, query, unk=unk)
     ranked = rank(loaded, channels, query, model.dense_weight, lang=lang, tags=tags, categories=categories, now=now)
     handoff, reason, confidence, options = decide(loaded, ranked, model, settings)
-    if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories) and not _seeks_another_product(loaded, query):
+    if handoff and reason == "no_match" and (not categories or STORE_WIDE in categories):
         # A store-wide policy asked of a product ("空气炸锅可以退货吗", "Can I return the air fryer?"): the product's name
         # drew the question to its own facts, and the policy, worded for every product, scored too low.
         bare = _without_product(loaded, ranked, channels)
@@ -1006,7 +1006,8 @@ _NAME_RUN = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*|[\u3400-\u9fff]+")
 def _without_product(loaded: LoadedRelease, ranked: Ranked, channels: Channels) -> str | None:
     """The query as :func:`rank` read it, without the name of the product it names (:func:`_names`, the first among
     the product entries either channel found, best first: a question that asks for no fact has no product entry
-    among its hits), when it asks that product for nothing only a product answers (a price, its stock); None otherwise.
+    among its hits), when it asks that product for nothing only a product answers (a price, its stock) and asks for no
+    other product (:func:`_seeks_another_product`); None otherwise.
 
     English words of the name go ("Can I return the air fryer?" → "Can I return the ?"), and in Chinese the runs of
     two characters or more that the product's questions hold as they stand ("空气炸锅可以退吗" → "可以退吗"; in
@@ -1014,6 +1015,8 @@ def _without_product(loaded: LoadedRelease, ranked: Ranked, channels: Channels) 
     are no words of a name (:func:`_name_words`) and stay."""
     if ranked.asked & _PRODUCT_KINDS:
         return None  # "What is the price of the air fryer basket?": a price is a product's, never a policy's
+    if _seeks_another_product(loaded, ranked.query):
+        return None  # "有没有比电饭煲更便宜的" without its name asks price protection's "更便宜": it asks for another product
     terms = frozenset(tokens(ranked.query))
     found = similarity.fused_scores(0.5, channels.dense, channels.lexical)
     products = (eid for eid in sorted(found, key=lambda e: (-found[e], e)) if eid in loaded.entries and _product_ids(loaded, eid))

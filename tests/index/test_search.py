@@ -528,10 +528,10 @@ def test_a_name_written_as_one_word_is_read_as_the_stores_two(embedder):
     assert search.split_compounds(plain, "How do I clean the hairdryer filter?") == "How do I clean the hairdryer filter?"
 
 
-def _leaning(kb: LoadedRelease, lang: str, dense_weight: float) -> LoadedRelease:
-    """``kb`` calibrated for ``lang`` with ``dense_weight`` and a model that answers anything scoring a third or more."""
+def _leaning(kb: LoadedRelease, settings: Settings, lang: str, dense_weight: float) -> LoadedRelease:
+    """``kb`` calibrated for ``lang`` with ``dense_weight`` and a model that answers anything scoring 0.3 or more."""
     model = {"dense_weight": dense_weight, "coef": [-3.0, 10.0, 0.0], "threshold": 0.5, "source": "store"}
-    manifest = {**kb.manifest, "calibration": {"target_precision": Settings.load(env={}, config_file=None).target_precision, "languages": {lang: model}}}
+    manifest = {**kb.manifest, "calibration": {"target_precision": settings.target_precision, "languages": {lang: model}}}
     return LoadedRelease(kb.release_id, manifest, kb.index, kb.entries, kb.lexical, kb.kinds)
 
 
@@ -549,12 +549,12 @@ def test_a_reply_on_one_thing_of_a_product_does_not_answer_another_thing_of_it(e
     kb.index.add_with_ids(embedder.encode(phrasings), np.array([eid] * len(phrasings), dtype=np.int64))
     rows = [(i, q) for i, e in kb.entries.items() for q in (e["question"], *e["alt_questions"])]
     kb = LoadedRelease(kb.release_id, kb.manifest, kb.index, kb.entries, LexicalIndex(rows, "bm25"), kb.kinds | {"faq"})
-    words = _leaning(kb, "zh", 0.2)
+    words = _leaning(kb, settings, "zh", 0.2)
     for question in ["电饭煲内胆多厚", "电饭煲内胆能用多久"]:
         answer = answer_from(words, embedder, settings, question)
         assert answer.top.entry_key == "chat:zh:dishwasher" and answer.handoff and answer.reason == "no_match", (question, answer)
     for question in ["电饭煲内胆能用洗碗机吗", "电饭煲内锅可以机洗吗"]:  # its topic's words; the same question in other words
         answer = answer_from(words, embedder, settings, question)
         assert not answer.handoff and answer.top.entry_key == "chat:zh:dishwasher", (question, answer)
-    meaning = answer_from(_leaning(kb, "zh", 0.7), embedder, settings, "电饭煲内胆能用多久")
+    meaning = answer_from(_leaning(kb, settings, "zh", 0.7), embedder, settings, "电饭煲内胆能用多久")
     assert not meaning.handoff and meaning.top.entry_key == "chat:zh:dishwasher"  # this model answers it: no rule intervenes
