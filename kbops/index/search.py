@@ -787,8 +787,7 @@ def _seeks_another_product(loaded: LoadedRelease, query: str) -> bool:
     there another way to pay?" names no product, and a help centre without a catalogue has none to name."""
     if not entities.seeks_another(query):
         return False
-    names = _catalogue_names(loaded, detect_lang(query))
-    words = _naming_words(entities.without_zh_cues(entities.without_another(query)))
+    words, names = _named_in_catalogue(loaded, entities.without_another(query), detect_lang(query))
     return bool(names) and (not words or bool(words & names))
 
 
@@ -799,9 +798,15 @@ _FOLLOW_UP = re.compile(r"^\s*(?:那么|那|还有|and)(?![a-z])|(?<![a-z])(?:wh
 def _names_only(loaded: LoadedRelease, query: str) -> bool:
     """Whether every word of the query that may name something is a word of the catalogue's products' names: it asks
     nothing of its own, a follow-up whose question was an earlier turn's (or a product's name alone)."""
-    words = _naming_words(entities.without_zh_cues(_FOLLOW_UP.sub("，", query)))
-    names = _catalogue_names(loaded, detect_lang(query))
+    words, names = _named_in_catalogue(loaded, _FOLLOW_UP.sub("，", query), detect_lang(query))
     return bool(words) and bool(names) and words <= names
+
+
+def _named_in_catalogue(loaded: LoadedRelease, text: str, lang: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the words of ``text`` that may name something, the words that name the catalogue's products in ``lang``):
+    what :func:`_seeks_another_product` and :func:`_names_only` compare. ``lang`` is the whole query's, read before
+    the caller cut words out of it."""
+    return _naming_words(entities.without_zh_cues(text)), _catalogue_names(loaded, lang)
 
 
 def _names_another_colour(loaded: LoadedRelease, top: Hit, query: str) -> bool:
