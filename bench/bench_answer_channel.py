@@ -12,7 +12,12 @@ query as the bot does, and re-orders the bot's candidates by
     score + mu · cosine(query, the entry's answer)
 
 (the same embedder: MiniLM for English, the Chinese reader for Chinese), for a
-few ``mu``. It reports recall@1 on the tune and test parts of each set. It
+few ``mu``. It reports recall@1 on the tune and test parts of each set, and
+the decision at ``--mu`` against the bot's ranking (mu 0): a mapping of top
+score and margin fitted on the set's tune part (as a store's calibration
+fits), its threshold the lowest reaching ``--target`` there, measured on the
+test part over every query and over the queries with an answer (issue 11's
+English goal: 0.95 answered precision with at most 25 % handed off). It
 changes nothing in the product: the term would change the scale of the fused
 score, so the public defaults' confidence mappings (kbops/index/confidence.py)
 would have to be fitted again before the bot could use it, and the answers'
@@ -31,15 +36,18 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_confidence as bc  # noqa: E402
 from zh_labels import split_of  # noqa: E402
 
-from kbops.index import search  # noqa: E402
-from kbops.index.confidence import model_for  # noqa: E402
+from kbops.index import calibration, search  # noqa: E402
+from kbops.index.confidence import LanguageModel, model_for, threshold_for  # noqa: E402
 
 MUS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
@@ -64,31 +72,72 @@ def load(name: str, datasets: Path) -> tuple[list[dict], list[tuple[bc.Query, st
     raise SystemExit(f"unknown set {name!r}")
 
 
-def recall_by_mu(kb: bc.Published, queries: list[tuple[bc.Query, str]], dense_weight: float) -> dict[tuple[str, float], float]:
-    """Recall@1 per (split, mu) of the bot's candidates re-ordered with the query–answer term."""
+@dataclass
+class Top:
+    """One query's top candidate after re-ordering: its score, its margin over the best candidate that answers
+    differently, whether it is right, and whether the query has an answer at all."""
+
+    score: float
+    margin: float
+    right: bool
+    answerable: bool
+
+
+def tops_by_mu(kb: bc.Published, queries: list[tuple[bc.Query, str]], dense_weight: float) -> dict[tuple[str, float], list[Top]]:
+    """Each query's top candidate per (split, mu), the bot's candidates re-ordered with the query–answer term."""
     ids = list(kb.loaded.entries)
     answers = dict(zip(ids, kb.embedder.encode([kb.loaded.entries[i]["answer"] for i in ids])))
     vectors = kb.embedder.encode_queries([q.text for q, _ in queries])
     now = datetime.now(UTC)
-    hits: dict[tuple[str, float], list[bool]] = {}
+    out: dict[tuple[str, float], list[Top]] = {}
     for (q, split), qv in zip(queries, vectors):
-        if not q.keys:
-            continue
         ranked = search.rank(kb.loaded, search.channel_scores(kb.loaded, kb.embedder, q.text), q.text, dense_weight, now=now)
         for mu in MUS:
-            best = max(ranked.hits, key=lambda h: h.score + mu * float(answers[h.entry_id] @ qv), default=None)
-            hits.setdefault((split, mu), []).append(best is not None and best.entry_key in q.keys)
-    return {key: sum(v) / len(v) for key, v in hits.items()}
+            scored = sorted(((h.score + mu * float(answers[h.entry_id] @ qv), h) for h in ranked.hits), key=lambda sh: -sh[0])
+            if not scored:
+                continue
+            top_score, top = scored[0]
+            runner = next((s for s, h in scored[1:] if not search.answers_alike(h.answer, top.answer)), 0.0)
+            out.setdefault((split, mu), []).append(Top(top_score, top_score - runner, top.entry_key in q.keys, bool(q.keys)))
+    return out
+
+
+def recall(tops: list[Top]) -> float:
+    with_answer = [t for t in tops if t.answerable]
+    return sum(t.right for t in with_answer) / max(len(with_answer), 1)
+
+
+def decided(tune: list[Top], test: list[Top], target: float) -> str:
+    """The bot's decision with a mapping fitted on ``tune`` (score and margin, as kbops/index/calibration.py fits)
+    and the lowest threshold at which ``tune`` reaches ``target`` over all its queries: the test part's answered
+    share and precision over all its queries, and over those with an answer."""
+    x = np.array([[t.score, t.margin] for t in tune])
+    y = np.array([t.right for t in tune], dtype=float)
+    a, b, c = calibration.fit_logistic(x, y)
+    model = LanguageModel(1.0, (a, b, c), 0.5)
+    curve = calibration.curve_of([model.probability(t.score, t.margin) for t in tune], [t.right for t in tune], len(tune))
+    threshold = threshold_for(curve, target)
+    answered = [t for t in test if model.probability(t.score, t.margin) >= threshold]
+    answered_answerable = [t for t in answered if t.answerable]
+    answerable = sum(t.answerable for t in test)
+    return (
+        f"t {threshold:.2f}: {len(answered) / max(len(test), 1):.1%} at {sum(t.right for t in answered) / max(len(answered), 1):.3f}; "
+        f"with an answer {len(answered_answerable) / max(answerable, 1):.1%} at "
+        f"{sum(t.right for t in answered_answerable) / max(len(answered_answerable), 1):.3f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
     parser.add_argument("--sets", default="en-para,en-webapps,zh-para,zh-jddc,zh-para-large")
+    parser.add_argument("--mu", type=float, default=0.2, help="the mu whose decision is compared with the bot's (mu 0)")
+    parser.add_argument("--target", type=float, default=0.9, help="the answered precision the thresholds are chosen for")
     args = parser.parse_args()
     cache = Path("var/bench/embeddings.sqlite").resolve()
     cache.parent.mkdir(parents=True, exist_ok=True)
     print(f"recall@1, tune / test, per mu; the bot's ranking at mu 0 ({datetime.now(UTC):%Y-%m-%d})")
+    decisions = []
     for name in args.sets.split(","):
         faq, queries = load(name, Path(args.datasets))
         variants = [("as imported", faq)] if name == "zh-para-large" else [("without alternates", bc.bare(faq)), ("with alternates", faq)]
@@ -97,9 +146,14 @@ def main() -> None:
                 kb = bc.publish(rows, Path(tmp) / label.replace(" ", "-"), cache)
                 lang = rows[0].get("lang", "en")
                 weight = model_for(kb.loaded.manifest, lang, kb.settings).dense_weight
-                got = recall_by_mu(kb, queries, weight)
-                cells = "  ".join(f"mu {mu}: {got.get(('tune', mu), float('nan')):.3f} / {got.get(('test', mu), float('nan')):.3f}" for mu in MUS)
+                tops = tops_by_mu(kb, queries, weight)
+                cells = "  ".join(f"mu {mu}: {recall(tops.get(('tune', mu), [])):.3f} / {recall(tops.get(('test', mu), [])):.3f}" for mu in MUS)
                 print(f"{name:<14} {label:<19} (w={weight})  {cells}", flush=True)
+                for mu in (0.0, args.mu):
+                    if tops.get(("tune", mu)) and tops.get(("test", mu)):
+                        decisions.append(f"{name:<14} {label:<19} mu {mu}: " + decided(tops[("tune", mu)], tops[("test", mu)], args.target))
+    print(f"\nthe decision, fitted per set on its tune part for {args.target} over all its queries; test part:")
+    print("\n".join(decisions))
 
 
 if __name__ == "__main__":
