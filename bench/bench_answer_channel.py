@@ -96,7 +96,8 @@ def tops_by_mu(kb: bc.Published, queries: list[tuple[bc.Query, str]], dense_weig
         ranked = search.rank(kb.loaded, search.channel_scores(kb.loaded, kb.embedder, q.text), q.text, dense_weight, now=now)
         for mu in MUS:
             scored = sorted(((h.score + mu * float(answers[h.entry_id] @ qv), h) for h in ranked.hits), key=lambda sh: -sh[0])
-            if not scored:
+            if not scored:  # nothing may answer it: a miss for recall, never answered
+                out.setdefault((split, mu), []).append(Top(0.0, 0.0, False, bool(q.keys)))
                 continue
             top_score, top = scored[0]
             runner = next((s for s, h in scored[1:] if not search.answers_alike(h.answer, top.answer)), 0.0)
