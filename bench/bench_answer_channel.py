@@ -6,8 +6,9 @@ The bot ranks by the customer's question against the KB's *questions* only
 (kbops/index/search.py). Where an entry has one question (a FAQ imported
 without alternates: the shape of issue 11's held-out tests), its answer is the
 only other text that says what it is about. This probe publishes each bench KB
-as bench/bench_confidence.py does (with and without alternates), ranks every
-query as the bot does, and re-orders the bot's candidates by
+as bench/bench_confidence.py does (with and without alternates; its
+``load_set``), ranks every query as the bot ranks (``search.rank``, at the
+published dense weight), and re-orders those candidates by
 
     score + mu · cosine(query, the entry's answer)
 
@@ -46,32 +47,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_confidence as bc  # noqa: E402
-from zh_labels import split_of  # noqa: E402
 
 from kbops.index import calibration, search  # noqa: E402
 from kbops.index.confidence import LanguageModel, model_for, threshold_for  # noqa: E402
 
 MUS = (0.0, 0.1, 0.2, 0.3, 0.5)
-
-
-def load(name: str, datasets: Path) -> tuple[list[dict], list[tuple[bc.Query, str]]]:
-    """One bench set of bench/bench_confidence.py: its FAQ and its queries with their split."""
-    if name == "en":
-        faq, queries = bc.bitext(datasets)
-        return faq, [(q, split_of(q.text)) for q in queries]
-    if name == "en-para":
-        return bc.paraphrases("en")
-    if name == "en-webapps":
-        return bc.paraphrases("en", bc.WEBAPPS_FAQ, bc.WEBAPPS_LABELS)
-    if name == "zh-jddc":
-        return bc.jddc("all")
-    if name == "zh-para":
-        return bc.paraphrases()
-    if name == "zh-para-large":
-        faq, para = bc.paraphrases()
-        faq = bc.bare(faq)
-        return faq + bc.jddc_questions(faq, datasets / "jddc" / "chat_0.1per.txt"), para
-    raise SystemExit(f"unknown set {name!r}")
 
 
 @dataclass
@@ -142,7 +122,7 @@ def main() -> None:
     print(f"recall@1, tune / test, per mu; the bot's ranking at mu 0 ({datetime.now(UTC):%Y-%m-%d})")
     decisions = []
     for name in args.sets.split(","):
-        faq, queries = load(name, Path(args.datasets))
+        faq, queries = bc.load_set(name, Path(args.datasets))
         variants = [("as imported", faq)] if name == "zh-para-large" else [("without alternates", bc.bare(faq)), ("with alternates", faq)]
         with tempfile.TemporaryDirectory() as tmp:
             for label, rows in variants:

@@ -392,6 +392,25 @@ def fit_default(by_weight: dict[float, list[Group]], target: float, weight: floa
     print(f"curve for DEFAULTS (pooled share, min(pooled precision, worst group's + {DEFAULT_FLOOR})):", effective)
 
 
+def load_set(name: str, datasets: Path) -> tuple[list[dict], list[tuple[Query, str]]]:
+    """One bench set by its ``--sets`` name (but en-distinct, which needs the embedder): its FAQ, and its queries
+    with their split. zh-para-large's distractor entries are the ones whose id starts with ``jddc-``."""
+    if name == "en":
+        faq, queries = bitext(datasets)
+        return faq, [(q, split_of(q.text)) for q in queries]
+    if name in ("en-para", "zh-para"):
+        return paraphrases(name[:2])
+    if name == "en-webapps":
+        return paraphrases("en", WEBAPPS_FAQ, WEBAPPS_LABELS)
+    if name == "zh-jddc":
+        return jddc("all")
+    if name == "zh-para-large":
+        faq, para = paraphrases()
+        faq = bare(faq)
+        return faq + jddc_questions(faq, datasets / "jddc" / "chat_0.1per.txt"), para
+    raise SystemExit(f"unknown set {name!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
@@ -413,30 +432,29 @@ def main() -> None:
     sets = set(args.sets.split(","))
     parts = ("tune", "test") if args.split == "both" else (args.split,)
     pooled: dict[str, dict[str, dict[float, list[Group]]]] = {"en": {}, "zh": {}}  # language → split → weight → groups
-    if "en" in sets:
-        faq, queries = bitext(Path(args.datasets))
-        run("en — Bitext", faq, {p: [q for q in queries if p in ("all", split_of(q.text))] for p in parts}, cache, pooled["en"])
-    if "en-para" in sets:
-        faq, para = paraphrases("en")
-        run("en — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled["en"])
+    datasets = Path(args.datasets)
+
+    def split(queries: list[tuple[Query, str]]) -> dict[str, list[Query]]:
+        return {p: [q for q, t in queries if p in ("all", t)] for p in parts}
+
+    for name, label, pool in (("en", "en — Bitext", pooled["en"]), ("en-para", "en — help-desk paraphrases", pooled["en"])):
+        if name in sets:
+            faq, queries = load_set(name, datasets)
+            run(label, faq, split(queries), cache, pool)
     if "en-distinct" in sets:
         faq, para = distinct(*paraphrases("en"), Embedder.from_settings(Settings.load(env={"KBOPS_EMBED_CACHE": str(cache)}, config_file=None)))
-        run("en — help desk, distinct topics", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
+        run("en — help desk, distinct topics", faq, split(para), cache)
     if "en-webapps" in sets:
-        faq, para = paraphrases("en", WEBAPPS_FAQ, WEBAPPS_LABELS)
-        run("en — web-apps help centre", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
+        faq, para = load_set("en-webapps", datasets)
+        run("en — web-apps help centre", faq, split(para), cache)
     if "zh-para-large" in sets:
-        faq, para = paraphrases()
-        faq = bare(faq)
-        distractors = jddc_questions(faq, Path(args.datasets) / "jddc" / "chat_0.1per.txt")
-        run(f"zh — help desk without alternates + {len(distractors)} JDDC customer questions", faq + distractors,
-            {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache)
-    if "zh-jddc" in sets:
-        faq, turns = jddc("all")
-        run("zh — JDDC customer turns", faq, {p: [q for q, t in turns if p in ("all", t)] for p in parts}, cache, pooled["zh"])
-    if "zh-para" in sets:
-        faq, para = paraphrases()
-        run("zh — help-desk paraphrases", faq, {p: [q for q, t in para if p in ("all", t)] for p in parts}, cache, pooled["zh"])
+        faq, para = load_set("zh-para-large", datasets)
+        distractors = sum(1 for row in faq if str(row["id"]).startswith("jddc-"))
+        run(f"zh — help desk without alternates + {distractors} JDDC customer questions", faq, split(para), cache)
+    for name, label in (("zh-jddc", "zh — JDDC customer turns"), ("zh-para", "zh — help-desk paraphrases")):
+        if name in sets:
+            faq, queries = load_set(name, datasets)
+            run(label, faq, split(queries), cache, pooled["zh"])
     for lang, by_split in pooled.items():
         if args.fit_defaults and "tune" in by_split:
             print(f"\n## the {lang} public default")
