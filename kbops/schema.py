@@ -291,6 +291,9 @@ class KbEntry(Base):
     answer: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[Any]] = mapped_column(default=list)
     depends_on: Mapped[list[Any]] = mapped_column(default=list)
+    # Customers' phrasings reviewers taught this entry (merges, labelled gap topics; migration 0012): also among
+    # alt_questions, and carried over when a new candidate for the key replaces the entry (kbops/kb/entries.py).
+    reviewer_questions: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     valid_from: Mapped[datetime | None]
     valid_to: Mapped[datetime | None]

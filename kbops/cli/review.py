@@ -18,7 +18,7 @@ from kbops.db import session_scope
 from kbops.errors import InvalidDecision, ReviewError
 from kbops.index.embedder import Embedder
 from kbops.kb.audit import audit_events
-from kbops.review.gaps import answer_gap, ranked_gaps, refresh_bot_gaps
+from kbops.review.gaps import answer_gap, label_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates, list_items
 from kbops.schema import Candidate, ReviewItem
 from kbops.validate import get_report
@@ -65,7 +65,7 @@ def register(subparsers: Subparsers) -> None:
     p = add_command(rsub, "gaps", cmd_gaps, "unanswered topics from chats and from the bot's own handoffs, ranked by frequency × recency")
     p.add_argument("--lang", choices=("zh", "en"), help="only topics in this language")
     p.add_argument("--origin", choices=("chat", "bot"), help="only topics mined from chats, or from the bot's handoffs")
-    p.add_argument("--all", action="store_true", help="also topics the KB now covers")
+    p.add_argument("--all", action="store_true", help="also topics the KB now covers and those a reviewer dismissed")
     p.add_argument("--no-refresh", action="store_true", help="list as stored; skip regrouping the bot's recent handoffs first")
     p.add_argument("--limit", type=row_count, default=50, help="at most this many topics")
     add_json_flag(p)
@@ -75,6 +75,16 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--by", required=True, help="your name (recorded in the audit log)")
     p.add_argument("--answer", required=True, help="the answer the bot should give")
     p.add_argument("--question", help="the question as the entry should ask it (default: the topic's question)")
+
+    p = add_command(rsub, "label-gap", cmd_label_gap,
+                    "say what a gap topic's questions are: an existing entry answers them, or the bot must hand them off; "
+                    "they become golden questions")
+    p.add_argument("id", type=record_id, metavar="GAP_ID")
+    p.add_argument("--by", required=True, help="your name (recorded in the audit log and on the golden questions)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--entry", metavar="KEY", help="the active entry that answers them (it is taught their phrasings)")
+    which.add_argument("--handoff", action="store_true", help="no entry should answer them (out of scope): the topic is dismissed")
+    add_json_flag(p)
 
     p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
     p.add_argument("--limit", type=row_count, default=200, help="at most this many rows")
@@ -294,7 +304,8 @@ def _print_gaps(rows: list[dict[str, Any]], show_all: bool, refreshed: dict[str,
         why = ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items()))
         status = "" if r["status"] == "open" else f"  [{r['status']}]"
         print(f"{r['id']:>5}  {r['origin']:<4} {r['support']:>5}  {r['rank']:>6.2f}  {r['kb_score'] or 0:>4.2f}  {r['lang']:<4} {short(why, 18):<18} {short(r['question'], 60)}{status}")
-    print(f"{len(rows)} topic(s); examples with --json; answer one with `kbops review answer-gap ID --answer TEXT --by NAME`")
+    print(f"{len(rows)} topic(s); examples with --json; answer one with `kbops review answer-gap ID --answer TEXT --by NAME`, "
+          "or label it with `kbops review label-gap ID --entry KEY | --handoff --by NAME`")
 
 
 def cmd_answer_gap(settings: Settings, args: argparse.Namespace) -> int:
@@ -306,6 +317,23 @@ def cmd_answer_gap(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"candidate {cid} ({key}) passed the gate and is {status}; the gap is marked covered once a publish answers it")
     return 0
+
+
+def cmd_label_gap(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        done = label_gap(db, args.id, entry_key=None if args.handoff else args.entry, by=args.by, door="cli").as_dict()
+    emit(args, done, _print_label)
+    return 0
+
+
+def _print_label(done: dict[str, Any]) -> None:
+    what = f"answered by {done['entry_key']}" if done["entry_key"] else "handed off (out of scope)"
+    print(f"gap {done['gap_id']}: {done['phrasings']} phrasing(s) labelled {what}; {done['golden_added']} new golden question(s)")
+    if done["entry_key"]:
+        print(f"  {len(done['taught'])} phrasing(s) added to {done['entry_key']}'s alternate questions; "
+              "the gap is covered once a publish answers it (`kbops publish`)")
+    else:
+        print("  the topic is dismissed; its questions are no gap again (`kbops golden list` shows them, `kbops golden remove` undoes one)")
 
 
 def cmd_log(settings: Settings, args: argparse.Namespace) -> int:

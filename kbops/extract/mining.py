@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from kbops.config import Settings
 from kbops.errors import ConfigError, ReleaseError
 from kbops.extract.chats import Exchange, Gap, Unanswered, exchange_context, group_exchanges, group_gaps, group_proposal, mine_session, rank_key
+from kbops.index.golden import handoff_fingerprints
 from kbops.index.preview import answer_active
 from kbops.index.similarity import DenseView, dense_view
 from kbops.kb.candidates import Proposal
@@ -80,6 +81,7 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None) -> MiningR
 
     exchanges: list[Exchange] = []
     unanswered: list[Unanswered] = []
+    known_handoffs = handoff_fingerprints(db)
     for stored, key, sku, turns in db.execute(
         select(ChatExchange, ChatSession.session_key, ChatSession.sku, ChatSession.turns)
         .join(ChatSession, ChatSession.id == ChatExchange.session_id)
@@ -92,7 +94,7 @@ def mine_chats(db: Session, settings: Settings, embedder: Any | None) -> MiningR
             exchanges.append(
                 Exchange(key, stored.turn_index, stored.lang, stored.question, stored.answer, turn.get("sku") or sku, original, context_turns, scope)
             )
-        else:
+        elif fingerprint(stored.question) not in known_handoffs:  # a reviewer said no entry answers it: not a gap
             unanswered.append(Unanswered(key, stored.turn_index, stored.lang, stored.question, stored.kind))
     try:
         dense = _dense(embedder, [ex.question for ex in exchanges], settings)

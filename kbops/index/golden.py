@@ -38,7 +38,7 @@ from kbops.index.embedder import Embedder
 from kbops.index.search import answer_from
 from kbops.pii import scrub
 from kbops.schema import GoldenQuestion, IndexRelease, KbEntry
-from kbops.text import content_hash
+from kbops.text import content_hash, fingerprint
 
 MAX_QUESTION_CHARS = 500
 #: The expected "entry" of a golden question the bot must hand off. No entry is keyed so: every entry key
@@ -143,6 +143,12 @@ def list_golden(db: Session) -> list[dict[str, Any]]:
         {"id": g.id, "question": g.question, "entry_key": g.entry_key, "created_by": g.created_by, "created_at": g.created_at.isoformat()}
         for g in rows
     ]
+
+
+def handoff_fingerprints(db: Session) -> set[str]:
+    """Fingerprints of the golden questions the bot must hand off: questions a reviewer said no entry answers
+    (``kbops review label-gap --handoff``). The gap lists leave them out: they are known, not missing knowledge."""
+    return {fingerprint(q) for q in db.scalars(select(GoldenQuestion.question).where(GoldenQuestion.entry_key == HANDOFF))}
 
 
 def has_golden(db: Session) -> bool:

@@ -83,12 +83,16 @@ def approve_candidate(
     before = entry_snapshot(entry)
     question = question or candidate.question
     answer = answer or candidate.answer
+    taught = list(entry.reviewer_questions or []) if entry is not None else []
     fields = dict(
         origin=candidate.origin,
         kind=candidate.kind,
         lang=candidate.lang,
         question=question,
-        alt_questions=list(candidate.alt_questions),
+        # What reviewers taught the entry outlives the revision that replaces it (a price changed upstream):
+        # the candidate's phrasings, then theirs that it does not ask already.
+        alt_questions=[*candidate.alt_questions, *_new_phrasings([question, *candidate.alt_questions], taught)],
+        reviewer_questions=taught,
         answer=answer,
         tags=list(candidate.tags),
         depends_on=list(candidate.depends_on),
@@ -288,27 +292,50 @@ def merge_candidate(
     bumped so the next publish re-embeds it. Phrasings the target already asks
     (same fingerprint) are not added twice. The candidate ends ``merged``.
     """
-    before = entry_snapshot(target)
-    seen = {fingerprint(target.question)} | {fingerprint(q) for q in target.alt_questions}
-    alternates = list(target.alt_questions)
-    for phrasing in [question or candidate.question, *candidate.alt_questions]:
-        fp = fingerprint(phrasing)
-        if phrasing.strip() and fp not in seen:
-            seen.add(fp)
-            alternates.append(phrasing.strip())
-    target.alt_questions = alternates
-    target.revision += 1
-    target.updated_at = utcnow()
-    candidate.status = "merged"
-    record_audit(
-        db,
-        actor=actor,
-        door=door,
-        action="merge",
-        review_item_id=review_item_id,
-        entry_id=target.id,
-        before=before,
-        after=entry_snapshot(target),
-        note=note or f"candidate {candidate.id} merged into {target.entry_key}",
+    add_reviewer_questions(
+        db, target, [question or candidate.question, *candidate.alt_questions], actor=actor, door=door, action="merge",
+        review_item_id=review_item_id, note=note or f"candidate {candidate.id} merged into {target.entry_key}",
     )
+    candidate.status = "merged"
     return target
+
+
+def _new_phrasings(asked: Iterable[str], more: Iterable[str]) -> list[str]:
+    """Each of ``more`` (stripped, once) whose fingerprint none of ``asked`` has."""
+    seen = {fingerprint(q) for q in asked}
+    out = []
+    for phrasing in more:
+        phrasing = (phrasing or "").strip()
+        if phrasing and fingerprint(phrasing) not in seen:
+            seen.add(fingerprint(phrasing))
+            out.append(phrasing)
+    return out
+
+
+def add_reviewer_questions(
+    db: Session,
+    target: KbEntry,
+    phrasings: Iterable[str],
+    *,
+    actor: str,
+    door: str,
+    action: str = "merge",
+    review_item_id: int | None = None,
+    note: str | None = None,
+) -> list[str]:
+    """Teach ``target`` customers' ``phrasings`` a reviewer vouched for: they join its alternate questions and its
+    ``reviewer_questions``, which a later revision of the entry keeps (:func:`approve_candidate`).
+
+    The target keeps its answer, key and id (so its FAISS id); its revision is bumped so the next publish
+    re-embeds it. Phrasings it already asks (same fingerprint) are not added twice, and the entry is then left
+    as it was. Returns the phrasings added; the reviewer's act is audited as ``action`` either way."""
+    before = entry_snapshot(target)
+    added = _new_phrasings([target.question, *target.alt_questions], phrasings)
+    if added:
+        target.alt_questions = [*target.alt_questions, *added]
+        target.reviewer_questions = [*(target.reviewer_questions or []), *_new_phrasings(target.reviewer_questions or [], added)]
+        target.revision += 1
+        target.updated_at = utcnow()
+    record_audit(db, actor=actor, door=door, action=action, review_item_id=review_item_id, entry_id=target.id,
+                 before=before, after=entry_snapshot(target), note=note)
+    return added

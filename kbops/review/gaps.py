@@ -15,6 +15,15 @@ candidate (origin ``gap``) and goes through the normal gate and routing, so it
 waits for review like any other proposal. The gap remembers the entry key
 (``answer_key``).
 
+Or a reviewer says what the topic's questions are with :func:`label_gap`: an
+existing entry answers them (the KB knew; the bot missed it), or none should be
+answered (out of scope: the bot was right to hand off). Either way they become
+golden questions — customers' own phrasings with a known outcome, which the
+golden gate keeps and calibration fits on (kbops/index/calibration.py): the
+store's reviewed handoffs. An entry's label also teaches the entry those
+phrasings (its alternates, kept across its revisions); a handoff label
+dismisses the topic, and labelled questions are no gap again.
+
 Ranking (:func:`ranked_gaps`): frequency × recency, ``support × 0.5^(age / HALF_LIFE_DAYS)``
 with age from the topic's ``last_seen`` (chat topics: their refresh time).
 """
@@ -34,11 +43,13 @@ from kbops.errors import ConfigError, GapNotFound, ReviewError
 from kbops.extract.chats import Unanswered, group_gaps
 from kbops.extract.mining import Coverage, gap_coverage
 from kbops.index import similarity
+from kbops.index.golden import HANDOFF, MAX_QUESTION_CHARS, add_golden, handoff_fingerprints
 from kbops.kb.audit import record_audit
 from kbops.kb.candidates import Proposal, propose
+from kbops.kb.entries import add_reviewer_questions
 from kbops.kb.routing import route_candidates
-from kbops.schema import Candidate, ChatGap, QueryLogEntry, utcnow
-from kbops.text import detect_lang
+from kbops.schema import Candidate, ChatGap, KbEntry, QueryLogEntry, Reviewer, utcnow
+from kbops.text import detect_lang, fingerprint
 from kbops.validate import validate_candidates
 
 log = logging.getLogger("kbops.review")
@@ -58,6 +69,8 @@ HALF_LIFE_DAYS = 7.0
 _NOT_A_GAP = {"updating"}
 #: At most this many logged queries are grouped per refresh (newest first).
 MAX_QUERIES = 20_000
+#: The status of a topic a reviewer labelled out of scope (:func:`label_gap` with no entry).
+DISMISSED = "dismissed"
 
 
 @dataclass
@@ -98,12 +111,13 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
         ).tuples()
     )
     low = settings.handoff_threshold + LOW_CONFIDENCE_MARGIN
+    known_handoffs = handoff_fingerprints(db)  # a reviewer said no entry answers them: known, not missing
     items: list[Unanswered] = []
     seen_at: dict[str, datetime] = {}
     answered: list[str] = []
     for qid, at, question, handoff, reason, score, confidence in reversed(rows):
         lang = detect_lang(question or "")
-        if lang == "und":
+        if lang == "und" or fingerprint(question or "") in known_handoffs:
             continue
         if handoff and reason not in _NOT_A_GAP:
             items.append(Unanswered(_key(qid), 0, lang, question, reason or "no_match"))
@@ -123,9 +137,11 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
             embedder = None
     gaps = group_gaps(items, dense, background=answered)
     existing = {g.topic_key: g for g in db.scalars(select(ChatGap).where(ChatGap.origin == "bot"))}
-    keep = {f"bot:{g.topic_key}" for g in gaps} | {k for k, g in existing.items() if g.answer_key}
+    # Topics a reviewer answered or dismissed are kept even when their questions left the window (or, labelled
+    # handoffs, no longer count): the list under --all says what became of them.
+    keep = {f"bot:{g.topic_key}" for g in gaps} | {k for k, g in existing.items() if g.answer_key or g.status == DISMISSED}
     db.execute(delete(ChatGap).where(ChatGap.origin == "bot", ChatGap.topic_key.not_in(keep)))
-    kept_answered = [g for k, g in existing.items() if g.answer_key and k not in {f"bot:{x.topic_key}" for x in gaps}]
+    kept_answered = [g for k, g in existing.items() if g.answer_key and g.status != DISMISSED and k not in {f"bot:{x.topic_key}" for x in gaps}]
     coverage = gap_coverage(settings, [g.question for g in gaps] + [g.question for g in kept_answered], embedder)
     for gap, cov in zip(gaps, coverage):
         key = f"bot:{gap.topic_key}"
@@ -146,7 +162,8 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
 
 def _score(row: ChatGap, coverage: Coverage, now: datetime) -> None:
     row.kb_score = round(coverage.confidence, 4)
-    row.status = "covered" if coverage.covered else "open"
+    if row.status != DISMISSED:  # a reviewer's word, not the bot's: it stays
+        row.status = "covered" if coverage.covered else "open"
     row.updated_at = now
 
 
@@ -210,3 +227,77 @@ def answer_gap(
     if candidate.status == "valid":
         route_candidates(db, settings, candidate_ids=[candidate.id])
     return candidate
+
+
+@dataclass
+class GapLabel:
+    """What :func:`label_gap` did: the golden questions it added (of the topic's phrasings), the phrasings the entry
+    was taught (an entry's label), and the topic's status after it."""
+
+    gap_id: int
+    entry_key: str | None
+    phrasings: int
+    golden_added: int
+    taught: list[str]
+    status: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def topic_phrasings(gap: ChatGap) -> list[str]:
+    """The customers' phrasings of a topic (its question, the others grouped with it, its examples), each once."""
+    texts = [gap.question, *(gap.alt_questions or []), *(e.get("question", "") for e in gap.evidence or [])]
+    out: list[str] = []
+    seen: set[str] = set()
+    for text in texts:
+        text = (text or "").strip()
+        if text and fingerprint(text) not in seen:
+            seen.add(fingerprint(text))
+            out.append(text)
+    return out
+
+
+def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door: str = "cli") -> GapLabel:
+    """Say what gap ``gap_id``'s questions are, in the caller's transaction: ``entry_key`` answers them, or (None)
+    no entry should — the bot must hand them off.
+
+    The topic's phrasings become golden questions with that outcome (the golden
+    gate keeps it; calibration fits on them once a language has enough). With an
+    entry, they also join the entry's alternate questions as a reviewer's
+    phrasings (kept across its revisions), so the next publish answers them and
+    the topic becomes ``covered``; the entry must be active and in the topic's
+    language. Without one, the topic is ``dismissed`` and its questions are no
+    gap again. ``by`` must be a reviewer account once the KB has any."""
+    name = (by or "").strip()
+    if not name:
+        raise ReviewError("labelling a gap needs your name: pass --by NAME", gap_id=gap_id)
+    if db.scalar(select(Reviewer.id).limit(1)) is not None and db.scalar(select(Reviewer.id).where(Reviewer.name == name)) is None:
+        raise ReviewError(f"{name!r} is not a reviewer account (`kbops reviewers list`)", gap_id=gap_id, by=name)
+    gap = get_gap(db, gap_id)
+    phrasings = [q for q in topic_phrasings(gap) if len(q) <= MAX_QUESTION_CHARS]  # a golden question's limit
+    key = (entry_key or "").strip() or None
+    target = None
+    if key is not None:
+        target = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+        if target is None or target.status != "active":
+            raise ReviewError(
+                f"no active entry {key!r}" + (f" (it is {target.status})" if target is not None else "")
+                + "; pick one from `kbops export FILE` or the review page, or label the topic --handoff",
+                gap_id=gap_id, entry_key=key,
+            )
+        if target.lang != gap.lang:
+            raise ReviewError(f"gap {gap_id} is asked in {gap.lang} but entry {key!r} answers in {target.lang}; pick an entry of the same language",
+                              gap_id=gap_id, entry_key=key)
+    added = add_golden(db, [(q, key or HANDOFF) for q in phrasings], by=name)
+    taught: list[str] = []
+    if target is not None:
+        taught = add_reviewer_questions(db, target, phrasings, actor=name, door=door, action="gap_label",
+                                        note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is answered by {key}")
+        gap.answer_key = key
+    else:
+        gap.status = DISMISSED
+        record_audit(db, actor=name, door=door, action="gap_label", after={"gap": gap.topic_key, "entry_key": HANDOFF, "questions": phrasings},
+                     note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x): no entry answers it; the bot hands it off")
+    db.flush()
+    return GapLabel(gap_id, key, len(phrasings), added, taught, gap.status)

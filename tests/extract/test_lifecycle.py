@@ -85,3 +85,23 @@ def test_removing_a_product_retires_only_its_own_entries(settings, store):
     ingest(settings)
     assert set(_own(settings, "A").values()) == {"retired"}
     assert _own(settings, "A:price") == other
+
+
+def test_a_phrasing_a_reviewer_merged_survives_the_next_price_change(settings, store):
+    """A reviewer taught the price entry a customer's phrasing (a merge); the price changed upstream and the
+    entry was re-approved from the new record: the phrasing must still be asked, or the bot hands it off again."""
+    from kbops.kb.entries import add_reviewer_questions
+
+    ingest(settings)
+    key = "product:LM-1001:price:zh"
+    with session_scope(settings) as db:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+        added = add_reviewer_questions(db, entry, ["电饭煲现在卖几块"], actor="lin", door="cli", note="test")
+        assert added == ["电饭煲现在卖几块"]
+    _set_price(store, "LM-1001", "279.00")
+    ingest(settings)
+    with session_scope(settings) as db:
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+        assert entry.status == "active" and "279" in entry.answer, "the new price was approved by its rule"
+        assert "电饭煲现在卖几块" in entry.alt_questions
+        assert entry.reviewer_questions == ["电饭煲现在卖几块"]

@@ -1,4 +1,4 @@
-"""Bot gaps: the bot's handoffs become gap topics, a reviewer answers one, the next publish covers it."""
+"""Bot gaps: the bot's handoffs become gap topics, a reviewer answers or labels one, the next publish covers it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from kbops.db import session_scope
+from kbops.errors import GapNotFound, ReviewError
 from kbops.extract.mining import refresh_gaps
+from kbops.index.golden import golden_pairs
 from kbops.pipeline import decide, ingest, publish
-from kbops.review.gaps import answer_gap, ranked_gaps, refresh_bot_gaps
-from kbops.schema import ChatGap, QueryLogEntry, ReviewItem, utcnow
+from kbops.review.accounts import add_reviewer
+from kbops.review.gaps import answer_gap, label_gap, ranked_gaps, refresh_bot_gaps, topic_phrasings
+from kbops.schema import AuditEvent, ChatGap, KbEntry, QueryLogEntry, ReviewItem, utcnow
 from kbops.serve.query_log import log_answer
 from kbops.serve.retriever import Retriever
 from tests.helpers import list_items
@@ -112,3 +115,97 @@ def test_refreshing_chat_gaps_keeps_bot_gaps(settings):
         refresh_gaps(db, settings, [], None)
     with session_scope(settings) as db:
         assert [g.topic_key for g in db.scalars(select(ChatGap))] == ["bot:gap:en:x"]
+
+
+def _log_handoffs(settings, bot, questions):
+    for q in questions:
+        answer = bot.search(q)
+        assert answer.handoff, f"the sample store's bot hands off {q!r}"
+        log_answer(settings, answer)
+
+
+def _return_shipping_entry(settings):
+    """The Chinese returns policy's section that says who pays for a return's shipping."""
+    with session_scope(settings) as db:
+        rows = db.scalars(select(KbEntry).where(KbEntry.entry_key.startswith("policy:policies:returns.zh.md"), KbEntry.status == "active"))
+        return next(e for e in rows if "运费" in e.answer)
+
+
+def test_a_topic_labelled_with_an_entry_becomes_golden_questions_the_entry_learns(serving, embedder):
+    """The KB knew the answer and the bot missed it: the reviewer names the entry. The topic's phrasings become
+    golden questions expecting it and join its questions; after the next publish the bot answers them and the
+    topic is covered."""
+    settings = serving
+    asked = ["退货运费谁出", "退货运费由谁出"]
+    _log_handoffs(settings, Retriever(settings, embedder=embedder), asked)
+    target = _return_shipping_entry(settings)
+    with session_scope(settings) as db:
+        refresh_bot_gaps(db, settings, embedder)
+    gaps = [g for g, _ in _bot_gaps(settings, "open")]
+    assert sorted(q for g in gaps for q in topic_phrasings(g)) == sorted(asked)  # one topic or two, as grouping reads them
+    with session_scope(settings) as db:
+        labels = [label_gap(db, g.id, entry_key=target.entry_key, by="lin") for g in gaps]
+    assert {(d.entry_key, d.status) for d in labels} == {(target.entry_key, "open")}
+    assert sum(d.golden_added for d in labels) == 2 and sorted(q for d in labels for q in d.taught) == sorted(asked)
+    gap = gaps[0]
+    with session_scope(settings) as db:
+        assert sorted(q for q, k in golden_pairs(db) if k == target.entry_key) == sorted(asked)
+        entry = db.get(KbEntry, target.id)
+        assert set(asked) <= set(entry.alt_questions) and sorted(entry.reviewer_questions) == sorted(asked)
+        assert entry.revision == target.revision + len(gaps) and entry.answer == target.answer
+        assert {db.get(ChatGap, g.id).answer_key for g in gaps} == {target.entry_key}
+        events = db.scalars(select(AuditEvent).where(AuditEvent.action == "gap_label")).all()
+        assert {(e.actor, e.entry_id) for e in events} == {("lin", target.id)} and len(events) == len(gaps)
+    publish(settings)
+    bot = Retriever(settings, embedder=embedder)
+    assert all(not a.handoff and a.hits[0].entry_key == target.entry_key for a in (bot.search(q) for q in asked))
+    with session_scope(settings) as db:
+        refresh_bot_gaps(db, settings, embedder)
+        assert {db.get(ChatGap, g.id).status for g in gaps} == {"covered"}
+    with session_scope(settings) as db:  # labelling again adds nothing twice
+        again = label_gap(db, gap.id, entry_key=target.entry_key, by="lin")
+    assert (again.golden_added, again.taught) == (0, [])
+
+
+def test_a_topic_labelled_out_of_scope_is_dismissed_and_its_questions_are_no_gap_again(serving, embedder):
+    settings = serving
+    bot = Retriever(settings, embedder=embedder)
+    _log_handoffs(settings, bot, ["Do you ship to Mars?", "Do you deliver to Mars?"])
+    with session_scope(settings) as db:
+        refresh_bot_gaps(db, settings, embedder)
+    [(gap, _)] = _bot_gaps(settings, "open")
+    with session_scope(settings) as db:
+        done = label_gap(db, gap.id, entry_key=None, by="wang", door="web")
+    assert (done.entry_key, done.golden_added, done.status, done.taught) == (None, 2, "dismissed", [])
+    with session_scope(settings) as db:
+        assert sorted(q for q, k in golden_pairs(db) if k is None) == ["Do you deliver to Mars?", "Do you ship to Mars?"]
+    _log_handoffs(settings, bot, ["do you ship to mars", "Do you offer gift wrapping?"])  # asked again, and something new
+    with session_scope(settings) as db:
+        result = refresh_bot_gaps(db, settings, embedder)
+    assert result.queries == 1, "the labelled questions are known handoffs, not gaps"
+    assert [g.question for g, _ in _bot_gaps(settings, "open")] == ["Do you offer gift wrapping?"]
+    assert [(g.id, g.status) for g, _ in _bot_gaps(settings, "dismissed")] == [(gap.id, "dismissed")]
+
+
+def test_labelling_a_gap_refuses_what_it_cannot_do_and_changes_nothing(serving, embedder):
+    settings = serving
+    with session_scope(settings) as db:
+        db.add(ChatGap(topic_key="bot:gap:zh:x", origin="bot", lang="zh", question="退货运费谁出", support=1))
+        english = db.scalar(select(KbEntry.entry_key).where(KbEntry.lang == "en", KbEntry.status == "active"))
+    [(gap, _)] = _bot_gaps(settings)
+    cases = [
+        (dict(entry_key="policy:nope", by="lin"), "no active entry 'policy:nope'"),
+        (dict(entry_key=english, by="lin"), "asked in zh but entry"),
+        (dict(entry_key=None, by=" "), "needs your name"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ReviewError, match=message), session_scope(settings) as db:
+            label_gap(db, gap.id, **kwargs)
+    with pytest.raises(GapNotFound), session_scope(settings) as db:
+        label_gap(db, gap.id + 1000, entry_key=None, by="lin")
+    with session_scope(settings) as db:
+        add_reviewer(db, "lin", "a-long-enough-password", role="reviewer")
+    with pytest.raises(ReviewError, match="not a reviewer account"), session_scope(settings) as db:
+        label_gap(db, gap.id, entry_key=None, by="somebody")
+    with session_scope(settings) as db:
+        assert golden_pairs(db) == [] and db.get(ChatGap, gap.id).status == "open"

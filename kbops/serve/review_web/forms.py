@@ -213,3 +213,19 @@ def gap_answer(form: Any, back: str) -> GapAnswer:
     if len(answer) > MAX_TEXT or (question and len(question) > MAX_TEXT):
         raise PageError(400, f"keep the question and the answer under {MAX_TEXT} characters", back=back)
     return GapAnswer(question, answer)
+
+
+def gap_label(form: Any, back: str) -> str | None:
+    """The gap label form: ``outcome`` ``entry`` with the ``entry_key`` that answers the topic (returned), or
+    ``handoff`` (None: no entry should answer it)."""
+    outcome = str(form.get("outcome") or "")
+    if outcome == "handoff":
+        return None
+    if outcome != "entry":
+        raise PageError(400, f"label outcome {outcome!r} is not entry or handoff", back=back)
+    key = str(form.get("entry_key") or "").strip()
+    if not key:
+        raise PageError(400, "name the entry that answers these questions (its key, as the review page and `kbops export` show it)", back=back)
+    if len(key) > MAX_TEXT:
+        raise PageError(400, f"keep the entry key under {MAX_TEXT} characters", back=back)
+    return key

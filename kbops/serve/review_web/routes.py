@@ -25,7 +25,7 @@ from kbops.errors import AlreadyDecided, CandidateNotFound, InvalidDecision, Kbo
 from kbops.health import health_report
 from kbops.index.embedder import Embedder
 from kbops.review import accounts
-from kbops.review.gaps import answer_gap, ranked_gaps, refresh_bot_gaps
+from kbops.review.gaps import answer_gap, label_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates
 from kbops.serve.review_web import charts, queries, views
 from kbops.serve.review_web.auth import Viewer
@@ -36,6 +36,7 @@ from kbops.serve.review_web.forms import (
     account_change,
     bulk_decision,
     gap_answer,
+    gap_label,
     item_decision,
     path_id,
     resubmission,
@@ -380,6 +381,28 @@ async def gaps_answer(request: Request, gap_id: str) -> Response:
             viewer.flash("warn", f"your answer to gap {number} was refused by the gate: {'; '.join(reasons)} (fix it under Invalid candidates, #{cid})")
         else:
             viewer.flash("ok", f"your answer to gap {number} passed the gate and is {status}; the gap is covered once the KB answers it")
+        raise Redirect(f"{back}#gap-{number}")
+
+    return await page.handle(request, work, form=True, back="/gaps")
+
+
+@router.post("/gaps/{gap_id}/label")
+async def gaps_label(request: Request, gap_id: str) -> Response:
+    """A reviewer says what a topic's questions are: an existing entry answers them, or the bot must hand them off."""
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        back = f"{page.base(request)}/gaps"
+        number = path_id(gap_id, lambda shown: PageError(404, f"no gap topic {shown}", back=back))
+        entry_key = gap_label(form, back)
+        with session_scope(page.settings) as db:
+            done = label_gap(db, number, entry_key=entry_key, by=me.name, door="web")
+        if done.entry_key:
+            viewer.flash("ok", f"gap {number}: {done.phrasings} phrasing(s) labelled as answered by {done.entry_key} ({done.golden_added} new golden "
+                               f"question(s)); {len(done.taught)} added to the entry's questions, answered after the next publish")
+        else:
+            viewer.flash("ok", f"gap {number} dismissed: {done.phrasings} phrasing(s) the bot must hand off ({done.golden_added} new golden question(s))")
         raise Redirect(f"{back}#gap-{number}")
 
     return await page.handle(request, work, form=True, back="/gaps")
