@@ -74,6 +74,23 @@ def test_leave_one_out_questions_leave_out_exactly_their_own_text(embedder):
     assert all(q.exclude_entry is not None and not q.answers for q in out)
 
 
+def test_a_golden_question_the_kb_was_taught_is_asked_with_that_text_left_out(embedder):
+    """A reviewer who labels a customer's question with its entry also teaches the entry that phrasing
+    (kbops review label-gap). Asked with the phrasing in the index, the golden question finds itself (cosine 1)
+    and says nothing of how customers' next phrasings score: calibration leaves that one text out, as it
+    leaves out an alternate, and still counts the question as golden."""
+    loaded = _release(embedder, [_faq(t) for t in TOPICS[:3]], "en")
+    docs = [t for e in loaded.entries.values() for t in [e["question"], *e["alt_questions"]]]
+    taught, fresh = ("refund help please", 2), ("my refund never came", 2)
+    questions = calibration.calibration_set(loaded.entries, "en", [taught, fresh], max_questions=100)
+    gold = {q.text: q for q in questions if q.golden}
+    assert set(gold) == {"refund help please", "my refund never came"}
+    assert gold["refund help please"].exclude_self == 2 and docs[gold["refund help please"].exclude_rows[0]] == "refund help please"
+    assert gold["my refund never came"].exclude_self is None and gold["my refund never came"].exclude_rows == ()
+    fit = calibration.fit_language("en", questions, lambda q, w: (None, 0.0), 0.9, DEFAULTS["en"])
+    assert (fit.golden, fit.in_kb) == (2, 12)
+
+
 def test_a_small_kb_keeps_the_public_default_and_says_so(embedder):
     loaded = _release(embedder, [_faq(t) for t in TOPICS[:3]], "en")
     result = calibration.calibrate(loaded, embedder, Settings.load(env={"KBOPS_CALIBRATE_FROM": "alternates"}, config_file=None))

@@ -36,6 +36,36 @@ def test_a_reviewer_regroups_handoffs_and_answers_a_gap_from_the_page(settings):
     assert client.post("/review/gaps/99999/answer", data={"csrf": csrf_of(r.text), "answer": "x"}).status_code == 404
 
 
+def test_a_reviewer_labels_gaps_from_the_page_out_of_scope_or_answered_by_an_entry(settings):
+    from kbops.index.golden import golden_pairs
+    from kbops.schema import KbEntry
+
+    with session_scope(settings) as db:
+        accounts.add_reviewer(db, "wang", PASSWORD)
+        db.add(ChatGap(topic_key="bot:gap:en:mars", origin="bot", lang="en", question="Do you ship to Mars?", alt_questions=["Can I get it on Mars?"], support=2))
+        db.add(ChatGap(topic_key="bot:gap:en:ship", origin="bot", lang="en", question="How long does shipping take?", support=1))
+        db.add(KbEntry(entry_key="import:delivery", origin="import", kind="faq", lang="en", question="How long is delivery?", answer="2-3 days.",
+                       fingerprint="x", approved_by="wang", approved_via="cli"))
+        mars, ship = (db.scalar(select(ChatGap.id).where(ChatGap.topic_key == k)) for k in ("bot:gap:en:mars", "bot:gap:en:ship"))
+    client = client_for(settings, "wang")
+    page = client.get("/review/gaps")
+    assert f'action="/review/gaps/{mars}/label"' in page.text and "Out of scope" in page.text
+    csrf = csrf_of(page.text)
+    assert client.post(f"/review/gaps/{mars}/label", data={"csrf": csrf, "outcome": "maybe"}).status_code == 400
+    missing = client.post(f"/review/gaps/{ship}/label", data={"csrf": csrf, "outcome": "entry", "entry_key": "import:nope"})
+    assert missing.status_code == 400 and "no active entry" in missing.text
+    gone = client.post(f"/review/gaps/{mars}/label", data={"csrf": csrf, "outcome": "handoff"}, follow_redirects=True)
+    assert gone.status_code == 200 and f"gap {mars} dismissed: 2 phrasing(s)" in gone.text and f'id="gap-{mars}"' not in gone.text
+    done = client.post(f"/review/gaps/{ship}/label", data={"csrf": csrf, "outcome": "entry", "entry_key": "import:delivery"}, follow_redirects=True)
+    assert "labelled as answered by import:delivery" in done.text
+    with session_scope(settings) as db:
+        assert sorted(golden_pairs(db)) == [("Can I get it on Mars?", None), ("Do you ship to Mars?", None), ("How long does shipping take?", "import:delivery")]
+        assert db.get(ChatGap, mars).status == "dismissed"
+        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == "import:delivery"))
+        assert entry.alt_questions == ["How long does shipping take?"] == entry.reviewer_questions
+    assert "a reviewer said no entry answers it" in client.get("/review/gaps?show=all").text
+
+
 def test_a_card_says_how_many_logged_questions_it_would_answer(settings):
     from tests.serve.test_review_web import make_item
 
