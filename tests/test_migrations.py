@@ -9,7 +9,7 @@ from sqlalchemy import inspect, select, text
 from kbops.config import Settings
 from kbops.db import _alembic_config, current_revision, engine_for, init_db, session_scope
 from kbops.kb.audit import record_audit
-from kbops.schema import AuditEvent, Base, ChatGap, QueryLogEntry
+from kbops.schema import AuditEvent, Base, ChatGap, KbEntry, QueryLogEntry
 
 
 def _kb(tmp_path, database_url) -> Settings:
@@ -94,3 +94,26 @@ def test_0011_keeps_logged_queries_without_a_confidence_and_downgrades_cleanly(t
     assert "confidence" not in _columns(s, "query_log") and {"score", "latency_ms"} <= _columns(s, "query_log")
     with engine_for(s).connect() as conn:
         assert conn.execute(text("SELECT question FROM query_log")).scalars().all() == ["How long is delivery?"]
+
+
+def test_0012_backfills_the_phrasings_merges_taught_and_downgrades_cleanly(tmp_path, database_url):
+    """An entry's alternates that a merge added (the audit log says which) become its reviewer_questions, if it
+    still asks them; an entry no merge touched gets none."""
+    s = _kb(tmp_path, database_url)
+    _migrate(s, command.upgrade, "0011")
+    entry = ("INSERT INTO kb_entries (id, entry_key, revision, origin, kind, lang, question, alt_questions, answer, tags, depends_on, fingerprint, "
+             "status, approved_by, approved_via, updated_at) VALUES (:id, :key, 2, 'import', 'faq', 'zh', '退货要运费吗', :alts, '质量问题免运费。', "
+             "'[]', '[]', 'x', 'active', 'lin', 'cli', '2026-12-01 00:00:00')")
+    merge = ("INSERT INTO audit_log (at, actor, door, action, entry_id, before, after) VALUES ('2026-12-01 00:00:00', 'lin', 'cli', 'merge', :id, "
+             ":before, :after)")
+    with engine_for(s).begin() as conn:
+        conn.execute(text(entry), {"id": 1, "key": "import:fee", "alts": '["退货收运费吗", "退货运费谁出"]'})
+        conn.execute(text(entry), {"id": 2, "key": "import:other", "alts": '["退货收运费吗"]'})
+        conn.execute(text(merge), {"id": 1, "before": '{"alt_questions": ["退货收运费吗"]}',
+                                   "after": '{"alt_questions": ["退货收运费吗", "退货运费谁出", "已经不问了"]}'})
+    init_db(s)
+    with session_scope(s) as db:
+        taught = {e.entry_key: e.reviewer_questions for e in db.scalars(select(KbEntry))}
+    assert taught == {"import:fee": ["退货运费谁出"], "import:other": []}
+    _migrate(s, command.downgrade, "0011")
+    assert "reviewer_questions" not in _columns(s, "kb_entries") and "alt_questions" in _columns(s, "kb_entries")
