@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import select
 
 from kbops.cli import build_parser, main
 from kbops.cli.app import report_error
+from kbops.db import session_scope
 from kbops.errors import ReviewItemNotFound, TransientError
+from kbops.schema import ChatGap
 
 COMMANDS = [
     [], ["init"], ["sync"], ["review"], ["review", "list"], ["review", "show"], ["review", "approve"],
@@ -124,6 +127,10 @@ def test_every_command_with_json_prints_one_json_document(settings, monkeypatch,
     capsys.readouterr()
     assert [g["entry_key"] for g in run(("golden", "list"))] == [answer["hits"][0]["entry_key"]]
     assert run(("golden", "check"), codes=(0, 1))["total"] == 1
+    with session_scope(settings) as db:
+        db.add(ChatGap(topic_key="bot:gap:en:mars", origin="bot", lang="en", question="Do you ship to Mars?", support=1))
+        gap_id = db.scalar(select(ChatGap.id).where(ChatGap.topic_key == "bot:gap:en:mars"))
+    assert run(("review", "label-gap"), str(gap_id), "--handoff", "--by", "lin")["status"] == "dismissed"
     faq = tmp_path / "faq.jsonl"
     faq.write_text(json.dumps({"question": "Do you ship to Macau?", "answer": "Yes, within 5 working days."}) + "\n", encoding="utf-8")
     assert run(("import",), str(faq), codes=(0, 1))["read"] == 1

@@ -91,7 +91,7 @@ def approve_candidate(
         question=question,
         # What reviewers taught the entry outlives the revision that replaces it (a price changed upstream):
         # the candidate's phrasings, then theirs that it does not ask already.
-        alt_questions=[*candidate.alt_questions, *_new_phrasings([question, *candidate.alt_questions], taught)],
+        alt_questions=[*candidate.alt_questions, *new_phrasings([question, *candidate.alt_questions], taught)],
         reviewer_questions=taught,
         answer=answer,
         tags=list(candidate.tags),
@@ -300,7 +300,7 @@ def merge_candidate(
     return target
 
 
-def _new_phrasings(asked: Iterable[str], more: Iterable[str]) -> list[str]:
+def new_phrasings(asked: Iterable[str], more: Iterable[str]) -> list[str]:
     """Each of ``more`` (stripped, once) whose fingerprint none of ``asked`` has."""
     seen = {fingerprint(q) for q in asked}
     out = []
@@ -330,12 +330,34 @@ def add_reviewer_questions(
     re-embeds it. Phrasings it already asks (same fingerprint) are not added twice, and the entry is then left
     as it was. Returns the phrasings added; the reviewer's act is audited as ``action`` either way."""
     before = entry_snapshot(target)
-    added = _new_phrasings([target.question, *target.alt_questions], phrasings)
+    added = new_phrasings([target.question, *target.alt_questions], phrasings)
     if added:
         target.alt_questions = [*target.alt_questions, *added]
-        target.reviewer_questions = [*(target.reviewer_questions or []), *_new_phrasings(target.reviewer_questions or [], added)]
+        target.reviewer_questions = [*(target.reviewer_questions or []), *new_phrasings(target.reviewer_questions or [], added)]
         target.revision += 1
         target.updated_at = utcnow()
     record_audit(db, actor=actor, door=door, action=action, review_item_id=review_item_id, entry_id=target.id,
                  before=before, after=entry_snapshot(target), note=note)
     return added
+
+
+def forget_reviewer_questions(db: Session, phrasings: Iterable[str], *, keep_entry: int | None, actor: str, door: str, note: str | None = None) -> int:
+    """Take ``phrasings`` back from every entry a reviewer taught them to (but ``keep_entry``): a reviewer who
+    labels them otherwise now (kbops/review/gaps.py) takes back their earlier word. Only what reviewers added
+    goes (``reviewer_questions``); a phrasing the entry had of its own stays. Audited per entry changed;
+    returns how many entries changed."""
+    wanted = {fingerprint(p) for p in phrasings}
+    changed = 0
+    for entry in db.scalars(select(KbEntry).where(KbEntry.status.in_(("active", "withdrawn")))):
+        taught = [q for q in entry.reviewer_questions or [] if fingerprint(q) in wanted]
+        if not taught or entry.id == keep_entry:
+            continue
+        before = entry_snapshot(entry)
+        gone = {fingerprint(q) for q in taught}
+        entry.alt_questions = [q for q in entry.alt_questions if fingerprint(q) not in gone]
+        entry.reviewer_questions = [q for q in entry.reviewer_questions if fingerprint(q) not in gone]
+        entry.revision += 1
+        entry.updated_at = utcnow()
+        record_audit(db, actor=actor, door=door, action="gap_label", entry_id=entry.id, before=before, after=entry_snapshot(entry), note=note)
+        changed += 1
+    return changed

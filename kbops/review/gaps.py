@@ -46,9 +46,10 @@ from kbops.index import similarity
 from kbops.index.golden import HANDOFF, MAX_QUESTION_CHARS, add_golden, handoff_fingerprints
 from kbops.kb.audit import record_audit
 from kbops.kb.candidates import Proposal, propose
-from kbops.kb.entries import add_reviewer_questions
+from kbops.kb.entries import add_reviewer_questions, forget_reviewer_questions, new_phrasings
 from kbops.kb.routing import route_candidates
-from kbops.schema import Candidate, ChatGap, KbEntry, QueryLogEntry, Reviewer, utcnow
+from kbops.pii import scrub
+from kbops.schema import Candidate, ChatGap, GoldenQuestion, KbEntry, QueryLogEntry, Reviewer, utcnow
 from kbops.text import detect_lang, fingerprint
 from kbops.validate import validate_candidates
 
@@ -117,7 +118,7 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
     answered: list[str] = []
     for qid, at, question, handoff, reason, score, confidence in reversed(rows):
         lang = detect_lang(question or "")
-        if lang == "und" or fingerprint(question or "") in known_handoffs:
+        if lang == "und" or (handoff and fingerprint(question or "") in known_handoffs):  # answered, it is the bot's mistake
             continue
         if handoff and reason not in _NOT_A_GAP:
             items.append(Unanswered(_key(qid), 0, lang, question, reason or "no_match"))
@@ -247,15 +248,7 @@ class GapLabel:
 
 def topic_phrasings(gap: ChatGap) -> list[str]:
     """The customers' phrasings of a topic (its question, the others grouped with it, its examples), each once."""
-    texts = [gap.question, *(gap.alt_questions or []), *(e.get("question", "") for e in gap.evidence or [])]
-    out: list[str] = []
-    seen: set[str] = set()
-    for text in texts:
-        text = (text or "").strip()
-        if text and fingerprint(text) not in seen:
-            seen.add(fingerprint(text))
-            out.append(text)
-    return out
+    return new_phrasings((), [gap.question, *(gap.alt_questions or []), *(e.get("question", "") for e in gap.evidence or [])])
 
 
 def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door: str = "cli") -> GapLabel:
@@ -289,13 +282,22 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
         if target.lang != gap.lang:
             raise ReviewError(f"gap {gap_id} is asked in {gap.lang} but entry {key!r} answers in {target.lang}; pick an entry of the same language",
                               gap_id=gap_id, entry_key=key)
-    added = add_golden(db, [(q, key or HANDOFF) for q in phrasings], by=name)
+    # The reviewer's latest word on these phrasings wins: a label they gave them before (another entry, or a
+    # handoff) is taken back — its golden questions and the phrasings another entry was taught.
+    outcome = key or HANDOFF
+    scrubbed = {scrub(q) for q in phrasings}
+    db.execute(delete(GoldenQuestion).where(GoldenQuestion.question.in_(scrubbed), GoldenQuestion.entry_key != outcome))
+    note = f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is answered by {key}" if key else f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is out of scope"
+    forget_reviewer_questions(db, phrasings, keep_entry=target.id if target is not None else None, actor=name, door=door, note=note)
+    added = add_golden(db, [(q, outcome) for q in phrasings], by=name)
     taught: list[str] = []
     if target is not None:
-        taught = add_reviewer_questions(db, target, phrasings, actor=name, door=door, action="gap_label",
-                                        note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is answered by {key}")
+        taught = add_reviewer_questions(db, target, phrasings, actor=name, door=door, action="gap_label", note=note)
         gap.answer_key = key
+        if gap.status == DISMISSED:
+            gap.status = "open"  # until a publish answers it
     else:
+        gap.answer_key = None
         gap.status = DISMISSED
         record_audit(db, actor=name, door=door, action="gap_label", after={"gap": gap.topic_key, "entry_key": HANDOFF, "questions": phrasings},
                      note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x): no entry answers it; the bot hands it off")

@@ -209,3 +209,45 @@ def test_labelling_a_gap_refuses_what_it_cannot_do_and_changes_nothing(serving, 
         label_gap(db, gap.id, entry_key=None, by="somebody")
     with session_scope(settings) as db:
         assert golden_pairs(db) == [] and db.get(ChatGap, gap.id).status == "open"
+
+
+def test_a_reviewer_who_labels_a_topic_again_takes_the_earlier_label_back(serving, embedder):
+    """The latest word on a topic's phrasings wins: its earlier golden questions go, and so do the phrasings an
+    entry was taught (only those: what the entry asked of its own stays); a dismissed topic labelled with an
+    entry is open again until a publish answers it."""
+    settings = serving
+    with session_scope(settings) as db:
+        db.add(ChatGap(topic_key="bot:gap:zh:fee", origin="bot", lang="zh", question="退货运费谁出", alt_questions=["退货运费由谁出"], support=2))
+        first, second = db.scalars(select(KbEntry).where(KbEntry.lang == "zh", KbEntry.status == "active").order_by(KbEntry.id).limit(2))
+        first_id, second_id, first_alts = first.id, second.id, list(first.alt_questions)
+    [(gap, _)] = _bot_gaps(settings)
+    with session_scope(settings) as db:
+        label_gap(db, gap.id, entry_key=first.entry_key, by="lin")
+    with session_scope(settings) as db:
+        done = label_gap(db, gap.id, entry_key=None, by="wang")
+        assert (done.status, done.golden_added) == ("dismissed", 2)
+        assert sorted(golden_pairs(db)) == [("退货运费由谁出", None), ("退货运费谁出", None)]
+        entry = db.get(KbEntry, first_id)
+        assert entry.alt_questions == first_alts and entry.reviewer_questions == []
+    with session_scope(settings) as db:
+        done = label_gap(db, gap.id, entry_key=second.entry_key, by="lin")
+        assert done.status == "open" and db.get(ChatGap, gap.id).answer_key == second.entry_key
+        assert sorted(golden_pairs(db)) == [("退货运费由谁出", second.entry_key), ("退货运费谁出", second.entry_key)]
+        assert sorted(db.get(KbEntry, second_id).reviewer_questions) == ["退货运费由谁出", "退货运费谁出"]
+        assert db.get(KbEntry, first_id).reviewer_questions == []
+
+
+def test_a_labelled_handoff_the_bot_answers_is_a_gap_again(settings):
+    """A question a reviewer said must be handed off is no gap while the bot hands it off; answered (with low
+    confidence), it is the bot's mistake and is listed."""
+    from kbops.index.golden import add_golden
+
+    with session_scope(settings) as db:
+        add_golden(db, [("Do you ship to Mars?", "handoff")], by="lin")
+        db.add(QueryLogEntry(question="Do you ship to Mars?", handoff=True, reason="no_match", score=0.2))
+    with session_scope(settings) as db:
+        assert refresh_bot_gaps(db, settings, None).queries == 0
+        db.add(QueryLogEntry(question="Do you ship to Mars?", handoff=False, reason=None, score=0.7, confidence=0.6))
+    with session_scope(settings) as db:
+        assert refresh_bot_gaps(db, settings, None).queries == 1
+        assert [g.reasons for g in db.scalars(select(ChatGap))] == [{"low_confidence": 1}]

@@ -1,0 +1,143 @@
+"""What reviewing the bot's handoffs buys a store: the whole loop, end to end, on the bench sets (issue 11).
+
+    HF_HUB_OFFLINE=1 KBOPS_DATASETS=… .venv/bin/python bench/bench_reviewed_handoffs.py [--sets en,en-para,en-webapps,zh-jddc,zh-para]
+
+A store publishes its FAQ as it has it (imported without alternates: the shape
+of issue 11's held-out tests) and serves its customers: every question of a
+set's *tune* part is asked of the bot (``Retriever.search``, as the API answers)
+and logged (``log_answer``, scrubbed). The bot's handoffs and low-confidence
+answers become gap topics (``refresh_bot_gaps``). A reviewer then labels each
+topic with the product's own call (``label_gap``), knowing the truth of the
+set's labels:
+
+- every phrasing of the topic is answered by one entry: ``--entry`` that entry
+  (its phrasings become golden questions and join the entry's questions);
+- none of them has an answer in the KB: ``--handoff``;
+- the topic mixes them, or holds a question the labels do not know: left alone
+  (a reviewer would answer it with a new entry, or split it).
+
+The store publishes again (``pipeline.publish``: the golden gate, calibration on
+the golden questions once a language has enough), and the set's *test* part —
+other customers' questions, never labelled — is asked of the old and the new
+release. Reported per set: the topics and what was done with them, where the
+new release's confidence comes from, and on the test part the recall@1, the
+answered share and the answered precision, over every question and over those
+with an answer. Nothing here is tuned: it is the product's code from the log
+to the release; only the reviewer is simulated, by the set's labels.
+
+The labels come from the tune part and the figures from the test part; both
+help-desk sets were written by one writer, so their tune and test paraphrases
+are alike, as a store's customers are over time (README, Measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_confidence as bc  # noqa: E402
+
+from kbops.db import session_scope  # noqa: E402
+from kbops.index import release as rel  # noqa: E402
+from kbops.pipeline import publish  # noqa: E402
+from kbops.review.gaps import label_gap, ranked_gaps, refresh_bot_gaps, topic_phrasings  # noqa: E402
+from kbops.serve.query_log import log_answer  # noqa: E402
+from kbops.serve.retriever import Retriever  # noqa: E402
+
+
+@dataclass
+class Served:
+    """The bot's answers to one part of a set, from the release it serves."""
+
+    recall: float
+    share: float
+    precision: float
+    share_answerable: float
+    precision_answerable: float
+
+    def cells(self) -> str:
+        return (f"R@1 {self.recall:.3f}  answers {self.share:6.1%} at {self.precision:.3f}  "
+                f"(with an answer: {self.share_answerable:6.1%} at {self.precision_answerable:.3f})")
+
+
+def ask(bot: Retriever, queries: list[bc.Query], log: bool = False) -> Served:
+    """Ask every query as the API does; a clarifying question counts as a handoff (the bot did not answer)."""
+    settings = bot.settings
+    hit = answered = right = answered_answerable = 0
+    for q in queries:
+        answer = bot.search(q.text)
+        if log:
+            log_answer(settings, answer)
+        ok = bool(answer.hits) and answer.hits[0].entry_key in q.keys
+        hit += ok
+        if not answer.handoff:
+            answered += 1
+            right += ok
+            answered_answerable += bool(q.keys)
+    answerable = max(sum(1 for q in queries if q.keys), 1)
+    return Served(hit / answerable, answered / max(len(queries), 1), right / max(answered, 1),
+                  answered_answerable / answerable, right / max(answered_answerable, 1))
+
+
+def review(kb: bc.Published, tune: list[bc.Query]) -> dict[str, int]:
+    """Regroup the logged handoffs into topics and label each as a reviewer who knows the labels would."""
+    truth = {q.text.strip(): frozenset(q.keys) for q in tune}
+    done = {"topics": 0, "entry": 0, "handoff": 0, "left alone": 0}
+    with session_scope(kb.settings) as db:
+        refresh_bot_gaps(db, kb.settings, kb.embedder)
+        topics = [g for g, _ in ranked_gaps(db, origin="bot", status="open", limit=100_000)]
+        for gap in topics:
+            done["topics"] += 1
+            keys = [truth.get(p) for p in topic_phrasings(gap)]
+            if any(k is None for k in keys):
+                done["left alone"] += 1
+            elif all(not k for k in keys):
+                label_gap(db, gap.id, entry_key=None, by="bench")
+                done["handoff"] += 1
+            elif all(k for k in keys) and frozenset.intersection(*keys):  # type: ignore[arg-type]
+                label_gap(db, gap.id, entry_key=sorted(frozenset.intersection(*keys))[0], by="bench")  # type: ignore[arg-type]
+                done["entry"] += 1
+            else:
+                done["left alone"] += 1
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
+    parser.add_argument("--sets", default="en,en-para,en-webapps,zh-jddc,zh-para")
+    args = parser.parse_args()
+    cache = Path("var/bench/embeddings.sqlite").resolve()
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.sets.split(","):
+        faq, queries = bc.load_set(name, Path(args.datasets))
+        tune = [q for q, split in queries if split == "tune"]
+        test = [q for q, split in queries if split == "test"]
+        with tempfile.TemporaryDirectory() as tmp:
+            kb = bc.publish(bc.bare(faq), Path(tmp) / "kb", cache)
+            bot = Retriever(kb.settings, embedder=kb.embedder)
+            served_tune = ask(bot, tune, log=True)
+            before = ask(bot, test)
+            done = review(kb, tune)
+            published = publish(kb.settings)
+            active = rel.load_release(kb.settings.index_dir, rel.active_release_id(kb.settings.index_dir))
+            lang = faq[0].get("lang", "en")
+            fit = active.manifest["calibration"]["languages"][lang]
+            after = ask(Retriever(kb.settings, embedder=kb.embedder), test)
+        print(f"\n{name}: {len(faq)} entries without alternates; tune {len(tune)} questions asked and logged "
+              f"({served_tune.share:.1%} answered at {served_tune.precision:.3f}); test {len(test)}")
+        print(f"  topics {done['topics']}: labelled with an entry {done['entry']}, handed off {done['handoff']}, left alone {done['left alone']}; "
+              f"release {'activated' if published['activate'].get('changed') else 'NOT activated'}; its {lang} confidence: "
+              f"{fit['source']}{' (' + fit['fitted_on'] + ')' if fit.get('fitted_on') else ''}, {fit['golden']} golden + "
+              f"{fit.get('golden_handoff', 0)} golden handoffs, dense weight {fit['dense_weight']}, threshold {fit['threshold']}")
+        print(f"  test, before: {before.cells()}")
+        print(f"  test, after:  {after.cells()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
