@@ -11,7 +11,8 @@ topic with the product's own call (``label_gap``), knowing the truth of the
 set's labels:
 
 - every phrasing of the topic is answered by one entry: ``--entry`` that entry
-  (its phrasings become golden questions and join the entry's questions);
+  (its phrasings become golden questions), once without ``--teach`` (the
+  default) and once with it (the phrasings also join the entry's questions);
 - none of them has an answer in the KB: ``--handoff``;
 - the topic mixes them, or holds a question the labels do not know: left alone
   (a reviewer would answer it with a new entry, or split it).
@@ -84,8 +85,9 @@ def ask(bot: Retriever, queries: list[bc.Query], log: bool = False) -> Served:
                   answered_answerable / answerable, right / max(answered_answerable, 1))
 
 
-def review(kb: bc.Published, tune: list[bc.Query]) -> dict[str, int]:
-    """Regroup the logged handoffs into topics and label each as a reviewer who knows the labels would."""
+def review(kb: bc.Published, tune: list[bc.Query], teach: bool) -> dict[str, int]:
+    """Regroup the logged handoffs into topics and label each as a reviewer who knows the labels would
+    (``teach``: an entry's label also teaches the entry the topic's phrasings)."""
     truth = {q.text.strip(): frozenset(q.keys) for q in tune}
     done = {"topics": 0, "entry": 0, "handoff": 0, "left alone": 0}
     with session_scope(kb.settings) as db:
@@ -100,7 +102,7 @@ def review(kb: bc.Published, tune: list[bc.Query]) -> dict[str, int]:
                 label_gap(db, gap.id, entry_key=None, by="bench")
                 done["handoff"] += 1
             elif all(k for k in keys) and frozenset.intersection(*keys):  # type: ignore[arg-type]
-                label_gap(db, gap.id, entry_key=sorted(frozenset.intersection(*keys))[0], by="bench")  # type: ignore[arg-type]
+                label_gap(db, gap.id, entry_key=sorted(frozenset.intersection(*keys))[0], by="bench", teach=teach)  # type: ignore[arg-type]
                 done["entry"] += 1
             else:
                 done["left alone"] += 1
@@ -118,26 +120,26 @@ def main() -> None:
         faq, queries = bc.load_set(name, Path(args.datasets))
         tune = [q for q, split in queries if split == "tune"]
         test = [q for q, split in queries if split == "test"]
-        with tempfile.TemporaryDirectory() as tmp:
-            kb = bc.publish(bc.bare(faq), Path(tmp) / "kb", cache)
-            bot = Retriever(kb.settings, embedder=kb.embedder)
-            served_tune = ask(bot, tune, log=True)
-            before = ask(bot, test)
-            done = review(kb, tune)
-            published = publish(kb.settings)
-            active = rel.load_release(kb.settings.index_dir, rel.active_release_id(kb.settings.index_dir))
-            lang = faq[0].get("lang", "en")
-            fit = active.manifest["calibration"]["languages"][lang]
-            after = ask(Retriever(kb.settings, embedder=kb.embedder), test)
-        print(f"\n{name}: {len(faq)} entries without alternates; tune {len(tune)} questions asked and logged "
-              f"({served_tune.share:.1%} answered at {served_tune.precision:.3f}); test {len(test)}")
-        print(f"  topics {done['topics']}: labelled with an entry {done['entry']}, handed off {done['handoff']}, left alone {done['left alone']}; "
-              f"release {'activated' if published['activate'].get('changed') else 'NOT activated'}; its {lang} confidence: "
-              f"{fit['source']}{' (' + fit['fitted_on'] + ')' if fit.get('fitted_on') else ''}, {fit['golden']} golden + "
-              f"{fit.get('golden_handoff', 0)} golden handoffs, dense weight {fit['dense_weight']}, threshold {fit['threshold']}")
-        print(f"  test, before: {before.cells()}")
-        print(f"  test, after:  {after.cells()}", flush=True)
-
+        lang = faq[0].get("lang", "en")
+        print(f"\n{name}: {len(faq)} entries without alternates; tune {len(tune)} questions asked and logged; test {len(test)}")
+        for teach in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                kb = bc.publish(bc.bare(faq), Path(tmp) / "kb", cache)
+                bot = Retriever(kb.settings, embedder=kb.embedder)
+                ask(bot, tune, log=True)
+                before = ask(bot, test)
+                done = review(kb, tune, teach)
+                published = publish(kb.settings)
+                active = rel.load_release(kb.settings.index_dir, rel.active_release_id(kb.settings.index_dir))
+                fit = active.manifest["calibration"]["languages"][lang]
+                after = ask(Retriever(kb.settings, embedder=kb.embedder), test)
+            if not teach:
+                print(f"  topics {done['topics']}: labelled with an entry {done['entry']}, handed off {done['handoff']}, left alone {done['left alone']}")
+                print(f"  test, before:             {before.cells()}")
+            print(f"  test, labelled{' and taught' if teach else ', not taught'}: {after.cells()}  "
+                  f"[release {'activated' if published['activate'].get('changed') else 'NOT activated'}; {lang} confidence "
+                  f"{fit['source']}{' (' + fit['fitted_on'] + ')' if fit.get('fitted_on') else ''}: {fit['golden']} golden + "
+                  f"{fit.get('golden_handoff', 0)} handoffs, w {fit['dense_weight']}, t {fit['threshold']}]", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -82,8 +82,11 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("id", type=record_id, metavar="GAP_ID")
     p.add_argument("--by", required=True, help="your name (recorded in the audit log and on the golden questions)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--entry", metavar="KEY", help="the active entry that answers them (it is taught their phrasings)")
+    which.add_argument("--entry", metavar="KEY", help="the active entry that answers them")
     which.add_argument("--handoff", action="store_true", help="no entry should answer them (out of scope): the topic is dismissed")
+    p.add_argument("--teach", action="store_true",
+                   help="with --entry: also add the phrasings to the entry's questions, so the next publish answers them "
+                        "(can draw other questions to it: README, Reviewed handoffs)")
     add_json_flag(p)
 
     p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
@@ -321,7 +324,7 @@ def cmd_answer_gap(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_label_gap(settings: Settings, args: argparse.Namespace) -> int:
     with session_scope(settings) as db:
-        done = label_gap(db, args.id, entry_key=None if args.handoff else args.entry, by=args.by, door="cli").as_dict()
+        done = label_gap(db, args.id, entry_key=None if args.handoff else args.entry, by=args.by, door="cli", teach=args.teach).as_dict()
     emit(args, done, _print_label)
     return 0
 
@@ -329,9 +332,11 @@ def cmd_label_gap(settings: Settings, args: argparse.Namespace) -> int:
 def _print_label(done: dict[str, Any]) -> None:
     what = f"answered by {done['entry_key']}" if done["entry_key"] else "handed off (out of scope)"
     print(f"gap {done['gap_id']}: {done['phrasings']} phrasing(s) labelled {what}; {done['golden_added']} new golden question(s)")
-    if done["entry_key"]:
+    if done["entry_key"] and done["taught"]:
         print(f"  {len(done['taught'])} phrasing(s) added to {done['entry_key']}'s alternate questions; "
               "the gap is covered once a publish answers it (`kbops publish`)")
+    elif done["entry_key"]:
+        print("  the gap stays open while the bot misses it; --teach adds the phrasings to the entry's questions")
     else:
         print("  the topic is dismissed; its questions are no gap again (`kbops golden list` shows them, `kbops golden remove` undoes one)")
 

@@ -20,9 +20,9 @@ existing entry answers them (the KB knew; the bot missed it), or none should be
 answered (out of scope: the bot was right to hand off). Either way they become
 golden questions — customers' own phrasings with a known outcome, which the
 golden gate keeps and calibration fits on (kbops/index/calibration.py): the
-store's reviewed handoffs. An entry's label also teaches the entry those
-phrasings (its alternates, kept across its revisions); a handoff label
-dismisses the topic, and labelled questions are no gap again.
+store's reviewed handoffs. Asked to, an entry's label also teaches the entry
+those phrasings (its alternates, kept across its revisions); a handoff label
+dismisses the topic, and labelled handoffs are no gap again.
 
 Ranking (:func:`ranked_gaps`): frequency × recency, ``support × 0.5^(age / HALF_LIFE_DAYS)``
 with age from the topic's ``last_seen`` (chat topics: their refresh time).
@@ -251,17 +251,21 @@ def topic_phrasings(gap: ChatGap) -> list[str]:
     return new_phrasings((), [gap.question, *(gap.alt_questions or []), *(e.get("question", "") for e in gap.evidence or [])])
 
 
-def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door: str = "cli") -> GapLabel:
+def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door: str = "cli", teach: bool = False) -> GapLabel:
     """Say what gap ``gap_id``'s questions are, in the caller's transaction: ``entry_key`` answers them, or (None)
     no entry should — the bot must hand them off.
 
     The topic's phrasings become golden questions with that outcome (the golden
     gate keeps it; calibration fits on them once a language has enough). With an
-    entry, they also join the entry's alternate questions as a reviewer's
-    phrasings (kept across its revisions), so the next publish answers them and
-    the topic becomes ``covered``; the entry must be active and in the topic's
-    language. Without one, the topic is ``dismissed`` and its questions are no
-    gap again. ``by`` must be a reviewer account once the KB has any."""
+    entry (active, in the topic's language), the topic remembers it; with
+    ``teach`` the phrasings also join the entry's alternate questions as a
+    reviewer's phrasings (kept across its revisions), so the next publish answers
+    them and the topic becomes ``covered``. Not by default: measured
+    (bench/bench_reviewed_handoffs.py), taught customers' phrasings drew other
+    questions to the taught entries on both near-neighbour help desks (README,
+    "Reviewed handoffs"). Without an entry, the topic is ``dismissed`` and its
+    questions are no gap while the bot hands them off. ``by`` must be a reviewer
+    account once the KB has any."""
     name = (by or "").strip()
     if not name:
         raise ReviewError("labelling a gap needs your name: pass --by NAME", gap_id=gap_id)
@@ -282,6 +286,8 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
         if target.lang != gap.lang:
             raise ReviewError(f"gap {gap_id} is asked in {gap.lang} but entry {key!r} answers in {target.lang}; pick an entry of the same language",
                               gap_id=gap_id, entry_key=key)
+    elif teach:
+        raise ReviewError("only an entry can be taught a topic's phrasings: pass --entry KEY with --teach", gap_id=gap_id)
     # The reviewer's latest word on these phrasings wins: a label they gave them before (another entry, or a
     # handoff) is taken back — its golden questions and the phrasings another entry was taught.
     outcome = key or HANDOFF
@@ -291,15 +297,17 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
     forget_reviewer_questions(db, phrasings, keep_entry=target.id if target is not None else None, actor=name, door=door, note=note)
     added = add_golden(db, [(q, outcome) for q in phrasings], by=name)
     taught: list[str] = []
-    if target is not None:
+    if target is not None and teach:
         taught = add_reviewer_questions(db, target, phrasings, actor=name, door=door, action="gap_label", note=note)
+    else:
+        record_audit(db, actor=name, door=door, action="gap_label", entry_id=target.id if target is not None else None,
+                     after={"gap": gap.topic_key, "entry_key": outcome, "questions": phrasings}, note=note)
+    if target is not None:
         gap.answer_key = key
         if gap.status == DISMISSED:
-            gap.status = "open"  # until a publish answers it
+            gap.status = "open"  # a gap until the bot answers it
     else:
         gap.answer_key = None
         gap.status = DISMISSED
-        record_audit(db, actor=name, door=door, action="gap_label", after={"gap": gap.topic_key, "entry_key": HANDOFF, "questions": phrasings},
-                     note=f"gap {gap_id} ({gap.origin}, asked {gap.support}x): no entry answers it; the bot hands it off")
     db.flush()
     return GapLabel(gap_id, key, len(phrasings), added, taught, gap.status)

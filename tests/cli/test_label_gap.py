@@ -33,7 +33,7 @@ def test_label_gap_from_the_command_line(settings, monkeypatch, capsys):
 
     assert main(["review", "label-gap", str(mars), "--handoff", "--by", "lin"]) == 0
     assert "1 phrasing(s) labelled handed off (out of scope); 1 new golden question(s)" in capsys.readouterr().out
-    assert main(["review", "label-gap", str(fee), "--entry", "import:return-fee", "--by", "lin", "--json"]) == 0
+    assert main(["review", "label-gap", str(fee), "--entry", "import:return-fee", "--teach", "--by", "lin", "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert (done["entry_key"], done["golden_added"], done["taught"], done["status"]) == ("import:return-fee", 2, ["退货运费谁出", "退货运费由谁出"], "open")
     with session_scope(settings) as db:

@@ -144,7 +144,7 @@ def test_a_topic_labelled_with_an_entry_becomes_golden_questions_the_entry_learn
     gaps = [g for g, _ in _bot_gaps(settings, "open")]
     assert sorted(q for g in gaps for q in topic_phrasings(g)) == sorted(asked)  # one topic or two, as grouping reads them
     with session_scope(settings) as db:
-        labels = [label_gap(db, g.id, entry_key=target.entry_key, by="lin") for g in gaps]
+        labels = [label_gap(db, g.id, entry_key=target.entry_key, by="lin", teach=True) for g in gaps]
     assert {(d.entry_key, d.status) for d in labels} == {(target.entry_key, "open")}
     assert sum(d.golden_added for d in labels) == 2 and sorted(q for d in labels for q in d.taught) == sorted(asked)
     gap = gaps[0]
@@ -163,7 +163,7 @@ def test_a_topic_labelled_with_an_entry_becomes_golden_questions_the_entry_learn
         refresh_bot_gaps(db, settings, embedder)
         assert {db.get(ChatGap, g.id).status for g in gaps} == {"covered"}
     with session_scope(settings) as db:  # labelling again adds nothing twice
-        again = label_gap(db, gap.id, entry_key=target.entry_key, by="lin")
+        again = label_gap(db, gap.id, entry_key=target.entry_key, by="lin", teach=True)
     assert (again.golden_added, again.taught) == (0, [])
 
 
@@ -197,6 +197,7 @@ def test_labelling_a_gap_refuses_what_it_cannot_do_and_changes_nothing(serving, 
         (dict(entry_key="policy:nope", by="lin"), "no active entry 'policy:nope'"),
         (dict(entry_key=english, by="lin"), "asked in zh but entry"),
         (dict(entry_key=None, by=" "), "needs your name"),
+        (dict(entry_key=None, by="lin", teach=True), "only an entry can be taught"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ReviewError, match=message), session_scope(settings) as db:
@@ -222,7 +223,7 @@ def test_a_reviewer_who_labels_a_topic_again_takes_the_earlier_label_back(servin
         first_id, second_id, first_alts = first.id, second.id, list(first.alt_questions)
     [(gap, _)] = _bot_gaps(settings)
     with session_scope(settings) as db:
-        label_gap(db, gap.id, entry_key=first.entry_key, by="lin")
+        label_gap(db, gap.id, entry_key=first.entry_key, by="lin", teach=True)
     with session_scope(settings) as db:
         done = label_gap(db, gap.id, entry_key=None, by="wang")
         assert (done.status, done.golden_added) == ("dismissed", 2)
@@ -230,7 +231,7 @@ def test_a_reviewer_who_labels_a_topic_again_takes_the_earlier_label_back(servin
         entry = db.get(KbEntry, first_id)
         assert entry.alt_questions == first_alts and entry.reviewer_questions == []
     with session_scope(settings) as db:
-        done = label_gap(db, gap.id, entry_key=second.entry_key, by="lin")
+        done = label_gap(db, gap.id, entry_key=second.entry_key, by="lin", teach=True)
         assert done.status == "open" and db.get(ChatGap, gap.id).answer_key == second.entry_key
         assert sorted(golden_pairs(db)) == [("退货运费由谁出", second.entry_key), ("退货运费谁出", second.entry_key)]
         assert sorted(db.get(KbEntry, second_id).reviewer_questions) == ["退货运费由谁出", "退货运费谁出"]
@@ -251,3 +252,21 @@ def test_a_labelled_handoff_the_bot_answers_is_a_gap_again(settings):
     with session_scope(settings) as db:
         assert refresh_bot_gaps(db, settings, None).queries == 1
         assert [g.reasons for g in db.scalars(select(ChatGap))] == [{"low_confidence": 1}]
+
+
+def test_an_entry_label_without_teach_changes_no_entry_and_keeps_the_topic_open(serving, embedder):
+    """By default a label is the store's word, not a change to what the bot serves: golden questions, the topic's
+    entry remembered, the entry as it was."""
+    settings = serving
+    with session_scope(settings) as db:
+        db.add(ChatGap(topic_key="bot:gap:zh:fee", origin="bot", lang="zh", question="退货运费谁出", alt_questions=["退货运费由谁出"], support=2))
+    target = _return_shipping_entry(settings)
+    [(gap, _)] = _bot_gaps(settings)
+    with session_scope(settings) as db:
+        done = label_gap(db, gap.id, entry_key=target.entry_key, by="lin")
+        assert (done.golden_added, done.taught, done.status) == (2, [], "open")
+        entry = db.get(KbEntry, target.id)
+        assert (entry.revision, entry.alt_questions, entry.reviewer_questions) == (target.revision, target.alt_questions, [])
+        assert db.get(ChatGap, gap.id).answer_key == target.entry_key
+        event = db.scalars(select(AuditEvent).where(AuditEvent.action == "gap_label")).one()
+        assert (event.entry_id, event.after["entry_key"]) == (target.id, target.entry_key)

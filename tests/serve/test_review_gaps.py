@@ -56,7 +56,8 @@ def test_a_reviewer_labels_gaps_from_the_page_out_of_scope_or_answered_by_an_ent
     assert missing.status_code == 400 and "no active entry" in missing.text
     gone = client.post(f"/review/gaps/{mars}/label", data={"csrf": csrf, "outcome": "handoff"}, follow_redirects=True)
     assert gone.status_code == 200 and f"gap {mars} dismissed: 2 phrasing(s)" in gone.text and f'id="gap-{mars}"' not in gone.text
-    done = client.post(f"/review/gaps/{ship}/label", data={"csrf": csrf, "outcome": "entry", "entry_key": "import:delivery"}, follow_redirects=True)
+    done = client.post(f"/review/gaps/{ship}/label", data={"csrf": csrf, "outcome": "entry", "entry_key": "import:delivery", "teach": "1"},
+                       follow_redirects=True)
     assert "labelled as answered by import:delivery" in done.text
     with session_scope(settings) as db:
         assert sorted(golden_pairs(db)) == [("Can I get it on Mars?", None), ("Do you ship to Mars?", None), ("How long does shipping take?", "import:delivery")]

@@ -215,12 +215,21 @@ def gap_answer(form: Any, back: str) -> GapAnswer:
     return GapAnswer(question, answer)
 
 
-def gap_label(form: Any, back: str) -> str | None:
-    """The gap label form: ``outcome`` ``entry`` with the ``entry_key`` that answers the topic (returned), or
-    ``handoff`` (None: no entry should answer it)."""
+@dataclass
+class GapLabel:
+    """A reviewer's label of a gap topic: the entry that answers it (None: no entry should), and whether the entry
+    is taught the topic's phrasings."""
+
+    entry_key: str | None
+    teach: bool
+
+
+def gap_label(form: Any, back: str) -> GapLabel:
+    """The gap label form: ``outcome`` ``entry`` with the ``entry_key`` that answers the topic (and ``teach``
+    checked or not), or ``handoff`` (no entry should answer it)."""
     outcome = str(form.get("outcome") or "")
     if outcome == "handoff":
-        return None
+        return GapLabel(None, False)
     if outcome != "entry":
         raise PageError(400, f"label outcome {outcome!r} is not entry or handoff", back=back)
     key = str(form.get("entry_key") or "").strip()
@@ -228,4 +237,4 @@ def gap_label(form: Any, back: str) -> str | None:
         raise PageError(400, "name the entry that answers these questions (its key, as the review page and `kbops export` show it)", back=back)
     if len(key) > MAX_TEXT:
         raise PageError(400, f"keep the entry key under {MAX_TEXT} characters", back=back)
-    return key
+    return GapLabel(key, bool(form.get("teach")))

@@ -395,12 +395,12 @@ async def gaps_label(request: Request, gap_id: str) -> Response:
         me = page.require(request, viewer)
         back = f"{page.base(request)}/gaps"
         number = path_id(gap_id, lambda shown: PageError(404, f"no gap topic {shown}", back=back))
-        entry_key = gap_label(form, back)
+        label = gap_label(form, back)
         with session_scope(page.settings) as db:
-            done = label_gap(db, number, entry_key=entry_key, by=me.name, door="web")
+            done = label_gap(db, number, entry_key=label.entry_key, by=me.name, door="web", teach=label.teach)
         if done.entry_key:
             viewer.flash("ok", f"gap {number}: {done.phrasings} phrasing(s) labelled as answered by {done.entry_key} ({done.golden_added} new golden "
-                               f"question(s)); {len(done.taught)} added to the entry's questions, answered after the next publish")
+                               f"question(s))" + (f"; {len(done.taught)} added to the entry's questions, answered after the next publish" if label.teach else ""))
         else:
             viewer.flash("ok", f"gap {number} dismissed: {done.phrasings} phrasing(s) the bot must hand off ({done.golden_added} new golden question(s))")
         raise Redirect(f"{back}#gap-{number}")
