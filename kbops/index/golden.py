@@ -156,6 +156,12 @@ def has_golden(db: Session) -> bool:
     return db.scalar(select(GoldenQuestion.id).limit(1)) is not None
 
 
+def golden_digest(db: Session) -> str:
+    """A digest of the golden set: a release's calibration was fitted on it (kbops/index/publish.py rebuilds when
+    it changed), and the gate's stored scores are keyed by it."""
+    return _golden_set(db)[1]
+
+
 def _golden_set(db: Session) -> tuple[list[tuple[str, str]], str]:
     pairs = [(q, k) for q, k in db.execute(select(GoldenQuestion.question, GoldenQuestion.entry_key).order_by(GoldenQuestion.id))]
     return pairs, content_hash(pairs)

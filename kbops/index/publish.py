@@ -324,19 +324,21 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
     now = now or utcnow()
     versions = _servable_versions(db, now)
     digest = content_hash(versions)
+    inputs = calibration_inputs(db, settings)
     active = rel.active_release_id(settings.index_dir)
     if active and not full:
         try:
             manifest = rel.read_manifest(settings.index_dir, active)
             # Same KB *and* same embedder: after a model or backend change the
             # server would refuse the active release, so this is not a no-op.
-            if manifest["kb_digest"] == digest and manifest["model"] == embedder.model_id:
+            # Same calibration inputs too: new golden questions are calibrated on at the next publish.
+            if manifest["kb_digest"] == digest and manifest["model"] == embedder.model_id and _same_inputs(manifest, inputs):
                 result.release_id, result.entries = active, len(versions)
                 result.seconds = round(time.perf_counter() - started, 3)
                 return result
         except ReleaseError:
             pass  # an unreadable active release means: build a new one
-    reused = None if full else _unactivated_build(settings, digest, embedder.model_id, active)
+    reused = None if full else _unactivated_build(settings, digest, embedder.model_id, active, inputs)
     if reused is not None:
         # The last build serves exactly this KB but was never activated (refused by a check, or its
         # activation failed): activating it again is the retry; building the same release again is waste.
@@ -365,7 +367,7 @@ def build_release(db: Session, settings: Settings, embedder: Embedder, full: boo
             "([UNK] tokens, e.g. Chinese with an English-only model); retrieval relies on the lexical channel "
             "for those entries — consider a multilingual model in KBOPS_EMBEDDING_MODEL"
         )
-    calibration = _calibration(db, settings, entries, index, embedder, now)
+    calibration = {**_calibration(db, settings, entries, index, embedder, now), "inputs": inputs}
     result.warnings.extend(
         f"confidence in {lang!r} uses the public default: {data['note']}" if data["source"] == "default" else f"confidence in {lang!r}: {data['note']}"
         for lang, data in calibration["languages"].items()
@@ -419,8 +421,21 @@ def _calibration(db: Session, settings: Settings, entries: list[dict[str, Any]],
     return calibrate(loaded, embedder, settings, golden.golden_pairs(db), now=now)
 
 
-def _unactivated_build(settings: Settings, digest: str, model_id: str, active: str | None) -> dict[str, Any] | None:
-    """The newest release's manifest when it was built for this very KB and model and is not the active one."""
+def calibration_inputs(db: Session, settings: Settings) -> str:
+    """A digest of what a release's calibration is fitted on besides the KB: the golden set (customers' questions a
+    store labelled: ``kbops golden add``, ``kbops review label-gap``) and the settings that choose the questions."""
+    return content_hash([golden.golden_digest(db), settings.calibrate_from, settings.calibration_questions])
+
+
+def _same_inputs(manifest: dict[str, Any], inputs: str) -> bool:
+    """Whether ``manifest``'s calibration was fitted on ``inputs``; a release built before they were recorded
+    counts as fitted on them (no rebuild at upgrade: the next change or ``publish --full`` brings them in)."""
+    return (manifest.get("calibration") or {}).get("inputs", inputs) == inputs
+
+
+def _unactivated_build(settings: Settings, digest: str, model_id: str, active: str | None, inputs: str) -> dict[str, Any] | None:
+    """The newest release's manifest when it was built for this very KB, model and calibration inputs and is not the
+    active one."""
     ids = rel.list_release_ids(settings.index_dir)
     if not ids or ids[-1] == active:
         return None
@@ -428,7 +443,7 @@ def _unactivated_build(settings: Settings, digest: str, model_id: str, active: s
         manifest = rel.read_manifest(settings.index_dir, ids[-1])
     except ReleaseError:
         return None
-    return manifest if manifest.get("kb_digest") == digest and manifest.get("model") == model_id else None
+    return manifest if manifest.get("kb_digest") == digest and manifest.get("model") == model_id and _same_inputs(manifest, inputs) else None
 
 
 def _serving_entries(settings: Settings, serving: str | None) -> list[dict[str, Any]]:

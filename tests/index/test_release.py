@@ -39,6 +39,22 @@ def test_publishing_an_unchanged_kb_builds_nothing(published, embedder):
     assert len(rel.list_release_ids(s.index_dir)) == 1
 
 
+def test_new_golden_questions_are_calibrated_on_at_the_next_publish_though_the_kb_did_not_change(published, embedder):
+    """A store that labels its customers' questions (kbops golden add, kbops review label-gap) expects the next
+    publish to calibrate on them; the KB itself did not change, and publish used to build nothing."""
+    from tests.helpers import add_golden
+
+    s, built = published
+    entry = next(e for e in rel.read_entries(s.index_dir, built.release_id) if e["lang"] == "en")
+    add_golden(s, [("do you ship to mars", "handoff"), ("where can i read about it", entry["entry_key"])], by="lin")
+    again = build_release(s, embedder=embedder)
+    assert again.status == "built" and again.release_id != built.release_id and again.re_embedded == 0
+    languages = rel.read_manifest(s.index_dir, again.release_id)["calibration"]["languages"]
+    assert languages["en"]["golden"] == 1 and languages["en"]["golden_handoff"] == 1
+    activate_release(s, again.release_id)
+    assert build_release(s, embedder=embedder).status == "unchanged", "the same golden set: nothing to do"
+
+
 def test_embedding_cache_means_unchanged_text_is_not_embedded_twice(published, embedder):
     s, _ = published
     before = embedder.stats.misses
