@@ -229,7 +229,8 @@ def gate(db: Session, settings: Settings, release_id: str, embedder: Embedder, f
                 f"{active} answers {old.correct}/{old.total}; it would break: {shown}"
                 + (f" (and {len(lost) - 5} more)" if len(lost) > 5 else "")
                 + ". Fix the KB and publish again, remove a golden question that is no longer right "
-                "(`kbops golden remove ID`), or activate anyway with `kbops publish --force`"
+                "(`kbops golden remove ID`), or activate anyway with `kbops publish --force`",
+                release_id=release_id, active_release_id=active, correct=new.correct, total=new.total, active_correct=old.correct, lost=lost,
             )
         outcome["forced"] = True
         outcome["lost"] = lost

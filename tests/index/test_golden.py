@@ -72,6 +72,9 @@ def test_a_release_that_loses_a_golden_answer_is_refused_unless_forced(published
         activate_release(s, worse.release_id, embedder=embedder)
     message = str(refused.value)
     assert "1/2" in message and "2/2" in message and question in message and key in message and "--force" in message
+    data = refused.value.data  # for code: the same facts, without parsing the message
+    assert (data["correct"], data["total"], data["active_correct"], data["release_id"]) == (1, 2, 2, worse.release_id)
+    assert [m["question"] for m in data["lost"]] == [question]
     assert rel.active_release_id(s.index_dir) == first.release_id, "the previous release keeps serving"
 
     forced = activate_release(s, worse.release_id, embedder=embedder, force=True, by="ops-wang")
