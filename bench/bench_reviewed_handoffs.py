@@ -17,6 +17,11 @@ set's labels:
 - the topic mixes them, or holds a question the labels do not know: left alone
   (a reviewer would answer it with a new entry, or split it).
 
+A third run adds a spot check: the reviewer also labels ``--spot-check`` (50)
+of the bot's logged answers drawn at random (``sample_answers``,
+``label_answer``): right, the entry that answers it, or a handoff — the
+unbiased half of the calibration data that labels of its misses lack.
+
 The store publishes again (``pipeline.publish``: the golden gate, calibration on
 the golden questions once a language has enough), and the set's *test* part —
 other customers' questions, never labelled — is asked of the old and the new
@@ -48,6 +53,7 @@ from kbops.errors import GoldenRegression  # noqa: E402
 from kbops.index import release as rel  # noqa: E402
 from kbops.pipeline import publish  # noqa: E402
 from kbops.review.gaps import label_gap, ranked_gaps, refresh_bot_gaps, topic_phrasings  # noqa: E402
+from kbops.review.spot_check import label_answer, sample_answers  # noqa: E402
 from kbops.serve.query_log import log_answer  # noqa: E402
 from kbops.serve.retriever import Retriever  # noqa: E402
 
@@ -110,10 +116,28 @@ def review(kb: bc.Published, tune: list[bc.Query], teach: bool) -> dict[str, int
     return done
 
 
+def spot_check(kb: bc.Published, tune: list[bc.Query], count: int) -> dict[str, int]:
+    """A reviewer's spot check of ``count`` of the bot's logged answers (``sample_answers``, seeded), each labelled
+    with ``label_answer`` from the set's labels: right, the entry that answers it, or a handoff."""
+    truth = {q.text.strip(): frozenset(q.keys) for q in tune}
+    done = {"checked": 0, "right": 0}
+    with session_scope(kb.settings) as db:
+        for item in sample_answers(db, count=count, seed=0):
+            keys = truth.get(item.question)
+            if keys is None:
+                continue
+            right = item.entry_key in keys
+            label_answer(db, item.query_id, right=right, entry_key=None if right or not keys else sorted(keys)[0], by="bench")
+            done["checked"] += 1
+            done["right"] += right
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=os.environ.get("KBOPS_DATASETS", "../shared/datasets"))
-    parser.add_argument("--sets", default="en,en-para,en-webapps,zh-jddc,zh-para")
+    parser.add_argument("--sets", default="en-webapps,en,en-para,zh-jddc,zh-para")
+    parser.add_argument("--spot-check", type=int, default=50, help="answers the third variant's reviewer checks (default 50)")
     args = parser.parse_args()
     cache = Path("var/bench/embeddings.sqlite").resolve()
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -123,13 +147,14 @@ def main() -> None:
         test = [q for q, split in queries if split == "test"]
         lang = faq[0].get("lang", "en")
         print(f"\n{name}: {len(faq)} entries without alternates; tune {len(tune)} questions asked and logged; test {len(test)}")
-        for teach in (False, True):
+        for run, (teach, checked) in enumerate(((False, 0), (True, 0), (False, args.spot_check))):
             with tempfile.TemporaryDirectory() as tmp:
                 kb = bc.publish(bc.bare(faq), Path(tmp) / "kb", cache)
                 bot = Retriever(kb.settings, embedder=kb.embedder)
                 ask(bot, tune, log=True)
                 before = ask(bot, test)
                 done = review(kb, tune, teach)
+                spot = spot_check(kb, tune, checked) if checked else {}
                 try:
                     published, gate = publish(kb.settings), "passed"
                 except GoldenRegression as refused:  # what an operator would read, then decide: the bench activates anyway
@@ -139,13 +164,15 @@ def main() -> None:
                 active = rel.load_release(kb.settings.index_dir, rel.active_release_id(kb.settings.index_dir))
                 fit = active.manifest["calibration"]["languages"][lang]
                 after = ask(Retriever(kb.settings, embedder=kb.embedder), test)
-            if not teach:
+            if run == 0:
                 print(f"  topics {done['topics']}: labelled with an entry {done['entry']}, handed off {done['handoff']}, left alone {done['left alone']}")
                 print(f"  test, before:             {before.cells()}")
-            print(f"  test, labelled{' and taught' if teach else ', not taught'}: {after.cells()}  "
+            variant = "labelled and taught" if teach else "labelled" + (f", {spot.get('checked', 0)} answers checked ({spot.get('right', 0)} right)" if checked else "")
+            print(f"  test, {variant}: {after.cells()}  "
                   f"[release {'activated' if published['activate'].get('changed') else 'NOT activated'}, golden gate {gate}; {lang} confidence "
                   f"{fit['source']}{' (' + fit['fitted_on'] + ')' if fit.get('fitted_on') else ''}: {fit['golden']} golden + "
                   f"{fit.get('golden_handoff', 0)} handoffs, w {fit['dense_weight']}, t {fit['threshold']}]", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -153,3 +153,9 @@ class GapNotFound(ReviewError, NotFound):
     """No gap topic has the given id (``data["gap_id"]``)."""
 
     http_status = 404
+
+
+class QueryNotFound(ReviewError, NotFound):
+    """No logged query has the given id (``data["query_id"]``)."""
+
+    http_status = 404

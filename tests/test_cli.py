@@ -14,7 +14,7 @@ from kbops.cli import build_parser, main
 from kbops.cli.app import report_error
 from kbops.db import session_scope
 from kbops.errors import ReviewItemNotFound, TransientError
-from kbops.schema import ChatGap
+from kbops.schema import ChatGap, KbEntry, QueryLogEntry
 
 COMMANDS = [
     [], ["init"], ["sync"], ["review"], ["review", "list"], ["review", "show"], ["review", "approve"],
@@ -131,6 +131,11 @@ def test_every_command_with_json_prints_one_json_document(settings, monkeypatch,
         db.add(ChatGap(topic_key="bot:gap:en:mars", origin="bot", lang="en", question="Do you ship to Mars?", support=1))
         gap_id = db.scalar(select(ChatGap.id).where(ChatGap.topic_key == "bot:gap:en:mars"))
     assert run(("review", "label-gap"), str(gap_id), "--handoff", "--by", "lin")["status"] == "dismissed"
+    with session_scope(settings) as db:  # an answer the bot gave, to spot-check
+        entry_id = db.scalar(select(KbEntry.id).where(KbEntry.entry_key == answer["hits"][0]["entry_key"]))
+        db.add(QueryLogEntry(question="when does my parcel arrive", entry_id=entry_id, handoff=False, score=0.8, confidence=0.9))
+    [checked] = run(("review", "answers"), "--count", "1")
+    assert run(("review", "label-answer"), str(checked["query_id"]), "--right", "--by", "lin")["outcome"] == checked["entry_key"]
     faq = tmp_path / "faq.jsonl"
     faq.write_text(json.dumps({"question": "Do you ship to Macau?", "answer": "Yes, within 5 working days."}) + "\n", encoding="utf-8")
     assert run(("import",), str(faq), codes=(0, 1))["read"] == 1

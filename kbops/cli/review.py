@@ -20,6 +20,7 @@ from kbops.index.embedder import Embedder
 from kbops.kb.audit import audit_events
 from kbops.review.gaps import answer_gap, label_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates, list_items
+from kbops.review.spot_check import label_answer, sample_answers
 from kbops.schema import Candidate, ReviewItem
 from kbops.validate import get_report
 
@@ -87,6 +88,24 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--teach", action="store_true",
                    help="with --entry: also add the phrasings to the entry's questions, so the next publish answers them "
                         "(can draw other questions to it: README, Reviewed handoffs)")
+    add_json_flag(p)
+
+    p = add_command(rsub, "answers", cmd_answers,
+                    "a random sample of the bot's answers to check (spot check): label each with label-answer")
+    p.add_argument("--count", type=row_count, default=20, help="how many answers (default 20)")
+    p.add_argument("--days", type=row_count, default=7, help="from the last DAYS days of the query log (default 7)")
+    p.add_argument("--lang", choices=("zh", "en"), help="only questions in this language")
+    p.add_argument("--seed", type=int, help="repeat a draw")
+    add_json_flag(p)
+
+    p = add_command(rsub, "label-answer", cmd_label_answer,
+                    "say whether the bot answered a logged question right; it becomes a golden question")
+    p.add_argument("id", type=record_id, metavar="QUERY_ID")
+    p.add_argument("--by", required=True, help="your name (recorded in the audit log and on the golden question)")
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--right", action="store_true", help="the entry it answered with answers it")
+    verdict.add_argument("--entry", metavar="KEY", help="wrong: this active entry answers it")
+    verdict.add_argument("--handoff", action="store_true", help="wrong: no entry should answer it (the bot must hand it off)")
     add_json_flag(p)
 
     p = add_command(rsub, "invalid", cmd_invalid, "candidates the validation gate refused, with reasons")
@@ -339,6 +358,31 @@ def _print_label(done: dict[str, Any]) -> None:
         print("  the gap stays open while the bot misses it; --teach adds the phrasings to the entry's questions")
     else:
         print("  the topic is dismissed; its questions are no gap again (`kbops golden list` shows them, `kbops golden remove` undoes one)")
+
+
+def cmd_answers(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        rows = [i.as_dict() for i in sample_answers(db, count=args.count, days=args.days, lang=args.lang, seed=args.seed)]
+    emit(args, rows, _print_answers)
+    return 0
+
+
+def _print_answers(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        print("no answers to check: none logged in the period, or all of them labelled already")
+        return
+    for r in rows:
+        confidence = f"{r['confidence']:.2f}" if r["confidence"] is not None else "  - "
+        print(f"{r['query_id']:>8}  {confidence}  {r['lang']:<3} {short(r['question'], 50):<50}  → {r['entry_key']}: {short(r['answer'] or '', 50)}")
+    print(f"{len(rows)} answer(s); label each: `kbops review label-answer QUERY_ID --right | --entry KEY | --handoff --by NAME`")
+
+
+def cmd_label_answer(settings: Settings, args: argparse.Namespace) -> int:
+    with session_scope(settings) as db:
+        done = label_answer(db, args.id, right=args.right, entry_key=args.entry, by=args.by, door="cli").as_dict()
+    emit(args, done, lambda d: print(f"query {d['query_id']}: {d['verdict']}; golden question → {d['outcome']}"
+                                     + ("" if d["golden_added"] else " (already labelled so)")))
+    return 0
 
 
 def cmd_log(settings: Settings, args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -143,6 +143,15 @@ def list_golden(db: Session) -> list[dict[str, Any]]:
         {"id": g.id, "question": g.question, "entry_key": g.entry_key, "created_by": g.created_by, "created_at": g.created_at.isoformat()}
         for g in rows
     ]
+
+
+def relabel(db: Session, questions: list[str], outcome: str, by: str) -> int:
+    """Label ``questions`` with ``outcome`` (an active entry's key, or :data:`HANDOFF`) as a reviewer's latest word:
+    their golden questions with another outcome go first (kbops/review/gaps.py, kbops/review/spot_check.py), so the
+    golden set never holds two answers to one question. Returns how many golden questions were new."""
+    cleaned = [_clean(q, outcome)[0] for q in questions]
+    db.execute(delete(GoldenQuestion).where(GoldenQuestion.question.in_(set(cleaned)), GoldenQuestion.entry_key != outcome))
+    return add_golden(db, [(q, outcome) for q in cleaned], by=by)
 
 
 def handoff_fingerprints(db: Session) -> set[str]:

@@ -42,7 +42,7 @@ from sqlalchemy import case, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kbops.errors import AccountError
+from kbops.errors import AccountError, ReviewError
 from kbops.kb.audit import record_audit
 from kbops.schema import LoginAttempt, Reviewer, UTCDateTime, utcnow
 
@@ -145,6 +145,17 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}", role=role)
     return role
+
+
+def require_reviewer(db: Session, by: str | None, action: str, **data: Any) -> str:
+    """The name a reviewer's act is recorded under: not empty, and a reviewer account once the KB has any (an
+    audit trail naming nobody is no trail). ``action`` says what needs it, for the error."""
+    name = (by or "").strip()
+    if not name:
+        raise ReviewError(f"{action} needs your name: pass --by NAME", **data)
+    if db.scalar(select(Reviewer.id).limit(1)) is not None and db.scalar(select(Reviewer.id).where(Reviewer.name == name)) is None:
+        raise ReviewError(f"{name!r} is not a reviewer account (`kbops reviewers list`)", by=name, **data)
+    return name
 
 
 def add_reviewer(db: Session, name: str, password: str | None, *, role: str = "reviewer", by: str = "kbops", door: str = "cli") -> Account:

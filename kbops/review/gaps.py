@@ -43,13 +43,13 @@ from kbops.errors import ConfigError, GapNotFound, ReviewError
 from kbops.extract.chats import Unanswered, group_gaps
 from kbops.extract.mining import Coverage, gap_coverage
 from kbops.index import similarity
-from kbops.index.golden import HANDOFF, MAX_QUESTION_CHARS, add_golden, handoff_fingerprints
+from kbops.index.golden import HANDOFF, MAX_QUESTION_CHARS, handoff_fingerprints, relabel
 from kbops.kb.audit import record_audit
 from kbops.kb.candidates import Proposal, propose
 from kbops.kb.entries import add_reviewer_questions, forget_reviewer_questions, new_phrasings
 from kbops.kb.routing import route_candidates
-from kbops.pii import scrub
-from kbops.schema import Candidate, ChatGap, GoldenQuestion, KbEntry, QueryLogEntry, Reviewer, utcnow
+from kbops.review.accounts import require_reviewer
+from kbops.schema import Candidate, ChatGap, KbEntry, QueryLogEntry, utcnow
 from kbops.text import detect_lang, fingerprint
 from kbops.validate import validate_candidates
 
@@ -266,11 +266,7 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
     "Reviewed handoffs"). Without an entry, the topic is ``dismissed`` and its
     questions are no gap while the bot hands them off. ``by`` must be a reviewer
     account once the KB has any."""
-    name = (by or "").strip()
-    if not name:
-        raise ReviewError("labelling a gap needs your name: pass --by NAME", gap_id=gap_id)
-    if db.scalar(select(Reviewer.id).limit(1)) is not None and db.scalar(select(Reviewer.id).where(Reviewer.name == name)) is None:
-        raise ReviewError(f"{name!r} is not a reviewer account (`kbops reviewers list`)", gap_id=gap_id, by=name)
+    name = require_reviewer(db, by, "labelling a gap", gap_id=gap_id)
     gap = get_gap(db, gap_id)
     phrasings = [q for q in topic_phrasings(gap) if len(q) <= MAX_QUESTION_CHARS]  # a golden question's limit
     key = (entry_key or "").strip() or None
@@ -291,11 +287,9 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
     # The reviewer's latest word on these phrasings wins: a label they gave them before (another entry, or a
     # handoff) is taken back — its golden questions and the phrasings another entry was taught.
     outcome = key or HANDOFF
-    scrubbed = {scrub(q) for q in phrasings}
-    db.execute(delete(GoldenQuestion).where(GoldenQuestion.question.in_(scrubbed), GoldenQuestion.entry_key != outcome))
     note = f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is answered by {key}" if key else f"gap {gap_id} ({gap.origin}, asked {gap.support}x) is out of scope"
     forget_reviewer_questions(db, phrasings, keep_entry=target.id if target is not None else None, actor=name, door=door, note=note)
-    added = add_golden(db, [(q, outcome) for q in phrasings], by=name)
+    added = relabel(db, phrasings, outcome, by=name)
     taught: list[str] = []
     if target is not None and teach:
         taught = add_reviewer_questions(db, target, phrasings, actor=name, door=door, action="gap_label", note=note)

@@ -238,3 +238,26 @@ def gap_label(form: Any, back: str) -> GapLabel:
     if len(key) > MAX_TEXT:
         raise PageError(400, f"keep the entry key under {MAX_TEXT} characters", back=back)
     return GapLabel(key, bool(form.get("teach")))
+
+
+@dataclass
+class AnswerVerdict:
+    """A reviewer's verdict on a logged answer: right, or wrong with the entry that answers it (None: a handoff)."""
+
+    right: bool
+    entry_key: str | None
+
+
+def answer_verdict(form: Any, back: str) -> AnswerVerdict:
+    """The spot-check form: ``verdict`` ``right``, ``handoff``, or ``entry`` with the ``entry_key`` that answers it."""
+    verdict = str(form.get("verdict") or "")
+    if verdict == "right":
+        return AnswerVerdict(True, None)
+    if verdict == "handoff":
+        return AnswerVerdict(False, None)
+    if verdict != "entry":
+        raise PageError(400, f"verdict {verdict!r} is not right, handoff or entry", back=back)
+    key = str(form.get("entry_key") or "").strip()
+    if not key or len(key) > MAX_TEXT:
+        raise PageError(400, "name the entry that answers this question (its key, as `kbops export` shows it)", back=back)
+    return AnswerVerdict(False, key)

@@ -27,6 +27,7 @@ from kbops.index.embedder import Embedder
 from kbops.review import accounts
 from kbops.review.gaps import answer_gap, label_gap, ranked_gaps, refresh_bot_gaps
 from kbops.review.queue import get_item, invalid_candidates
+from kbops.review.spot_check import DAYS, SAMPLE, label_answer, sample_answers
 from kbops.serve.review_web import charts, queries, views
 from kbops.serve.review_web.auth import Viewer
 from kbops.serve.review_web.forms import (
@@ -34,6 +35,7 @@ from kbops.serve.review_web.forms import (
     QueueFilters,
     Redirect,
     account_change,
+    answer_verdict,
     bulk_decision,
     gap_answer,
     gap_label,
@@ -406,6 +408,37 @@ async def gaps_label(request: Request, gap_id: str) -> Response:
         raise Redirect(f"{back}#gap-{number}")
 
     return await page.handle(request, work, form=True, back="/gaps")
+
+
+@router.get("/answers", response_class=HTMLResponse)
+async def answers_page(request: Request, lang: str = "") -> Response:
+    """Spot check: a random sample of the bot's recent answers, each with a form for the reviewer's verdict."""
+    page = _page(request)
+
+    def work(viewer: Viewer, _form: Any) -> Response:
+        page.require(request, viewer)
+        with session_scope(page.settings) as db:
+            rows = [i.as_dict() for i in sample_answers(db, count=SAMPLE, days=DAYS, lang=lang if lang in ("zh", "en") else None)]
+        return page.render(request, viewer, "answers.html", tab="answers", answers=rows, days=DAYS)
+
+    return await page.handle(request, work)
+
+
+@router.post("/answers/{query_id}/label")
+async def answers_label(request: Request, query_id: str) -> Response:
+    page = _page(request)
+
+    def work(viewer: Viewer, form: Any) -> Response:
+        me = page.require(request, viewer)
+        back = f"{page.base(request)}/answers"
+        number = path_id(query_id, lambda shown: PageError(404, f"no logged query {shown}", back=back))
+        verdict = answer_verdict(form, back)
+        with session_scope(page.settings) as db:
+            done = label_answer(db, number, right=verdict.right, entry_key=verdict.entry_key, by=me.name, door="web")
+        viewer.flash("ok", f"answer {number}: {done.verdict}; golden question → {done.outcome}")
+        raise Redirect(back)
+
+    return await page.handle(request, work, form=True, back="/answers")
 
 
 def _health_plots(h: dict[str, Any]) -> dict[str, Any]:
