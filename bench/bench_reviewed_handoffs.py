@@ -102,14 +102,17 @@ def review(kb: bc.Published, tune: list[bc.Query], teach: bool) -> dict[str, int
         topics = [g for g, _ in ranked_gaps(db, origin="bot", status="open", limit=100_000)]
         for gap in topics:
             done["topics"] += 1
-            keys = [truth.get(p) for p in topic_phrasings(gap)]
-            if any(k is None for k in keys):
+            phrasings = topic_phrasings(gap)
+            if any(p not in truth for p in phrasings):
                 done["left alone"] += 1
-            elif all(not k for k in keys):
+                continue
+            keys = [truth[p] for p in phrasings]
+            shared = frozenset.intersection(*keys) if keys else frozenset()
+            if all(not k for k in keys):
                 label_gap(db, gap.id, entry_key=None, by="bench")
                 done["handoff"] += 1
-            elif all(k for k in keys) and frozenset.intersection(*keys):  # type: ignore[arg-type]
-                label_gap(db, gap.id, entry_key=sorted(frozenset.intersection(*keys))[0], by="bench", teach=teach)  # type: ignore[arg-type]
+            elif shared:
+                label_gap(db, gap.id, entry_key=sorted(shared)[0], by="bench", teach=teach)
                 done["entry"] += 1
             else:
                 done["left alone"] += 1

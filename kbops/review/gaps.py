@@ -138,11 +138,12 @@ def refresh_bot_gaps(db: Session, settings: Settings, embedder: Any | None, *, d
             embedder = None
     gaps = group_gaps(items, dense, background=answered)
     existing = {g.topic_key: g for g in db.scalars(select(ChatGap).where(ChatGap.origin == "bot"))}
+    grouped = {f"bot:{g.topic_key}" for g in gaps}
     # Topics a reviewer answered or dismissed are kept even when their questions left the window (or, labelled
     # handoffs, no longer count): the list under --all says what became of them.
-    keep = {f"bot:{g.topic_key}" for g in gaps} | {k for k, g in existing.items() if g.answer_key or g.status == DISMISSED}
+    keep = grouped | {k for k, g in existing.items() if g.answer_key or g.status == DISMISSED}
     db.execute(delete(ChatGap).where(ChatGap.origin == "bot", ChatGap.topic_key.not_in(keep)))
-    kept_answered = [g for k, g in existing.items() if g.answer_key and g.status != DISMISSED and k not in {f"bot:{x.topic_key}" for x in gaps}]
+    kept_answered = [g for k, g in existing.items() if g.answer_key and g.status != DISMISSED and k not in grouped]
     coverage = gap_coverage(settings, [g.question for g in gaps] + [g.question for g in kept_answered], embedder)
     for gap, cov in zip(gaps, coverage):
         key = f"bot:{gap.topic_key}"
@@ -246,6 +247,23 @@ class GapLabel:
         return asdict(self)
 
 
+def answering_entry(db: Session, key: str, lang: str, asked: str, **data: Any) -> KbEntry:
+    """The entry a reviewer says answers a question (``asked``: what is labelled, for the error): active, and in the
+    question's language (``lang``; ``und`` fits any) — what a golden question may expect. Shared by gap labels and
+    spot checks (kbops/review/spot_check.py)."""
+    target = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
+    if target is None or target.status != "active":
+        raise ReviewError(
+            f"no active entry {key!r}" + (f" (it is {target.status})" if target is not None else "")
+            + "; pick one from `kbops export FILE` or the review page, or label it --handoff",
+            entry_key=key, **data,
+        )
+    if lang not in (target.lang, "und"):
+        raise ReviewError(f"{asked} is asked in {lang} but entry {key!r} answers in {target.lang}; pick an entry of the same language",
+                          entry_key=key, **data)
+    return target
+
+
 def topic_phrasings(gap: ChatGap) -> list[str]:
     """The customers' phrasings of a topic (its question, the others grouped with it, its examples), each once."""
     return new_phrasings((), [gap.question, *(gap.alt_questions or []), *(e.get("question", "") for e in gap.evidence or [])])
@@ -270,19 +288,8 @@ def label_gap(db: Session, gap_id: int, *, entry_key: str | None, by: str, door:
     gap = get_gap(db, gap_id)
     phrasings = [q for q in topic_phrasings(gap) if len(q) <= MAX_QUESTION_CHARS]  # a golden question's limit
     key = (entry_key or "").strip() or None
-    target = None
-    if key is not None:
-        target = db.scalar(select(KbEntry).where(KbEntry.entry_key == key))
-        if target is None or target.status != "active":
-            raise ReviewError(
-                f"no active entry {key!r}" + (f" (it is {target.status})" if target is not None else "")
-                + "; pick one from `kbops export FILE` or the review page, or label the topic --handoff",
-                gap_id=gap_id, entry_key=key,
-            )
-        if target.lang != gap.lang:
-            raise ReviewError(f"gap {gap_id} is asked in {gap.lang} but entry {key!r} answers in {target.lang}; pick an entry of the same language",
-                              gap_id=gap_id, entry_key=key)
-    elif teach:
+    target = answering_entry(db, key, gap.lang, f"gap {gap_id}", gap_id=gap_id) if key is not None else None
+    if target is None and teach:
         raise ReviewError("only an entry can be taught a topic's phrasings: pass --entry KEY with --teach", gap_id=gap_id)
     # The reviewer's latest word on these phrasings wins: a label they gave them before (another entry, or a
     # handoff) is taken back — its golden questions and the phrasings another entry was taught.

@@ -32,6 +32,7 @@ from kbops.errors import QueryNotFound, ReviewError
 from kbops.index.golden import HANDOFF, MAX_QUESTION_CHARS, relabel
 from kbops.kb.audit import record_audit
 from kbops.review.accounts import require_reviewer
+from kbops.review.gaps import answering_entry
 from kbops.schema import GoldenQuestion, KbEntry, QueryLogEntry, utcnow
 from kbops.text import detect_lang, fingerprint
 
@@ -103,11 +104,11 @@ def sample_answers(
         if len(picked) >= count:
             break
     entries = {e.id: e for e in db.scalars(select(KbEntry).where(KbEntry.id.in_({r[3] for r in picked if r[3] is not None})))}
-    return [
-        SpotItem(qid, at, detect_lang(question), question, entries[eid].entry_key if eid in entries else None,
-                 entries[eid].answer if eid in entries else None, confidence)
-        for qid, at, question, eid, confidence in picked
-    ]
+    out = []
+    for qid, at, question, eid, confidence in picked:
+        entry = entries.get(eid) if eid is not None else None
+        out.append(SpotItem(qid, at, detect_lang(question), question, entry.entry_key if entry else None, entry.answer if entry else None, confidence))
+    return out
 
 
 def label_answer(
@@ -133,12 +134,7 @@ def label_answer(
                               query_id=query_id, entry_key=entry.entry_key)
         outcome, verdict = entry.entry_key, "right"
     elif entry_key:
-        entry = db.scalar(select(KbEntry).where(KbEntry.entry_key == entry_key.strip()))
-        if entry is None or entry.status != "active":
-            raise ReviewError(f"no active entry {entry_key.strip()!r}; pick one from `kbops export FILE`", query_id=query_id, entry_key=entry_key)
-        if detect_lang(row.question) not in (entry.lang, "und"):
-            raise ReviewError(f"query {query_id} is asked in {detect_lang(row.question)} but entry {entry.entry_key!r} answers in {entry.lang}",
-                              query_id=query_id, entry_key=entry.entry_key)
+        entry = answering_entry(db, entry_key.strip(), detect_lang(row.question), f"query {query_id}", query_id=query_id)
         outcome, verdict = entry.entry_key, "wrong"
     else:
         outcome, verdict = HANDOFF, "wrong"

@@ -216,7 +216,7 @@ def gap_answer(form: Any, back: str) -> GapAnswer:
 
 
 @dataclass
-class GapLabel:
+class GapVerdict:
     """A reviewer's label of a gap topic: the entry that answers it (None: no entry should), and whether the entry
     is taught the topic's phrasings."""
 
@@ -224,20 +224,15 @@ class GapLabel:
     teach: bool
 
 
-def gap_label(form: Any, back: str) -> GapLabel:
+def gap_label(form: Any, back: str) -> GapVerdict:
     """The gap label form: ``outcome`` ``entry`` with the ``entry_key`` that answers the topic (and ``teach``
     checked or not), or ``handoff`` (no entry should answer it)."""
     outcome = str(form.get("outcome") or "")
     if outcome == "handoff":
-        return GapLabel(None, False)
+        return GapVerdict(None, False)
     if outcome != "entry":
         raise PageError(400, f"label outcome {outcome!r} is not entry or handoff", back=back)
-    key = str(form.get("entry_key") or "").strip()
-    if not key:
-        raise PageError(400, "name the entry that answers these questions (its key, as the review page and `kbops export` show it)", back=back)
-    if len(key) > MAX_TEXT:
-        raise PageError(400, f"keep the entry key under {MAX_TEXT} characters", back=back)
-    return GapLabel(key, bool(form.get("teach")))
+    return GapVerdict(_entry_key(form, back), bool(form.get("teach")))
 
 
 @dataclass
@@ -257,7 +252,14 @@ def answer_verdict(form: Any, back: str) -> AnswerVerdict:
         return AnswerVerdict(False, None)
     if verdict != "entry":
         raise PageError(400, f"verdict {verdict!r} is not right, handoff or entry", back=back)
+    return AnswerVerdict(False, _entry_key(form, back))
+
+
+def _entry_key(form: Any, back: str) -> str:
+    """The ``entry_key`` a label form names (gap topics, spot checks): present, within :data:`MAX_TEXT`."""
     key = str(form.get("entry_key") or "").strip()
-    if not key or len(key) > MAX_TEXT:
-        raise PageError(400, "name the entry that answers this question (its key, as `kbops export` shows it)", back=back)
-    return AnswerVerdict(False, key)
+    if not key:
+        raise PageError(400, "name the entry that answers these questions (its key, as the review page and `kbops export` show it)", back=back)
+    if len(key) > MAX_TEXT:
+        raise PageError(400, f"keep the entry key under {MAX_TEXT} characters", back=back)
+    return key
